@@ -1,0 +1,106 @@
+"""Benchmarks over labelled plate sets: `NAME.jpg` + `NAME.txt` frames, or a `groundtruth.csv` of crops."""
+
+from __future__ import annotations
+
+import csv
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edge_agent.capture import decode_image
+from edge_agent.errors import EdgeAgentError, ImageError
+from edge_agent.recognise.plate import normalise_plate
+from edge_agent.recognise.reader import PlateReader
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    plate: str
+    state: str | None = None  # two upper-case letters where the labels give it
+    box: tuple[int, int, int, int] | None = None
+
+
+def load_dataset(folder: Path) -> list[LabelledImage]:
+    """Either layout of ../shared/data/us-plates: groundtruth.csv (file,state,plate) or NAME.txt beside each image."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgeAgentError(f"{folder}: dataset folder does not exist")
+    truth = folder / "groundtruth.csv"
+    items: list[LabelledImage] = []
+    if truth.is_file():
+        with truth.open(newline="") as fh:
+            for line, row in enumerate(csv.DictReader(fh), start=2):
+                if not row.get("file") or not row.get("plate"):
+                    raise EdgeAgentError(f"{truth}: line {line}: needs file and plate columns")
+                state = (row.get("state") or "").strip().upper() or None
+                items.append(LabelledImage(folder / row["file"], normalise_plate(row["plate"]), state))
+        return items
+    for label in sorted(folder.glob("*.txt")):
+        fields = label.read_text().split()
+        if len(fields) < 6:
+            raise EdgeAgentError(f"{label}: expected 'NAME.jpg X Y WIDTH HEIGHT PLATE'")
+        try:
+            box = tuple(int(v) for v in fields[1:5])
+        except ValueError:
+            raise EdgeAgentError(f"{label}: box values are not whole numbers") from None
+        items.append(LabelledImage(folder / fields[0], normalise_plate(fields[5]), None, box))  # type: ignore[arg-type]
+    if not items:
+        raise EdgeAgentError(f"{folder}: no groundtruth.csv and no NAME.txt labels")
+    return items
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def bench_accuracy(reader: PlateReader, items: list[LabelledImage],
+                   on_result: Callable[[LabelledImage, list, float], None] | None = None) -> dict:
+    """Exact and top-3 rates of the first plate reported per image, timing, memory and state accuracy."""
+    exact = top3 = state_right = state_total = errors = 0
+    times: list[float] = []
+    for item in items:
+        try:
+            image = decode_image(item.path)
+        except ImageError:
+            errors += 1
+            continue
+        start = time.perf_counter()
+        plates = reader.read(image)
+        times.append((time.perf_counter() - start) * 1000)
+        first = plates[0] if plates else None
+        if first is not None and first.text == item.plate:
+            exact += 1
+        if first is not None and item.plate in [c.text for c in first.candidates[:3]]:
+            top3 += 1
+        if item.state:
+            state_total += 1
+            state_right += bool(first and first.state == item.state)
+        if on_result:
+            on_result(item, plates, times[-1])
+    n = len(items)
+    result = {
+        "images": n,
+        "exact": exact,
+        "exact_rate": round(exact / n, 4) if n else 0.0,
+        "top3": top3,
+        "top3_rate": round(top3 / n, 4) if n else 0.0,
+        "median_ms": round(statistics.median(times), 1) if times else 0.0,
+        "p95_ms": round(percentile(times, 0.95), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "unreadable_files": errors,
+    }
+    if state_total:
+        result["state_rate"] = round(state_right / state_total, 4)
+        result["state_labelled"] = state_total
+    return result

@@ -1,0 +1,292 @@
+"""Configuration: parsed and validated once, at the edge, into typed objects.
+
+Every problem is reported as one `ConfigError` naming the file, the key and
+what is wrong. Relative paths are taken relative to the config file's folder,
+so a unit's config works whatever directory the service starts in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from edge_agent.errors import ConfigError
+from edge_agent.tomlcompat import tomllib
+
+SOURCE_KINDS = ("file", "folder", "video", "v4l2", "rtsp", "gstreamer", "picamera2")
+DEFAULT_CONFIG_PATHS = (Path("/etc/edge-agent/config.toml"),)
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    id: str
+    source: str  # one of SOURCE_KINDS
+    path: Path | None = None  # file, folder, video
+    device: int | str = 0  # v4l2 index or /dev/videoN
+    url: str = ""  # rtsp
+    pipeline: str = ""  # gstreamer
+    width: int = 0  # 0 keeps the camera's default
+    height: int = 0
+    max_fps: float = 0.0  # 0: as fast as recognition takes them
+    frame_stride: int = 1  # file and video sources: read every Nth frame
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    unit_id: str = "unit-01"
+    agency: str = "agency"
+    data_dir: Path = Path("data")
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    intra_op_threads: int = 0
+    detector_max_side: int = 960
+    min_confidence: float = 0.5
+    repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
+
+
+@dataclass(frozen=True)
+class HotlistConfig:
+    # Column names in the agency's extract; the DOJ layout is the default.
+    columns: dict[str, str] = field(
+        default_factory=lambda: {
+            "plate": "LIC", "state": "LIS", "list": "LIST", "nic": "NIC", "ori": "ORI",
+            "oca": "OCA", "entered": "DOE", "expires": "EXP", "remarks": "MIS",
+            "make": "VMA", "year": "VYR", "colour": "VCO", "plate_type": "LIT",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    speak: bool = True
+    voice: str = "en-us"
+    wav_dir: Path = Path("alerts")  # relative to the data directory
+    audio_device: str = ""  # ALSA device for aplay; empty writes the WAV without playing it
+    home_state: str = "CA"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    jpeg_quality: int = 85
+    scene_max_side: int = 1280
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    broker: str = ""  # mqtt://host:port or mqtts://host:port; empty keeps reads waiting
+    topic_prefix: str = "alpr/v1"
+    batch_size: int = 100
+    interval_s: float = 2.0
+    username: str = ""
+    password: str = ""
+
+    @property
+    def host_port(self) -> tuple[str, int, bool]:
+        url = urlparse(self.broker)
+        tls = url.scheme == "mqtts"
+        return url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883), tls
+
+
+@dataclass(frozen=True)
+class Config:
+    agent: AgentConfig = AgentConfig()
+    cameras: tuple[CameraConfig, ...] = ()
+    recognition: RecognitionConfig = RecognitionConfig()
+    hotlist: HotlistConfig = HotlistConfig()
+    alerts: AlertConfig = AlertConfig()
+    storage: StorageConfig = StorageConfig()
+    sync: SyncConfig = SyncConfig()
+    source_file: str = "<defaults>"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.agent.data_dir
+
+    def with_overrides(self, data_dir: Path | None = None, broker: str | None = None, source: str | None = None) -> "Config":
+        cfg = self
+        if data_dir is not None:
+            cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, data_dir=Path(data_dir)))
+        if broker is not None:
+            validate_broker_url(broker, "--broker", "sync.broker")
+            cfg = dataclasses.replace(cfg, sync=dataclasses.replace(cfg.sync, broker=broker))
+        if source is not None:
+            cfg = dataclasses.replace(cfg, cameras=(camera_for_path(source),))
+        return cfg
+
+
+def camera_for_path(source: str, camera_id: str = "cli") -> CameraConfig:
+    """A camera from a command-line source: a file, a folder, a video, an rtsp:// URL or a device number."""
+    if source.startswith(("rtsp://", "rtsps://", "http://", "https://")):
+        return CameraConfig(id=camera_id, source="rtsp", url=source)
+    if source.isdigit() or source.startswith("/dev/video"):
+        return CameraConfig(id=camera_id, source="v4l2", device=int(source) if source.isdigit() else source)
+    path = Path(source)
+    if path.is_dir():
+        return CameraConfig(id=camera_id, source="folder", path=path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return CameraConfig(id=camera_id, source="file", path=path)
+    return CameraConfig(id=camera_id, source="video", path=path)
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def validate_broker_url(url: str, file: str, key: str) -> None:
+    if not url:
+        return
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+        raise ConfigError(file, key, f"{url!r} is not a broker URL of the form mqtt://host:port or mqtts://host:port")
+    try:
+        parsed.port
+    except ValueError:
+        raise ConfigError(file, key, f"{url!r} has an invalid port") from None
+
+
+def find_config(explicit: str | os.PathLike | None) -> Path | None:
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get("EDGE_AGENT_CONFIG")
+    if env:
+        return Path(env)
+    return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    """Read and validate a config file; with no file, the built-in defaults."""
+    found = find_config(path)
+    if found is None:
+        return Config()
+    name = str(found)
+    try:
+        raw = tomllib.loads(found.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(name, "-", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(name, "-", f"cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, "-", f"not valid TOML: {exc}") from None
+    return parse_config(raw, name, found.resolve().parent)
+
+
+def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(".")) -> Config:
+    sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync"}
+    for key in raw:
+        if key not in sections:
+            raise ConfigError(file, key, f"unknown section (expected one of {', '.join(sorted(sections))})")
+    agent = _section(AgentConfig, raw.get("agent", {}), file, "agent", base)
+    if not _ID.match(agent.unit_id):
+        raise ConfigError(file, "agent.unit_id", "must be 1-64 letters, digits, '.', '_' or '-'")
+    if not _ID.match(agent.agency):
+        raise ConfigError(file, "agent.agency", "must be 1-64 letters, digits, '.', '_' or '-'")
+    cameras_raw = raw.get("camera", [])
+    if not isinstance(cameras_raw, list):
+        raise ConfigError(file, "camera", "must be an array of tables ([[camera]])")
+    cameras = tuple(_camera(c, file, f"camera[{i}]", base) for i, c in enumerate(cameras_raw))
+    ids = [c.id for c in cameras]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(file, "camera.id", f"camera ids must be unique, got {ids}")
+    recognition = _section(RecognitionConfig, raw.get("recognition", {}), file, "recognition", base)
+    if not 0 <= recognition.min_confidence <= 1:
+        raise ConfigError(file, "recognition.min_confidence", "must be between 0 and 1")
+    if recognition.detector_max_side < 64:
+        raise ConfigError(file, "recognition.detector_max_side", "must be at least 64")
+    hotlist_raw = raw.get("hotlist", {})
+    columns = dict(HotlistConfig().columns)
+    if not isinstance(hotlist_raw, dict) or set(hotlist_raw) - {"columns"}:
+        raise ConfigError(file, "hotlist", "only a [hotlist.columns] table is allowed here")
+    for key, value in hotlist_raw.get("columns", {}).items():
+        if key not in columns:
+            raise ConfigError(file, f"hotlist.columns.{key}", f"unknown field (expected one of {', '.join(columns)})")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(file, f"hotlist.columns.{key}", "must be a column name")
+        columns[key] = value
+    alerts = _section(AlertConfig, raw.get("alerts", {}), file, "alerts", base)
+    storage = _section(StorageConfig, raw.get("storage", {}), file, "storage", base)
+    if not 10 <= storage.jpeg_quality <= 100:
+        raise ConfigError(file, "storage.jpeg_quality", "must be between 10 and 100")
+    sync = _section(SyncConfig, raw.get("sync", {}), file, "sync", base)
+    validate_broker_url(sync.broker, file, "sync.broker")
+    if sync.batch_size < 1:
+        raise ConfigError(file, "sync.batch_size", "must be at least 1")
+    return Config(agent, cameras, recognition, HotlistConfig(columns), alerts, storage, sync, source_file=file)
+
+
+def _camera(raw: Any, file: str, where: str, base: Path) -> CameraConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(file, where, "must be a table")
+    for required in ("id", "source"):
+        if required not in raw:
+            raise ConfigError(file, f"{where}.{required}", "is required")
+    camera = _section(CameraConfig, raw, file, where, base)
+    if not _ID.match(camera.id):
+        raise ConfigError(file, f"{where}.id", "must be 1-64 letters, digits, '.', '_' or '-'")
+    if camera.source not in SOURCE_KINDS:
+        raise ConfigError(file, f"{where}.source", f"{camera.source!r} is not one of {', '.join(SOURCE_KINDS)}")
+    needs = {"file": "path", "folder": "path", "video": "path", "rtsp": "url", "gstreamer": "pipeline"}.get(camera.source)
+    if needs and not getattr(camera, needs):
+        raise ConfigError(file, f"{where}.{needs}", f"is required for source = {camera.source!r}")
+    if camera.frame_stride < 1:
+        raise ConfigError(file, f"{where}.frame_stride", "must be at least 1")
+    return camera
+
+
+def _section(cls: type, raw: Any, file: str, where: str, base: Path):
+    """Build dataclass `cls` from a TOML table, checking names and types field by field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(file, where, "must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(file, f"{where}.{key}", f"unknown key (expected one of {', '.join(fields)})")
+        values[key] = _coerce(value, fields[key], file, f"{where}.{key}", base)
+    return cls(**values)
+
+
+def _coerce(value: Any, f: dataclasses.Field, file: str, key: str, base: Path) -> Any:
+    default = f.default if f.default is not dataclasses.MISSING else None
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if "Path" in kind:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(file, key, "must be a non-empty path string")
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else Path(os.path.normpath(base / path))
+    if kind.startswith("tuple"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(file, key, "must be a list of strings")
+        return tuple(value)
+    if kind == "bool" or isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(file, key, f"must be true or false, got {value!r}")
+        return value
+    if kind == "int | str":
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(file, key, f"must be a number or a device path, got {value!r}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(file, key, f"must be a whole number, got {value!r}")
+        if value < 0:
+            raise ConfigError(file, key, f"must not be negative, got {value}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(file, key, f"must be a number, got {value!r}")
+        if value < 0:
+            raise ConfigError(file, key, f"must not be negative, got {value}")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(file, key, f"must be a string, got {value!r}")
+        return value
+    return value

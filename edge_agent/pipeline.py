@@ -1,0 +1,229 @@
+"""The main job: capture -> recognise -> match -> store -> alert and sync.
+
+Each camera has its own capture thread feeding a small per-camera buffer:
+live cameras keep only the newest frame (recognition never falls behind the
+road), file sources block so that every frame of a clip is read. One worker
+reads plates; a sync thread drains waiting reads whenever a broker is there.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from edge_agent.alert import SpokenAlerts
+from edge_agent.capture import FrameSource, open_source
+from edge_agent.config import Config
+from edge_agent.hotlist import HotlistIndex
+from edge_agent.imaging import crop_box, encode_jpeg
+from edge_agent.recognise.ocr import RuntimeOptions
+from edge_agent.recognise.reader import PlateReader, ReaderSettings
+from edge_agent.records import Frame, PlateReading, Read
+from edge_agent.store import Database
+
+log = logging.getLogger(__name__)
+Printer = Callable[[str], None]
+
+
+class FrameBoard:
+    """Bounded per-camera frame buffers with one consumer, taken round-robin."""
+
+    def __init__(self, sources: list[FrameSource], file_depth: int = 2):
+        self._cond = threading.Condition()
+        self._buffers = {s.camera_id: collections.deque(maxlen=1 if s.live else None) for s in sources}
+        self._depth = {s.camera_id: 1 if s.live else file_depth for s in sources}
+        self._open = {s.camera_id for s in sources}
+        self._order = [s.camera_id for s in sources]
+        self._next = 0
+        self.dropped = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self._cond:
+            buffer = self._buffers[frame.camera_id]
+            if buffer.maxlen is None:
+                while len(buffer) >= self._depth[frame.camera_id] and not stop.is_set():
+                    self._cond.wait(0.2)
+            elif len(buffer) == buffer.maxlen:
+                self.dropped += 1  # the newest frame wins on a live camera
+            buffer.append(frame)
+            self._cond.notify_all()
+
+    def finish(self, camera_id: str) -> None:
+        with self._cond:
+            self._open.discard(camera_id)
+            self._cond.notify_all()
+
+    def get(self, stop: threading.Event) -> Frame | None:
+        """The next frame, or None once every source has ended and been drained (or on stop)."""
+        with self._cond:
+            while not stop.is_set():
+                for i in range(len(self._order)):
+                    camera = self._order[(self._next + i) % len(self._order)]
+                    if self._buffers[camera]:
+                        self._next = (self._next + i + 1) % len(self._order)
+                        frame = self._buffers[camera].popleft()
+                        self._cond.notify_all()
+                        return frame
+                if not self._open:
+                    return None
+                self._cond.wait(0.2)
+        return None
+
+
+class RepeatFilter:
+    """One read per vehicle pass: the same plate on the same camera within the window is the same pass."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._last: dict[tuple[str, str], float] = {}
+
+    def is_new(self, camera_id: str, reading: PlateReading, now: float) -> bool:
+        texts = {reading.text} | {c.text for c in reading.candidates[:2]}
+        new = all(now - self._last.get((camera_id, t), float("-inf")) > self.window_s for t in texts)
+        for t in texts:
+            self._last[(camera_id, t)] = now
+        if len(self._last) > 4096:
+            self._last = {k: v for k, v in self._last.items() if now - v <= self.window_s}
+        return new
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    reads: int = 0
+    hits: int = 0
+    alerts: int = 0
+    waiting: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"frames={self.frames} reads={self.reads} hits={self.hits} alerts={self.alerts}"
+            f" waiting_to_sync={self.waiting} errors={len(self.errors)} seconds={self.seconds:.1f}"
+        )
+
+
+def reader_settings(config: Config) -> ReaderSettings:
+    rc = config.recognition
+    return ReaderSettings(
+        runtime=RuntimeOptions(providers=rc.providers, intra_op_threads=rc.intra_op_threads),
+        detector_max_side=rc.detector_max_side,
+        min_confidence=rc.min_confidence,
+    )
+
+
+class Agent:
+    def __init__(self, config: Config, out: Printer = print, reader: PlateReader | None = None):
+        self.config = config
+        self.out = out
+        self.reader = reader or PlateReader(reader_settings(config))
+        self.db = Database.in_data_dir(config.data_dir)
+        self.hotlist = HotlistIndex.load(self.db)
+        self.alerts = SpokenAlerts(config.alerts, config.data_dir)
+        self.repeats = RepeatFilter(config.recognition.repeat_window_s)
+        self.summary = RunSummary()
+
+    def _error(self, message: str) -> None:
+        self.summary.errors.append(message)
+        self.out(f"error: {message}")
+
+    def run(self, stop: threading.Event | None = None) -> RunSummary:
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        if not self.config.cameras:
+            self._error(f"{self.config.source_file}: no [[camera]] configured and no --source given")
+        sources = [open_source(c, self._error) for c in self.config.cameras]
+        board = FrameBoard(sources)
+        threads = [threading.Thread(target=self._capture, args=(s, board, stop), daemon=True, name=f"capture-{s.camera_id}")
+                   for s in sources]
+        sync = self._start_sync(stop)
+        self.out(f"hotlist: {len(self.hotlist)} entries (version {self.hotlist.version}); cameras: "
+                 f"{', '.join(c.id for c in self.config.cameras) or 'none'}")
+        for t in threads:
+            t.start()
+        try:
+            while (frame := board.get(stop)) is not None:
+                self.process(frame)
+        finally:
+            stop.set()
+            for s in sources:
+                s.close()
+            for t in threads:
+                t.join(timeout=5)
+            if sync is not None:
+                self._final_sync(sync)
+            self.summary.waiting = self.db.stats().waiting
+            self.summary.seconds = time.monotonic() - started
+            self.db.close()
+        return self.summary
+
+    def _capture(self, source: FrameSource, board: FrameBoard, stop: threading.Event) -> None:
+        try:
+            for frame in source.frames():
+                if stop.is_set():
+                    break
+                board.put(frame, stop)
+        except Exception as exc:  # a camera that fails must not take the agent down
+            self._error(f"camera {source.camera_id}: capture failed: {exc}")
+        finally:
+            board.finish(source.camera_id)
+
+    def process(self, frame: Frame) -> list[Read]:
+        self.summary.frames += 1
+        reads = []
+        for reading in self.reader.read(frame.image):
+            if not self.repeats.is_new(frame.camera_id, reading, time.monotonic()):
+                continue
+            read = Read(
+                id=str(uuid.uuid4()),
+                captured_at=frame.captured_at,
+                camera_id=frame.camera_id,
+                reading=reading,
+                plate_jpeg=encode_jpeg(crop_box(frame.image, reading.box), self.config.storage.jpeg_quality),
+                scene_jpeg=encode_jpeg(frame.image, self.config.storage.jpeg_quality, self.config.storage.scene_max_side),
+                hits=self.hotlist.match(reading.text, reading.state),
+            )
+            self.db.insert_read(read, self.hotlist.version)
+            self.summary.reads += 1
+            self.out(f"read {read.reading.text} conf={read.reading.confidence:.2f} state={read.reading.state or '-'}"
+                     f" camera={read.camera_id} frame={frame.index}")
+            if read.hits:
+                self.summary.hits += 1
+                alert = self.alerts.alert(read, read.hits[0])  # one alert per pass, for the highest-priority list
+                self.summary.alerts += 1
+                self.out(alert.line + (f" wav={alert.wav}" if alert.wav else ""))
+            reads.append(read)
+        return reads
+
+    def _start_sync(self, stop: threading.Event):
+        if not self.config.sync.broker:
+            return None
+        from edge_agent.sync import MqttSync
+
+        sync = MqttSync(self.config, self.db)
+        sync.start()
+
+        def loop() -> None:
+            while not stop.wait(self.config.sync.interval_s):
+                try:
+                    sync.drain()
+                except Exception as exc:  # keep syncing on the next tick; reads stay waiting
+                    log.warning("sync failed: %s", exc)
+
+        threading.Thread(target=loop, daemon=True, name="sync").start()
+        return sync
+
+    def _final_sync(self, sync, wait_s: float = 3.0) -> None:
+        if sync.connected.wait(wait_s):
+            sent = sync.drain()
+            if sent:
+                self.out(f"synced {sent} reads to {self.config.sync.broker}")
+        else:
+            self.out(f"broker {self.config.sync.broker} not reachable: reads wait in SQLite")
+        sync.stop()

@@ -1,0 +1,1 @@
+"""Plate finding and reading: ONNX text models plus US plate grammar."""

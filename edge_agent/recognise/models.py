@@ -1,0 +1,80 @@
+"""The model manifest (`models/manifest.toml`) and sha256 checks of the files it lists."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_agent.errors import ModelError
+from edge_agent.tomlcompat import tomllib
+
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    role: str
+    package: str
+    version: str
+    path: str
+    sha256: str
+    license: str
+    source: str
+    description: str = ""
+
+    def file(self) -> Path:
+        """Where the file sits in the installed wheel; the package is not imported."""
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError(
+                f"model {self.name}: package {self.package}=={self.version} is not installed (run scripts/setup)"
+            )
+        return Path(list(spec.submodule_search_locations)[0]) / self.path
+
+
+def load_manifest(path: Path = DEFAULT_MANIFEST) -> dict[str, ModelSpec]:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model manifest not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelError(f"{path}: not valid TOML: {exc}") from None
+    models = {}
+    for i, entry in enumerate(data.get("model", [])):
+        try:
+            spec = ModelSpec(**entry)
+        except TypeError as exc:
+            raise ModelError(f"{path}: model[{i}]: {exc}") from None
+        models[spec.role] = spec
+    return models
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_model(spec: ModelSpec) -> Path:
+    """Return the model's path once its package version and sha256 are what the manifest says."""
+    try:
+        installed = importlib.metadata.version(spec.package)
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed != spec.version:
+        raise ModelError(
+            f"model {spec.name}: manifest pins {spec.package}=={spec.version}, installed is {installed} (run scripts/setup)"
+        )
+    path = spec.file()
+    if not path.is_file():
+        raise ModelError(f"model {spec.name}: file {path} is missing")
+    actual = sha256_of(path)
+    if actual != spec.sha256:
+        raise ModelError(f"model {spec.name}: {path} has sha256 {actual}, manifest says {spec.sha256}")
+    return path

@@ -1,0 +1,239 @@
+"""PP-OCR text detection (DB) and recognition (CTC) through ONNX Runtime.
+
+Pre- and post-processing are written here rather than taken from the rapidocr
+package so that the plate reader can see the recogniser's per-step character
+distributions (for candidates and confusions), and so that nothing per frame is
+done that can be done once (normalisation constants, column maps, sessions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from edge_agent.errors import ModelError
+
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# ImageNet statistics, applied to the BGR image as PaddleOCR's detector expects.
+_DET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_DET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_DET_SCALE = (1.0 / (255.0 * _DET_STD)).astype(np.float32)
+_DET_SHIFT = (_DET_MEAN / _DET_STD).astype(np.float32)
+
+REC_HEIGHT = 48
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How ONNX Runtime runs the models (CPU on a Pi; CUDA or TensorRT on a Jetson)."""
+
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    intra_op_threads: int = 0  # 0 lets ONNX Runtime choose (one per core)
+    inter_op_threads: int = 1
+
+
+def make_session(path: Path, options: RuntimeOptions) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    available = set(ort.get_available_providers())
+    providers = [p for p in options.providers if p in available]
+    if not providers:
+        raise ModelError(
+            f"none of the configured ONNX Runtime providers {list(options.providers)} is available here "
+            f"(available: {sorted(available)})"
+        )
+    try:
+        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"{path}: ONNX Runtime cannot load the model: {exc}") from None
+
+
+@dataclass
+class TextBox:
+    """A detected text region: four corners (tl, tr, br, bl) in frame pixels."""
+
+    quad: np.ndarray  # (4, 2) float32
+    score: float
+
+    @property
+    def width(self) -> float:
+        return float(np.linalg.norm(self.quad[1] - self.quad[0]))
+
+    @property
+    def height(self) -> float:
+        return float(np.linalg.norm(self.quad[3] - self.quad[0]))
+
+    def bounds(self) -> tuple[int, int, int, int]:
+        """Axis-aligned x, y, width, height."""
+        x0, y0 = np.floor(self.quad.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(self.quad.max(axis=0)).astype(int)
+        return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def order_corners(pts: np.ndarray) -> np.ndarray:
+    """tl, tr, br, bl from any four points."""
+    pts = pts[np.argsort(pts[:, 0])]
+    left, right = pts[:2], pts[2:]
+    tl, bl = left[np.argsort(left[:, 1])]
+    tr, br = right[np.argsort(right[:, 1])]
+    return np.array([tl, tr, br, bl], dtype=np.float32)
+
+
+class TextDetector:
+    """DB text detector: probability map, threshold, boxes expanded back to full text size."""
+
+    def __init__(
+        self,
+        model: Path,
+        options: RuntimeOptions,
+        max_side: int = 960,
+        binary_threshold: float = 0.3,
+        box_threshold: float = 0.5,
+        unclip_ratio: float = 1.6,
+        max_boxes: int = 200,
+    ):
+        self.session = make_session(model, options)
+        self.input_name = self.session.get_inputs()[0].name
+        self.max_side = max_side
+        self.binary_threshold = binary_threshold
+        self.box_threshold = box_threshold
+        self.unclip_ratio = unclip_ratio
+        self.max_boxes = max_boxes
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        scale = min(1.0, self.max_side / max(height, width))
+        h = max(32, int(round(height * scale / 32)) * 32)
+        w = max(32, int(round(width * scale / 32)) * 32)
+        return h, w
+
+    def detect(self, image: np.ndarray) -> list[TextBox]:
+        height, width = image.shape[:2]
+        in_h, in_w = self.input_size(height, width)
+        resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
+        blob = resized.astype(np.float32)
+        blob *= _DET_SCALE
+        blob -= _DET_SHIFT
+        blob = blob.transpose(2, 0, 1)[np.newaxis]
+        prob = self.session.run(None, {self.input_name: blob})[0][0, 0]
+        return self._boxes(prob, width / in_w, height / in_h)
+
+    def _boxes(self, prob: np.ndarray, sx: float, sy: float) -> list[TextBox]:
+        mask = (prob > self.binary_threshold).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        boxes: list[TextBox] = []
+        for contour in contours[: self.max_boxes * 4]:
+            if len(contour) < 4:
+                continue
+            (cx, cy), (w, h), angle = cv2.minAreaRect(contour)
+            if min(w, h) < 2:
+                continue
+            score = self._mean_score(prob, contour)
+            if score < self.box_threshold:
+                continue
+            # DB shrinks text regions when training; grow the box back by the
+            # offset distance the paper uses (area * ratio / perimeter).
+            grow = (w * h * self.unclip_ratio) / (2 * (w + h))
+            w, h = w + 2 * grow, h + 2 * grow
+            if min(w, h) < 4:
+                continue
+            quad = cv2.boxPoints(((cx, cy), (w, h), angle))
+            quad[:, 0] *= sx
+            quad[:, 1] *= sy
+            boxes.append(TextBox(order_corners(quad), score))
+            if len(boxes) >= self.max_boxes:
+                break
+        return boxes
+
+    @staticmethod
+    def _mean_score(prob: np.ndarray, contour: np.ndarray) -> float:
+        x, y, w, h = cv2.boundingRect(contour)
+        region = prob[y : y + h, x : x + w]
+        mask = np.zeros((h, w), dtype=np.uint8)
+        cv2.fillPoly(mask, [contour - np.array([x, y])], 1)
+        return float(cv2.mean(region, mask)[0])
+
+
+def crop_line(image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT, max_width: int = 640) -> np.ndarray:
+    """Straighten a text quad straight into a recogniser-height strip (one warp, no extra resize)."""
+    w = max(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[3]))
+    h = max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1]))
+    if h < 1 or w < 1:
+        return np.zeros((height, height), dtype=image.dtype)
+    out_w = int(min(max_width, max(height // 4, round(height * w / h))))
+    target = np.array([[0, 0], [out_w, 0], [out_w, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+    return cv2.warpPerspective(image, matrix, (out_w, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass
+class LineReading:
+    """What the recogniser saw in one text line."""
+
+    text: str  # best path over the full character set
+    confidence: float
+    plate_probs: np.ndarray = field(repr=False)  # (steps, 1 + len(PLATE_ALPHABET)); column 0 is the CTC blank
+
+
+class TextRecogniser:
+    """SVTR/CTC line recogniser; keeps per-step distributions folded onto A-Z 0-9."""
+
+    def __init__(self, model: Path, options: RuntimeOptions, batch_size: int = 8):
+        self.session = make_session(model, options)
+        self.input_name = self.session.get_inputs()[0].name
+        self.batch_size = batch_size
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise ModelError(f"{model}: recogniser has no 'character' metadata")
+        self.charset = ["<blank>"] + meta["character"].splitlines() + [" "]
+        self._plate_columns = self._fold_columns(self.charset)
+
+    @staticmethod
+    def _fold_columns(charset: Sequence[str]) -> list[np.ndarray]:
+        """For blank and each plate character, the model columns that mean it (upper and lower case)."""
+        index: dict[str, list[int]] = {}
+        for i, ch in enumerate(charset):
+            index.setdefault(ch, []).append(i)
+        columns = [np.array([0])]
+        for ch in PLATE_ALPHABET:
+            cols = index.get(ch, []) + (index.get(ch.lower(), []) if ch.isalpha() else [])
+            columns.append(np.array(cols, dtype=np.int64))
+        return columns
+
+    def recognise(self, strips: Sequence[np.ndarray]) -> list[LineReading]:
+        results: list[LineReading | None] = [None] * len(strips)
+        order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(strips[i].shape[1] for i in chunk)
+            batch = np.zeros((len(chunk), 3, REC_HEIGHT, width), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                strip = strips[i]
+                batch[row, :, :, : strip.shape[1]] = strip.transpose(2, 0, 1)
+            batch *= 2.0 / 255.0
+            batch -= 1.0
+            probs = self.session.run(None, {self.input_name: batch})[0]
+            for row, i in enumerate(chunk):
+                steps = max(1, int(np.ceil(probs.shape[1] * strips[i].shape[1] / width)))
+                results[i] = self._decode(probs[row, :steps])
+        return [r for r in results if r is not None]
+
+    def _decode(self, probs: np.ndarray) -> LineReading:
+        best = probs.argmax(axis=1)
+        best_p = probs[np.arange(len(best)), best]
+        chars, confs, prev = [], [], -1
+        for idx, p in zip(best, best_p):
+            if idx != prev and idx != 0:
+                chars.append(self.charset[idx])
+                confs.append(p)
+            prev = idx
+        folded = np.stack([probs[:, cols].sum(axis=1) for cols in self._plate_columns], axis=1)
+        return LineReading("".join(chars), float(np.mean(confs)) if confs else 0.0, folded)

@@ -1,0 +1,147 @@
+"""US plate grammar: pure functions over recogniser output, no I/O.
+
+Plates carry A-Z and 0-9 only, 2 to 8 of them. The recogniser's per-step
+distributions (folded onto that alphabet) give each character a confidence and
+a runner-up, from which ranked whole-plate candidates are built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import itertools
+import re
+import numpy as np
+
+from edge_agent.recognise.ocr import PLATE_ALPHABET
+from edge_agent.records import Candidate
+
+MIN_CHARS, MAX_CHARS = 2, 8
+_NON_PLATE = re.compile(r"[^A-Z0-9]")
+
+US_STATES = {
+    "AL": "ALABAMA", "AK": "ALASKA", "AZ": "ARIZONA", "AR": "ARKANSAS", "CA": "CALIFORNIA",
+    "CO": "COLORADO", "CT": "CONNECTICUT", "DE": "DELAWARE", "DC": "DISTRICT OF COLUMBIA",
+    "FL": "FLORIDA", "GA": "GEORGIA", "HI": "HAWAII", "ID": "IDAHO", "IL": "ILLINOIS",
+    "IN": "INDIANA", "IA": "IOWA", "KS": "KANSAS", "KY": "KENTUCKY", "LA": "LOUISIANA",
+    "ME": "MAINE", "MD": "MARYLAND", "MA": "MASSACHUSETTS", "MI": "MICHIGAN", "MN": "MINNESOTA",
+    "MS": "MISSISSIPPI", "MO": "MISSOURI", "MT": "MONTANA", "NE": "NEBRASKA", "NV": "NEVADA",
+    "NH": "NEW HAMPSHIRE", "NJ": "NEW JERSEY", "NM": "NEW MEXICO", "NY": "NEW YORK",
+    "NC": "NORTH CAROLINA", "ND": "NORTH DAKOTA", "OH": "OHIO", "OK": "OKLAHOMA", "OR": "OREGON",
+    "PA": "PENNSYLVANIA", "RI": "RHODE ISLAND", "SC": "SOUTH CAROLINA", "SD": "SOUTH DAKOTA",
+    "TN": "TENNESSEE", "TX": "TEXAS", "UT": "UTAH", "VT": "VERMONT", "VA": "VIRGINIA",
+    "WA": "WASHINGTON", "WV": "WEST VIRGINIA", "WI": "WISCONSIN", "WY": "WYOMING",
+}
+# Canada and Mexico appear on California hotlists too.
+OTHER_JURISDICTIONS = {"MX", "BC", "AB", "ON", "QC"}
+# Plates often print the state as a domain or slogan; these spellings count too.
+_STATE_ALIASES = {"DC": ["WASHINGTON DC"], "NY": ["EMPIRE STATE"], "PA": ["VISITPA"]}
+
+
+def normalise_plate(text: str) -> str:
+    """Upper case, A-Z and 0-9 only: how a plate is compared everywhere in the agent."""
+    return _NON_PLATE.sub("", text.upper())
+
+
+def is_valid_plate(text: str) -> bool:
+    return MIN_CHARS <= len(text) <= MAX_CHARS and not _NON_PLATE.search(text)
+
+
+def ctc_characters(probs: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Collapse the best CTC path: for each emitted character, its distribution and column."""
+    best = probs.argmax(axis=1)
+    chars: list[tuple[np.ndarray, int]] = []
+    start = 0
+    for i in range(1, len(best) + 1):
+        if i == len(best) or best[i] != best[start]:
+            if best[start] != 0:
+                segment = probs[start:i]
+                peak = segment[segment[:, best[start]].argmax()]
+                chars.append((peak, int(best[start])))
+            start = i
+    return chars
+
+
+def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2) -> list[Candidate]:
+    """Ranked whole-plate strings from per-step probabilities (column 0 = blank, then PLATE_ALPHABET).
+
+    Each character's runner-up may replace it; a candidate's confidence is the
+    product of its characters' probabilities, so the list is ranked by how
+    likely the whole string is, not by its best character.
+    """
+    chars = ctc_characters(probs)
+    if not chars:
+        return []
+    best_text, best_p, alt_text, alt_p = [], [], [], []
+    for dist, col in chars:
+        best_text.append(PLATE_ALPHABET[col - 1])
+        best_p.append(float(dist[col]))
+        rest = dist[1:].copy()
+        rest[col - 1] = -1.0
+        alt = int(rest.argmax())
+        alt_text.append(PLATE_ALPHABET[alt])
+        alt_p.append(max(float(rest[alt]), 1e-6))
+    base = float(np.prod(best_p))
+    scored = [("".join(best_text), base)]
+    positions = range(len(chars))
+    for swaps in range(1, max_swaps + 1):
+        for combo in itertools.combinations(positions, swaps):
+            text = list(best_text)
+            p = base
+            for pos in combo:
+                text[pos] = alt_text[pos]
+                p *= alt_p[pos] / max(best_p[pos], 1e-6)
+            scored.append(("".join(text), p))
+    top = heapq.nlargest(limit, scored, key=lambda item: item[1])
+    return [Candidate(text, round(min(1.0, p), 4)) for text, p in top]
+
+
+def plate_likeness(text: str, raw: str) -> float:
+    """How much a recognised line looks like a US plate rather than other text, 0..1.
+
+    `text` is the normalised candidate, `raw` what the recogniser printed over its
+    full character set: lower-case words and punctuation-heavy strings are signs,
+    dealer frames and slogans, not plates.
+    """
+    n = len(text)
+    if not MIN_CHARS <= n <= MAX_CHARS:
+        return 0.0
+    weight = {2: 0.2, 3: 0.3, 4: 0.6}.get(n, 1.0)
+    if not any(c.isdigit() for c in text):
+        weight *= 0.6
+    letters = [c for c in raw if c.isalpha()]
+    if letters:
+        lower = sum(1 for c in letters if c.islower()) / len(letters)
+        weight *= 1.0 - 0.8 * lower
+    noise = sum(1 for c in raw if not (c.isalnum() or c in " -·.")) / max(1, len(raw))
+    weight *= 1.0 - min(1.0, 2 * noise)
+    if sum(1 for c in raw if c in " -·.") > 2:
+        weight *= 0.5
+    return weight
+
+
+def _state_names() -> list[tuple[str, str]]:
+    names = [(name.replace(" ", ""), code) for code, name in US_STATES.items()]
+    for code, aliases in _STATE_ALIASES.items():
+        names.extend((alias.replace(" ", ""), code) for alias in aliases)
+    return names
+
+
+_STATE_NAMES = _state_names()
+
+
+def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | None:
+    """The state whose name a text line spells, allowing OCR slips ("CALIFORNlA"), with a 0..1 score."""
+    letters = "".join(c for c in text.upper() if "A" <= c <= "Z")
+    if len(letters) < 4:
+        return None
+    best: tuple[str, float] | None = None
+    for name, code in _STATE_NAMES:
+        if name in letters:
+            # a name inside a longer line ("VISIT FLORIDA.COM") still names the state
+            ratio = 1.0 if len(letters) <= len(name) + 6 else 0.9
+        else:
+            ratio = difflib.SequenceMatcher(None, letters, name).ratio()
+        if ratio >= min_ratio and (best is None or ratio > best[1]):
+            best = (code, ratio)
+    return best

@@ -1,0 +1,98 @@
+"""PlateReader: an image in, the plates in it out (text, confidence, box, candidates, state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.imaging import as_bgr8
+from edge_agent.recognise import plate as grammar
+from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, verify_model
+from edge_agent.recognise.ocr import (
+    LineReading,
+    RuntimeOptions,
+    TextBox,
+    TextDetector,
+    TextRecogniser,
+    crop_line,
+)
+from edge_agent.records import PlateReading
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    runtime: RuntimeOptions = RuntimeOptions()
+    detector_max_side: int = 960
+    min_confidence: float = 0.3  # below this a line is not reported as a plate
+    candidates: int = 5
+    max_plates: int = 4
+    manifest: Path = DEFAULT_MANIFEST
+
+
+class PlateReader:
+    def __init__(self, settings: ReaderSettings = ReaderSettings()):
+        self.settings = settings
+        models = load_manifest(settings.manifest)
+        self.detector = TextDetector(verify_model(models["detect"]), settings.runtime, max_side=settings.detector_max_side)
+        self.recogniser = TextRecogniser(verify_model(models["recognise"]), settings.runtime)
+
+    def read(self, image: np.ndarray) -> list[PlateReading]:
+        """Plates in a BGR image, most plate-like first."""
+        image = as_bgr8(image)
+        boxes = [b for b in self.detector.detect(image) if _could_hold_text(b)]
+        if not boxes:
+            return []
+        lines = self.recogniser.recognise([crop_line(image, b.quad) for b in boxes])
+        plates: list[tuple[float, PlateReading]] = []
+        for box, line in zip(boxes, lines):
+            reading = self._plate_from_line(box, line, boxes, lines)
+            if reading is not None:
+                plates.append((reading.confidence * grammar.plate_likeness(reading.text, line.text), reading))
+        plates.sort(key=lambda item: item[0], reverse=True)
+        return [r for score, r in plates if score > 0][: self.settings.max_plates]
+
+    def _plate_from_line(
+        self, box: TextBox, line: LineReading, boxes: list[TextBox], lines: list[LineReading]
+    ) -> PlateReading | None:
+        candidates = [
+            c for c in grammar.plate_candidates(line.plate_probs, limit=self.settings.candidates * 2)
+            if grammar.is_valid_plate(c.text)
+        ][: self.settings.candidates]
+        if not candidates or candidates[0].confidence < self.settings.min_confidence:
+            return None
+        if grammar.plate_likeness(candidates[0].text, line.text) == 0:
+            return None
+        if not any(c.isdigit() for c in candidates[0].text) and grammar.state_from_text(line.text, min_ratio=0.9):
+            return None  # the state name printed on the plate, not its number
+        state = _state_near(box, boxes, lines)
+        return PlateReading(
+            text=candidates[0].text,
+            confidence=candidates[0].confidence,
+            box=box.bounds(),
+            candidates=tuple(candidates),
+            state=state[0] if state else None,
+            state_confidence=state[1] if state else 0.0,
+        )
+
+
+def _could_hold_text(box: TextBox) -> bool:
+    return box.height >= 6 and box.width >= 6
+
+
+def _state_near(box: TextBox, boxes: list[TextBox], lines: list[LineReading]) -> tuple[str, float] | None:
+    """A state name printed above or below the plate's characters, within about the plate's width."""
+    x, y, w, h = box.bounds()
+    best: tuple[str, float] | None = None
+    for other, line in zip(boxes, lines):
+        if other is box:
+            continue
+        ox, oy, ow, oh = other.bounds()
+        cx, cy = ox + ow / 2, oy + oh / 2
+        if not (x - 0.25 * w <= cx <= x + 1.25 * w and y - 1.5 * h <= cy <= y + 2.5 * h):
+            continue
+        state = grammar.state_from_text(line.text)
+        if state and (best is None or state[1] > best[1]):
+            best = state
+    return best

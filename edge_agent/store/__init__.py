@@ -1,0 +1,281 @@
+"""The unit's SQLite database: reads, images, hits, hotlists, users, audit and yearly counts.
+
+One file in the data directory, WAL mode, synchronous=FULL so that a read that
+was stored survives a power cut. The schema is versioned; `migrate()` brings an
+older file forward without touching its data.
+
+Users, the audit log and yearly counts live beside the reads from the start:
+policy requires every access to be logged with user, time, query and purpose,
+and public-records requests ask for yearly detections and hits, which must stay
+countable after retention has purged the reads themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from edge_agent.records import Hit, Read
+
+DB_NAME = "edge-agent.sqlite3"
+
+MIGRATIONS: list[str] = [
+    # 1: the walking skeleton's schema
+    """
+    CREATE TABLE reads (
+        id TEXT PRIMARY KEY,
+        captured_at TEXT NOT NULL,
+        camera_id TEXT NOT NULL,
+        plate TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        state TEXT,
+        state_confidence REAL NOT NULL DEFAULT 0,
+        candidates TEXT NOT NULL,
+        box TEXT NOT NULL,
+        hit_count INTEGER NOT NULL DEFAULT 0,
+        sent_at TEXT,
+        evidence_hold INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX reads_unsent ON reads (captured_at) WHERE sent_at IS NULL;
+    CREATE INDEX reads_plate ON reads (plate);
+    CREATE INDEX reads_captured ON reads (captured_at);
+    CREATE TABLE read_images (
+        read_id TEXT NOT NULL REFERENCES reads (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('plate', 'scene')),
+        jpeg BLOB NOT NULL,
+        PRIMARY KEY (read_id, kind)
+    );
+    CREATE TABLE hits (
+        id INTEGER PRIMARY KEY,
+        read_id TEXT NOT NULL REFERENCES reads (id) ON DELETE CASCADE,
+        lic TEXT NOT NULL,
+        lis TEXT NOT NULL,
+        list TEXT NOT NULL,
+        match TEXT NOT NULL,
+        nic TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT 'hotlist',
+        hotlist_version INTEGER,
+        disposition TEXT,
+        disposition_by TEXT,
+        disposition_at TEXT
+    );
+    CREATE INDEX hits_read ON hits (read_id);
+    CREATE TABLE hotlist_versions (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        rows_loaded INTEGER NOT NULL,
+        rows_rejected INTEGER NOT NULL,
+        imported_at TEXT NOT NULL,
+        imported_by TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE hotlist_entries (
+        version_id INTEGER NOT NULL REFERENCES hotlist_versions (id) ON DELETE CASCADE,
+        plate TEXT NOT NULL,
+        state TEXT NOT NULL,
+        list TEXT NOT NULL,
+        nic TEXT NOT NULL DEFAULT '',
+        expires TEXT,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX hotlist_entries_version ON hotlist_entries (version_id);
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        trained_on TEXT,
+        active INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        query TEXT NOT NULL DEFAULT '',
+        purpose TEXT NOT NULL DEFAULT '',
+        sent_at TEXT
+    );
+    CREATE TABLE yearly_counts (
+        year INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (year, metric)
+    );
+    """,
+]
+
+
+def utc_iso(at: datetime | None = None) -> str:
+    return (at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    reads: int
+    sent: int
+    waiting: int
+    hits: int
+
+    def to_json(self) -> dict:
+        return {"reads": self.reads, "sent": self.sent, "waiting": self.waiting, "hits": self.hits}
+
+
+class Database:
+    """The unit's database. One connection, guarded by a lock: capture, recognition and sync share it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> "Database":
+        return cls(Path(data_dir) / DB_NAME)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def transaction(self):
+        return _Transaction(self)
+
+    def query(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        with self._lock:
+            current = self.schema_version
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                # executescript commits first; the version bump is in the same script so a crash leaves either both or neither
+                self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+
+    # reads -----------------------------------------------------------------
+
+    def insert_read(self, read: Read, hotlist_version: int | None = None) -> None:
+        r = read.reading
+        year = read.captured_at.astimezone(timezone.utc).year
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, state, state_confidence, candidates, box, hit_count)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    read.id, utc_iso(read.captured_at), read.camera_id, r.text, r.confidence, r.state, r.state_confidence,
+                    json.dumps([[c.text, c.confidence] for c in r.candidates]), json.dumps(list(r.box)), len(read.hits),
+                ),
+            )
+            for kind, jpeg in (("plate", read.plate_jpeg), ("scene", read.scene_jpeg)):
+                if jpeg:
+                    c.execute("INSERT INTO read_images (read_id, kind, jpeg) VALUES (?, ?, ?)", (read.id, kind, jpeg))
+            c.executemany(
+                "INSERT INTO hits (read_id, lic, lis, list, match, nic, source, hotlist_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(read.id, h.lic, h.lis, h.list_name, h.match, h.nic, h.source, hotlist_version) for h in read.hits],
+            )
+            self._count(c, year, "detections", 1)
+            if read.hits:
+                self._count(c, year, "hits", 1)
+
+    @staticmethod
+    def _count(c: sqlite3.Connection, year: int, metric: str, n: int) -> None:
+        c.execute(
+            "INSERT INTO yearly_counts (year, metric, count) VALUES (?, ?, ?)"
+            " ON CONFLICT (year, metric) DO UPDATE SET count = count + excluded.count",
+            (year, metric, n),
+        )
+
+    def unsent_reads(self, limit: int) -> list[dict]:
+        """The oldest reads not yet acknowledged, with their hits and plate image, ready to publish."""
+        rows = self.query(
+            "SELECT * FROM reads WHERE sent_at IS NULL ORDER BY captured_at LIMIT ?", (limit,)
+        )
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        marks = ",".join("?" * len(ids))
+        hits: dict[str, list[dict]] = {}
+        for h in self.query(f"SELECT * FROM hits WHERE read_id IN ({marks})", ids):
+            hits.setdefault(h["read_id"], []).append(
+                {"lic": h["lic"], "lis": h["lis"], "list": h["list"], "match": h["match"], "nic": h["nic"]}
+            )
+        images = {
+            row["read_id"]: row["jpeg"]
+            for row in self.query(f"SELECT read_id, jpeg FROM read_images WHERE kind = 'plate' AND read_id IN ({marks})", ids)
+        }
+        return [
+            {
+                "id": row["id"], "captured_at": row["captured_at"], "camera_id": row["camera_id"],
+                "plate": row["plate"], "confidence": row["confidence"], "state": row["state"],
+                "state_confidence": row["state_confidence"], "candidates": json.loads(row["candidates"]),
+                "box": json.loads(row["box"]), "hits": hits.get(row["id"], []), "plate_jpeg": images.get(row["id"], b""),
+            }
+            for row in rows
+        ]
+
+    def mark_sent(self, read_ids: list[str], at: datetime | None = None) -> None:
+        stamp = utc_iso(at)
+        with self.transaction() as c:
+            c.executemany("UPDATE reads SET sent_at = ? WHERE id = ? AND sent_at IS NULL", [(stamp, i) for i in read_ids])
+
+    def stats(self) -> StoreStats:
+        row = self.query(
+            "SELECT COUNT(*) AS reads, COUNT(sent_at) AS sent, (SELECT COUNT(*) FROM hits) AS hits FROM reads"
+        )[0]
+        return StoreStats(row["reads"], row["sent"], row["reads"] - row["sent"], row["hits"])
+
+    def yearly_counts(self) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {}
+        for row in self.query("SELECT year, metric, count FROM yearly_counts ORDER BY year"):
+            out.setdefault(row["year"], {})[row["metric"]] = row["count"]
+        return out
+
+    def read_images(self, read_id: str) -> dict[str, bytes]:
+        return {row["kind"]: row["jpeg"] for row in self.query("SELECT kind, jpeg FROM read_images WHERE read_id = ?", (read_id,))}
+
+    # audit -----------------------------------------------------------------
+
+    def audit(self, user: str, action: str, query: str = "", purpose: str = "") -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO audit_log (at, user, action, query, purpose) VALUES (?, ?, ?, ?, ?)",
+                (utc_iso(), user, action, query, purpose),
+            )
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT under the database's lock; rolls back on any exception."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db._lock.acquire()
+        self.db._conn.execute("BEGIN IMMEDIATE")
+        return self.db._conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.db._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.db._lock.release()
+
