@@ -1,0 +1,74 @@
+"""Configuration is validated once; every problem is one line naming file, key and what is wrong."""
+
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_config, parse_config
+from edge_agent.errors import ConfigError
+from conftest import REPO, run_cli
+
+
+def test_shipped_configs_parse():
+    default = load_config(REPO / "config" / "default.toml")
+    assert default.cameras[0].source == "v4l2"
+    assert default.hotlist.columns["plate"] == "LIC"
+    demo = load_config(REPO / "config" / "demo.toml")
+    assert demo.cameras[0].source == "video"
+    # relative paths are relative to the config file, wherever the agent starts
+    assert demo.cameras[0].path == REPO / ".demo" / "drive-by.avi"
+    assert demo.data_dir == REPO / ".demo" / "data"
+
+
+def test_no_config_gives_defaults():
+    assert parse_config({}).recognition.min_confidence == 0.5
+
+
+@pytest.mark.parametrize(
+    "toml, key, words",
+    [
+        ("[agent]\nunit_idd = 'x'\n", "agent.unit_idd", "unknown key"),
+        ("[recognition]\nmin_confidence = 'high'\n", "recognition.min_confidence", "must be a number"),
+        ("[recognition]\nmin_confidence = 3\n", "recognition.min_confidence", "between 0 and 1"),
+        ("[[camera]]\nid = 'front'\nsource = 'webcam'\n", "camera[0].source", "is not one of"),
+        ("[[camera]]\nid = 'front'\nsource = 'video'\n", "camera[0].path", "is required"),
+        ("[[camera]]\nsource = 'video'\n", "camera[0].id", "is required"),
+        ("[sync]\nbroker = 'http://x'\n", "sync.broker", "mqtt://host:port"),
+        ("[alerts]\nspeak = 'yes'\n", "alerts.speak", "true or false"),
+        ("[hotlist.columns]\nplates = 'LIC'\n", "hotlist.columns.plates", "unknown field"),
+        ("[camras]\n", "camras", "unknown section"),
+        ("[agent\n", "-", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_key_and_problem(tmp_path: Path, toml: str, key: str, words: str):
+    path = tmp_path / "unit.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.file == str(path)
+    assert info.value.key == key
+    assert words in info.value.problem
+
+
+def test_cli_reports_bad_config_in_one_line_with_status_2(tmp_path: Path):
+    path = tmp_path / "unit.toml"
+    path.write_text("[storage]\njpeg_quality = 500\n")
+    result = run_cli("--config", path, "stats")
+    assert result.code == 2
+    assert result.err.strip().count("\n") == 0
+    assert str(path) in result.err and "storage.jpeg_quality" in result.err
+
+
+def test_cli_reports_missing_config(tmp_path: Path):
+    result = run_cli("run", "--config", tmp_path / "nope.toml")
+    assert result.code == 2
+    assert "nope.toml" in result.err and "file not found" in result.err
+
+
+def test_data_dir_option_overrides_config(tmp_path: Path):
+    path = tmp_path / "unit.toml"
+    path.write_text("[agent]\ndata_dir = 'configured'\n")
+    result = run_cli("--config", path, "--data-dir", tmp_path / "other", "stats", "--json")
+    assert result.code == 0, result.err
+    assert (tmp_path / "other" / "edge-agent.sqlite3").is_file()
+    assert not (tmp_path / "configured").exists()

@@ -1,0 +1,88 @@
+"""Plate grammar and candidate ranking: pure functions, hammered with Hypothesis."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_agent.recognise.ocr import PLATE_ALPHABET
+from edge_agent.recognise.plate import (
+    is_valid_plate,
+    normalise_plate,
+    plate_candidates,
+    plate_likeness,
+    state_from_text,
+)
+
+plates = st.text(alphabet=PLATE_ALPHABET, min_size=2, max_size=8)
+
+
+def ctc_probs(text: str, confidence: float, runner_up: str | None = None) -> np.ndarray:
+    """Per-step distributions as the recogniser gives them: blank, char, blank, char..."""
+    steps = []
+    for ch in text:
+        blank = np.full(37, 0.0)
+        blank[0] = 1.0
+        step = np.full(37, (1 - confidence) / 36)
+        step[1 + PLATE_ALPHABET.index(ch)] = confidence
+        if runner_up:
+            alt = (PLATE_ALPHABET.index(ch) + 1) % 36
+            step[:] = 0.0
+            step[1 + PLATE_ALPHABET.index(ch)] = confidence
+            step[1 + alt] = 1 - confidence
+        steps += [blank, step]
+    steps.append(np.eye(37)[0])
+    return np.array(steps)
+
+
+@given(st.text())
+def test_normalise_keeps_only_plate_characters_and_is_idempotent(text):
+    once = normalise_plate(text)
+    assert all(c in PLATE_ALPHABET for c in once)
+    assert normalise_plate(once) == once
+
+
+@given(plates)
+def test_normalise_ignores_spaces_dashes_and_case(plate):
+    spaced = "-".join(plate[i : i + 3] for i in range(0, len(plate), 3)).lower()
+    assert normalise_plate(spaced) == plate
+    assert is_valid_plate(plate)
+
+
+@given(plates, st.floats(min_value=0.55, max_value=0.99))
+def test_first_candidate_is_the_best_path(plate, confidence):
+    candidates = plate_candidates(ctc_probs(plate, confidence))
+    assert candidates[0].text == plate
+    scores = [c.confidence for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert len({c.text for c in candidates}) == len(candidates)
+
+
+@given(plates, st.floats(min_value=0.51, max_value=0.7))
+@settings(max_examples=50)
+def test_runner_up_characters_give_the_next_candidates(plate, confidence):
+    candidates = plate_candidates(ctc_probs(plate, confidence, runner_up="next"), limit=3)
+    assert candidates[0].text == plate
+    # the second candidate differs from the first in exactly one character
+    if len(candidates) > 1:
+        assert sum(a != b for a, b in zip(candidates[0].text, candidates[1].text)) == 1
+
+
+def test_repeated_characters_survive_ctc_collapse():
+    candidates = plate_candidates(ctc_probs("7AAB001", 0.95))
+    assert candidates[0].text == "7AAB001"
+
+
+def test_plate_likeness_prefers_plates_to_signs():
+    assert plate_likeness("7ABC123", "7ABC123") == 1.0
+    assert plate_likeness("METRO", "Metro") < 0.3
+    assert plate_likeness("3148455900", "314-845-5900") == 0.0  # too long for a plate
+    assert plate_likeness("7ABC123", "7ABC-123") > 0.9
+
+
+def test_state_names_are_found_despite_ocr_slips():
+    assert state_from_text("California")[0] == "CA"
+    assert state_from_text("CALIFORNlA")[0] == "CA"
+    assert state_from_text("Texas")[0] == "TX"
+    assert state_from_text("visit FLORIDA.com")[0] == "FL"
+    assert state_from_text("7ABC123") is None
+    assert state_from_text("Metro") is None

@@ -1,0 +1,72 @@
+"""Plate reading on rendered images, and `edge-agent read`."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_agent.synthetic import render_plate, render_scene
+from conftest import run_cli
+
+
+def _overlaps(box, other) -> bool:
+    x, y, w, h = box
+    ox, oy, ow, oh = other
+    return x < ox + ow and ox < x + w and y < oy + oh and oy < y + h
+
+
+def test_reads_each_plate_in_a_street_scene(reader):
+    scene = render_scene([("7ABC123", "California"), ("4XYZ890", "California"), ("8KLM456", "Nevada")], plate_width=180)
+    plates = reader.read(scene)
+    by_text = {p.text: p for p in plates}
+    assert set(by_text) == {"7ABC123", "4XYZ890", "8KLM456"}
+    assert by_text["8KLM456"].state == "NV"
+    assert by_text["7ABC123"].state == "CA"
+    for p in plates:
+        assert p.confidence > 0.8
+        assert p.candidates[0].text == p.text
+        assert 1 < len(p.candidates) <= 5
+
+
+def test_box_is_where_the_plate_is(reader):
+    scene = np.full((480, 640, 3), 100, np.uint8)
+    plate = render_plate("5TRK442", width=240)
+    scene[200:320, 300:540] = plate
+    (found,) = reader.read(scene)
+    assert found.text == "5TRK442"
+    assert _overlaps(found.box, (300, 200, 240, 120))
+
+
+def test_empty_and_tiny_images_give_no_plates(reader):
+    assert reader.read(np.zeros((720, 1280, 3), np.uint8)) == []
+    assert reader.read(np.full((8, 8, 3), 255, np.uint8)) == []
+    assert reader.read(np.full((1, 1), 255, np.uint8)) == []
+
+
+def test_read_command_prints_json_per_image(tmp_path: Path):
+    good = tmp_path / "car.png"
+    cv2.imwrite(str(good), render_scene([("6WNP018", "California")], size=(800, 450), plate_width=200))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    result = run_cli("read", good, bad, "--json")
+    assert result.code == 0
+    rows = [json.loads(line) for line in result.lines]
+    assert rows[0]["image"] == str(good)
+    plate = rows[0]["plates"][0]
+    assert plate["text"] == "6WNP018"
+    assert set(plate) >= {"text", "confidence", "box", "candidates", "state"}
+    assert plate["candidates"][0]["text"] == "6WNP018"
+    assert rows[1]["plates"] == [] and "bad.jpg" in rows[1]["error"]
+    assert "bad.jpg" in result.err
+
+
+def test_read_command_fails_when_no_image_is_readable(tmp_path: Path):
+    result = run_cli("read", tmp_path / "missing.jpg")
+    assert result.code == 2 and "missing.jpg" in result.err
+
+
+def test_models_command_verifies_manifest():
+    result = run_cli("models")
+    assert result.code == 0
+    assert "text-detector" in result.out and "text-recogniser" in result.out and "Apache-2.0" in result.out

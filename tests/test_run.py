@@ -1,0 +1,127 @@
+"""The main job end to end: a rendered drive-by clip through capture, reading, matching, storage, alerts and sync."""
+
+import base64
+import json
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.store import Database
+from edge_agent.synthetic import render_drive_by, write_hotlist
+from conftest import Subscriber, run_cli
+
+PLATES = ["7ABC123", "5TRK442", "8LMN905"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("clip")
+    render_drive_by(folder / "drive-by.avi", PLATES, frames_per_car=6)
+    return folder / "drive-by.avi"
+
+
+def _config(tmp_path: Path, clip: Path, broker: str = "") -> Path:
+    path = tmp_path / "unit.toml"
+    path.write_text(f"""
+[agent]
+unit_id = "car-7"
+agency = "test-pd"
+data_dir = "data"
+
+[[camera]]
+id = "front"
+source = "video"
+path = "{clip}"
+
+[sync]
+broker = "{broker}"
+interval_s = 0.2
+""")
+    return path
+
+
+def _import_hotlist(tmp_path: Path, config: Path) -> None:
+    hotlist = write_hotlist(tmp_path / "hot.csv", {"7ABC123": "STOLEN_VEHICLE", "8LMN905": "AMBER_ALERT"}, others=20)
+    assert run_cli("--config", config, "hotlist", "import", hotlist).code == 0
+
+
+def test_run_without_broker_keeps_reads_waiting(tmp_path: Path, clip: Path):
+    config = _config(tmp_path, clip)
+    _import_hotlist(tmp_path, config)
+    result = run_cli("run", "--config", config)
+    assert result.code == 0, result.err
+    assert "done: frames=27 reads=3 hits=2 alerts=2 waiting_to_sync=3" in result.out
+    alerts = [line for line in result.lines if line.startswith("ALERT")]
+    assert "AMBER_ALERT" in alerts[1] and "8LMN905" in alerts[1]
+    with Database.in_data_dir(tmp_path / "data") as db:
+        rows = db.query("SELECT * FROM reads ORDER BY captured_at")
+        assert [r["plate"] for r in rows] == PLATES
+        assert all(r["camera_id"] == "front" and r["sent_at"] is None for r in rows)
+        for r in rows:
+            images = db.read_images(r["id"])
+            plate = cv2.imdecode(np.frombuffer(images["plate"], np.uint8), cv2.IMREAD_COLOR)
+            scene = cv2.imdecode(np.frombuffer(images["scene"], np.uint8), cv2.IMREAD_COLOR)
+            assert plate.shape[1] < scene.shape[1] and scene.shape[:2] == (720, 1280)
+        hits = db.query("SELECT h.list, r.plate FROM hits h JOIN reads r ON r.id = h.read_id ORDER BY r.captured_at")
+        assert [(h["plate"], h["list"]) for h in hits] == [("7ABC123", "STOLEN_VEHICLE"), ("8LMN905", "AMBER_ALERT")]
+        hit_ids = [r["id"] for r in rows if r["hit_count"]]
+    for read_id in hit_ids:
+        with wave.open(str(tmp_path / "data" / "alerts" / f"{read_id}.wav")) as w:
+            assert w.getnframes() / w.getframerate() > 3
+    stats = run_cli("--config", config, "stats", "--json")
+    assert json.loads(stats.out)["waiting"] == 3
+
+
+def test_run_with_broker_publishes_every_read(tmp_path: Path, clip: Path, mosquitto):
+    config = _config(tmp_path, clip, mosquitto.url)
+    _import_hotlist(tmp_path, config)
+    station = Subscriber(mosquitto.port, "alpr/v1/test-pd/car-7/#")
+    try:
+        result = run_cli("run", "--config", config)
+        assert result.code == 0, result.err
+        assert "waiting_to_sync=0" in result.out
+        batches = [json.loads(p) for t, p, _ in station.messages if t.endswith("/reads")]
+        reads = [r for b in batches for r in b["reads"]]
+        assert sorted(r["plate"] for r in reads) == sorted(PLATES)
+        assert all(b["schema"] == "alpr.reads.v1" and b["unit"] == "car-7" for b in batches)
+        hit_read = next(r for r in reads if r["plate"] == "8LMN905")
+        assert hit_read["hits"][0]["list"] == "AMBER_ALERT"
+        jpeg = base64.b64decode(hit_read["plate_jpeg"])
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) is not None
+        assert station.wait_for(lambda m: any(t.endswith("/status") and b'"offline"' in p for t, p, _ in m))
+    finally:
+        station.close()
+    with Database.in_data_dir(tmp_path / "data") as db:
+        assert db.stats().waiting == 0
+
+
+def test_reads_wait_while_broker_is_down_then_sync_once_drains(tmp_path: Path, clip: Path, mosquitto):
+    config = _config(tmp_path, clip, "mqtt://127.0.0.1:1")  # nothing listens on port 1
+    result = run_cli("run", "--config", config)
+    assert "waiting_to_sync=3" in result.out and "not reachable" in result.out
+    down = run_cli("--config", config, "sync", "--once", "--broker", "mqtt://127.0.0.1:1", "--timeout", "1")
+    assert down.code == 1 and "not reachable" in down.err
+    station = Subscriber(mosquitto.port, "alpr/v1/test-pd/car-7/reads")
+    try:
+        drained = run_cli("--config", config, "sync", "--once", "--broker", mosquitto.url)
+        assert drained.code == 0 and "sent 3 reads; 0 waiting" in drained.out
+        assert station.wait_for(lambda m: sum(len(json.loads(p)["reads"]) for _, p, _ in m) == 3)
+    finally:
+        station.close()
+
+
+def test_run_over_a_folder_with_bad_images_reports_and_continues(tmp_path: Path):
+    from edge_agent.synthetic import render_scene
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "1.jpg"), render_scene([("4GHT271", "California")], size=(800, 450), plate_width=200))
+    (folder / "2.jpg").write_bytes(b"\xff\xd8 truncated")
+    cv2.imwrite(str(folder / "3.jpg"), render_scene([("6WNP018", "California")], size=(800, 450), plate_width=200))
+    result = run_cli("--data-dir", tmp_path / "data", "run", "--source", folder)
+    assert result.code == 0
+    assert "frames=2 reads=2" in result.out and "errors=1" in result.out
+    assert "2.jpg" in result.out

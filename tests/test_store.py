@@ -1,0 +1,76 @@
+"""The unit's SQLite database: WAL, every field of a read, counts, reopen without loss."""
+
+import sqlite3
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_agent.records import Candidate, Hit, PlateReading, Read
+from edge_agent.store import MIGRATIONS, Database
+
+
+def _read(plate="7ABC123", hits=(), at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)) -> Read:
+    jpeg = cv2.imencode(".jpg", np.full((30, 60, 3), 200, np.uint8))[1].tobytes()
+    reading = PlateReading(plate, 0.97, (10, 20, 60, 30), (Candidate(plate, 0.97), Candidate("7A8C123", 0.02)), "CA", 0.9)
+    return Read(str(uuid.uuid4()), at, "front", reading, jpeg, jpeg, list(hits))
+
+
+def test_read_is_stored_with_everything(tmp_path: Path):
+    with Database.in_data_dir(tmp_path) as db:
+        hit = Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact", "S1")
+        read = _read(hits=[hit])
+        db.insert_read(read, hotlist_version=3)
+        (row,) = db.query("SELECT * FROM reads")
+        assert row["id"] == read.id and row["plate"] == "7ABC123" and row["camera_id"] == "front"
+        assert row["captured_at"] == "2026-03-04T05:06:07.000Z"
+        assert row["sent_at"] is None and row["hit_count"] == 1
+        images = db.read_images(read.id)
+        assert cv2.imdecode(np.frombuffer(images["plate"], np.uint8), cv2.IMREAD_COLOR).shape == (30, 60, 3)
+        assert "scene" in images
+        (h,) = db.query("SELECT * FROM hits")
+        assert (h["list"], h["match"], h["hotlist_version"]) == ("STOLEN_VEHICLE", "exact", 3)
+        assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_stats_and_yearly_counts_and_mark_sent(tmp_path: Path):
+    with Database.in_data_dir(tmp_path) as db:
+        reads = [_read() for _ in range(3)] + [_read(hits=[Hit("X1", "CA", "BOLO", "exact")])]
+        reads.append(_read(at=datetime(2025, 12, 31, 23, 0, tzinfo=timezone.utc)))
+        for r in reads:
+            db.insert_read(r)
+        assert db.stats().to_json() == {"reads": 5, "sent": 0, "waiting": 5, "hits": 1}
+        assert db.yearly_counts() == {2025: {"detections": 1}, 2026: {"detections": 4, "hits": 1}}
+        waiting = db.unsent_reads(limit=2)
+        assert [w["id"] for w in waiting] == [reads[4].id, reads[0].id]  # oldest first
+        db.mark_sent([w["id"] for w in waiting])
+        assert db.stats().waiting == 3
+
+
+def test_reopening_keeps_data_and_schema_version(tmp_path: Path):
+    db = Database.in_data_dir(tmp_path)
+    db.insert_read(_read())
+    db.close()
+    with Database.in_data_dir(tmp_path) as again:
+        assert again.stats().reads == 1
+        assert again.schema_version == len(MIGRATIONS)
+
+
+def test_storage_tables_for_policy_exist_from_the_start(tmp_path: Path):
+    with Database.in_data_dir(tmp_path) as db:
+        tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"reads", "read_images", "hits", "users", "audit_log", "yearly_counts", "hotlist_versions"} <= tables
+
+
+def test_a_failed_insert_leaves_nothing_half_written(tmp_path: Path):
+    with Database.in_data_dir(tmp_path) as db:
+        read = _read()
+        db.insert_read(read)
+        try:
+            db.insert_read(read)  # same UUID: refused
+        except sqlite3.IntegrityError:
+            pass
+        assert db.stats().reads == 1
+        assert db.yearly_counts()[2026]["detections"] == 1
