@@ -70,3 +70,21 @@ def test_models_command_verifies_manifest():
     result = run_cli("models")
     assert result.code == 0
     assert "text-detector" in result.out and "text-recogniser" in result.out and "Apache-2.0" in result.out
+
+
+def test_altered_model_file_stops_start_up(tmp_path: Path):
+    from edge_agent.errors import ModelError
+    from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, verify_model
+
+    spec = load_manifest(DEFAULT_MANIFEST)["detect"]
+    import dataclasses
+
+    import pytest
+
+    wrong = dataclasses.replace(spec, sha256="0" * 64)
+    with pytest.raises(ModelError) as info:
+        verify_model(wrong)
+    assert "PP-OCRv6_det_small.onnx" in str(info.value) and "sha256" in str(info.value)
+    with pytest.raises(ModelError) as info:
+        verify_model(dataclasses.replace(spec, version="0.0.1"))
+    assert "rapidocr==0.0.1" in str(info.value)

@@ -125,3 +125,39 @@ def test_run_over_a_folder_with_bad_images_reports_and_continues(tmp_path: Path)
     assert result.code == 0
     assert "frames=2 reads=2" in result.out and "errors=1" in result.out
     assert "2.jpg" in result.out
+
+
+def test_sigterm_stops_the_agent_cleanly_with_reads_kept(tmp_path: Path, clip: Path):
+    """The service manager stops a unit with SIGTERM: the agent exits 0 with its summary and keeps what it stored."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    config = _config(tmp_path, clip)
+    proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config", str(config)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    db_path = tmp_path / "data" / "edge-agent.sqlite3"
+    while time.monotonic() < deadline:
+        if db_path.exists():
+            with Database(db_path) as db:
+                if db.stats().reads >= 1:
+                    break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "done: frames=" in out
+    with Database(db_path) as db:
+        assert db.stats().reads >= 1
+
+
+def test_rtsp_camera_that_refuses_is_reported(tmp_path: Path):
+    from conftest import free_port
+
+    result = run_cli("--data-dir", tmp_path / "data", "run", "--source", f"rtsp://127.0.0.1:{free_port()}/stream")
+    assert result.code == 0
+    assert "cannot open" in result.out and "frames=0" in result.out
