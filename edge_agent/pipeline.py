@@ -112,7 +112,7 @@ class RunSummary:
 def reader_settings(config: Config) -> ReaderSettings:
     rc = config.recognition
     return ReaderSettings(
-        runtime=RuntimeOptions(providers=rc.providers, intra_op_threads=rc.intra_op_threads),
+        runtime=RuntimeOptions(providers=rc.providers, intra_op_threads=rc.intra_op_threads, memory_arena=rc.memory_arena),
         detector_max_side=rc.detector_max_side,
         min_confidence=rc.min_confidence,
     )

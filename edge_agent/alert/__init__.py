@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shutil
@@ -66,6 +67,7 @@ def alert_line(read: Read, hit: Hit) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4)
 def tone(sample_rate: int, seconds: float = 0.5, freqs: tuple[float, float] = (880.0, 1320.0)) -> bytes:
     """A two-note alert tone as 16-bit mono PCM."""
     n = int(sample_rate * seconds)

@@ -36,6 +36,7 @@ class RuntimeOptions:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     intra_op_threads: int = 0  # 0 lets ONNX Runtime choose (one per core)
     inter_op_threads: int = 1
+    memory_arena: bool = True
 
 
 def make_session(path: Path, options: RuntimeOptions) -> ort.InferenceSession:
@@ -44,6 +45,9 @@ def make_session(path: Path, options: RuntimeOptions) -> ort.InferenceSession:
     so.inter_op_num_threads = options.inter_op_threads
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    # The arena keeps the peak allocation of every input size: about 15% faster,
+    # about 120 MB more resident; a 2 GB unit may turn it off.
+    so.enable_cpu_mem_arena = options.memory_arena
     available = set(ort.get_available_providers())
     providers = [p for p in options.providers if p in available]
     if not providers:
@@ -194,19 +198,20 @@ class TextRecogniser:
         if "character" not in meta:
             raise ModelError(f"{model}: recogniser has no 'character' metadata")
         self.charset = ["<blank>"] + meta["character"].splitlines() + [" "]
-        self._plate_columns = self._fold_columns(self.charset)
+        self._fold_columns, self._fold = self._fold_matrix(self.charset)
 
     @staticmethod
-    def _fold_columns(charset: Sequence[str]) -> list[np.ndarray]:
-        """For blank and each plate character, the model columns that mean it (upper and lower case)."""
-        index: dict[str, list[int]] = {}
+    def _fold_matrix(charset: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The model columns that mean blank or a plate character (either case), and a 0/1 matrix summing them to 37."""
+        columns = [0]
+        targets = [0]
         for i, ch in enumerate(charset):
-            index.setdefault(ch, []).append(i)
-        columns = [np.array([0])]
-        for ch in PLATE_ALPHABET:
-            cols = index.get(ch, []) + (index.get(ch.lower(), []) if ch.isalpha() else [])
-            columns.append(np.array(cols, dtype=np.int64))
-        return columns
+            if len(ch) == 1 and ch.isascii() and ch.upper() in PLATE_ALPHABET:
+                columns.append(i)
+                targets.append(1 + PLATE_ALPHABET.index(ch.upper()))
+        fold = np.zeros((len(columns), 1 + len(PLATE_ALPHABET)), dtype=np.float32)
+        fold[np.arange(len(columns)), targets] = 1.0
+        return np.array(columns), fold
 
     def recognise(self, strips: Sequence[np.ndarray]) -> list[LineReading]:
         results: list[LineReading | None] = [None] * len(strips)
@@ -235,5 +240,5 @@ class TextRecogniser:
                 chars.append(self.charset[idx])
                 confs.append(p)
             prev = idx
-        folded = np.stack([probs[:, cols].sum(axis=1) for cols in self._plate_columns], axis=1)
+        folded = probs[:, self._fold_columns] @ self._fold
         return LineReading("".join(chars), float(np.mean(confs)) if confs else 0.0, folded)

@@ -47,6 +47,20 @@ def is_valid_plate(text: str) -> bool:
     return MIN_CHARS <= len(text) <= MAX_CHARS and not _NON_PLATE.search(text)
 
 
+# Most US states leave the letter O out of their serial formats (it is read as
+# zero), so an O must be clearly more likely than 0 before it is believed.
+CHAR_PRIOR = np.ones(1 + len(PLATE_ALPHABET), dtype=np.float32)
+CHAR_PRIOR[1 + PLATE_ALPHABET.index("O")] = 0.25
+
+
+def looks_like_date(text: str) -> bool:
+    """Camera overlays stamp dates (20140428, 201405...) that are not plates."""
+    if not text.isdigit() or len(text) < 6 or text[:2] not in ("19", "20"):
+        return False
+    month = int(text[4:6])
+    return 1 <= month <= 12 and (len(text) < 8 or 1 <= int(text[6:8]) <= 31)
+
+
 def ctc_characters(probs: np.ndarray) -> list[tuple[np.ndarray, int]]:
     """Collapse the best CTC path: for each emitted character, its distribution and column."""
     best = probs.argmax(axis=1)
@@ -69,7 +83,9 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2) -> l
     product of its characters' probabilities, so the list is ranked by how
     likely the whole string is, not by its best character.
     """
-    chars = ctc_characters(probs)
+    weighted = probs * CHAR_PRIOR
+    weighted /= weighted.sum(axis=1, keepdims=True)
+    chars = ctc_characters(weighted)
     if not chars:
         return []
     best_text, best_p, alt_text, alt_p = [], [], [], []
@@ -107,6 +123,8 @@ def plate_likeness(text: str, raw: str) -> float:
     if not MIN_CHARS <= n <= MAX_CHARS:
         return 0.0
     weight = {2: 0.2, 3: 0.3, 4: 0.6}.get(n, 1.0)
+    if looks_like_date(text):
+        weight *= 0.2
     if not any(c.isdigit() for c in text):
         weight *= 0.6
     letters = [c for c in raw if c.isalpha()]
