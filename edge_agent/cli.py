@@ -200,7 +200,7 @@ def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
         console.error(f"{path}: {error} (row skipped)")
     with Database.in_data_dir(config.data_dir) as db:
         version = store_hotlist(db, parsed, str(path), user)
-        db.audit(user, "hotlist.import", str(path), f"version {version}")
+        db.audit(user, "hotlist.import", f"{path} -> version {version}", "hotlist update")
     result = {"file": str(path), "version": version, "loaded": len(parsed.entries), "rejected": len(parsed.errors),
               "sha256": parsed.sha256}
     if args.json:
