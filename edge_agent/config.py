@@ -72,7 +72,6 @@ class AlertConfig:
     voice: str = "en-us"
     wav_dir: Path = Path("alerts")  # relative to the data directory
     audio_device: str = ""  # ALSA device for aplay; empty writes the WAV without playing it
-    home_state: str = "CA"
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ def validate_broker_url(url: str, file: str, key: str) -> None:
     if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
         raise ConfigError(file, key, f"{url!r} is not a broker URL of the form mqtt://host:port or mqtts://host:port")
     try:
-        parsed.port
+        _ = parsed.port  # urlparse checks the port only when asked
     except ValueError:
         raise ConfigError(file, key, f"{url!r} has an invalid port") from None
 

@@ -76,7 +76,7 @@ def ctc_characters(probs: np.ndarray) -> list[tuple[np.ndarray, int]]:
     return chars
 
 
-def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2) -> list[Candidate]:
+def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_length: int | None = None) -> list[Candidate]:
     """Ranked whole-plate strings from per-step probabilities (column 0 = blank, then PLATE_ALPHABET).
 
     Each character's runner-up may replace it; a candidate's confidence is the
@@ -86,8 +86,8 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2) -> l
     weighted = probs * CHAR_PRIOR
     weighted /= weighted.sum(axis=1, keepdims=True)
     chars = ctc_characters(weighted)
-    if not chars:
-        return []
+    if not chars or (max_length is not None and len(chars) > max_length):
+        return []  # swaps keep the length, so a line too long for a plate has no plate candidates
     best_text, best_p, alt_text, alt_p = [], [], [], []
     for dist, col in chars:
         best_text.append(PLATE_ALPHABET[col - 1])

@@ -57,7 +57,7 @@ class PlateReader:
         self, box: TextBox, line: LineReading, boxes: list[TextBox], lines: list[LineReading]
     ) -> PlateReading | None:
         candidates = [
-            c for c in grammar.plate_candidates(line.plate_probs, limit=self.settings.candidates * 2)
+            c for c in grammar.plate_candidates(line.plate_probs, limit=self.settings.candidates * 2, max_length=grammar.MAX_CHARS)
             if grammar.is_valid_plate(c.text)
         ][: self.settings.candidates]
         if not candidates or candidates[0].confidence < self.settings.min_confidence:

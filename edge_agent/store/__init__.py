@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from edge_agent.records import Hit, Read
+from edge_agent.records import Read
 
 DB_NAME = "edge-agent.sqlite3"
 
