@@ -177,16 +177,19 @@ class Agent:
     def process(self, frame: Frame) -> list[Read]:
         self.summary.frames += 1
         reads = []
+        scene_jpeg = b""  # encoded once per frame, and only when the frame gives a new read
         for reading in self.reader.read(frame.image):
             if not self.repeats.is_new(frame.camera_id, reading, time.monotonic()):
                 continue
+            if not scene_jpeg:
+                scene_jpeg = encode_jpeg(frame.image, self.config.storage.jpeg_quality, self.config.storage.scene_max_side)
             read = Read(
                 id=str(uuid.uuid4()),
                 captured_at=frame.captured_at,
                 camera_id=frame.camera_id,
                 reading=reading,
                 plate_jpeg=encode_jpeg(crop_box(frame.image, reading.box), self.config.storage.jpeg_quality),
-                scene_jpeg=encode_jpeg(frame.image, self.config.storage.jpeg_quality, self.config.storage.scene_max_side),
+                scene_jpeg=scene_jpeg,
                 hits=self.hotlist.match(reading.text, reading.state),
             )
             self.db.insert_read(read, self.hotlist.version)

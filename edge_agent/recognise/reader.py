@@ -47,27 +47,29 @@ class PlateReader:
         lines = self.recogniser.recognise([crop_line(image, b.quad) for b in boxes])
         plates: list[tuple[float, PlateReading]] = []
         for box, line in zip(boxes, lines):
-            reading = self._plate_from_line(box, line, boxes, lines)
-            if reading is not None:
-                plates.append((reading.confidence * grammar.plate_likeness(reading.text, line.text), reading))
+            scored = self._plate_from_line(box, line, boxes, lines)
+            if scored is not None:
+                plates.append(scored)
         plates.sort(key=lambda item: item[0], reverse=True)
         return [r for score, r in plates if score > 0][: self.settings.max_plates]
 
     def _plate_from_line(
         self, box: TextBox, line: LineReading, boxes: list[TextBox], lines: list[LineReading]
-    ) -> PlateReading | None:
+    ) -> tuple[float, PlateReading] | None:
+        """The plate a text line holds, with its rank score (confidence times plate-likeness), or None."""
         candidates = [
             c for c in grammar.plate_candidates(line.plate_probs, limit=self.settings.candidates * 2, max_length=grammar.MAX_CHARS)
             if grammar.is_valid_plate(c.text)
         ][: self.settings.candidates]
         if not candidates or candidates[0].confidence < self.settings.min_confidence:
             return None
-        if grammar.plate_likeness(candidates[0].text, line.text) == 0:
+        likeness = grammar.plate_likeness(candidates[0].text, line.text)
+        if likeness == 0:
             return None
         if not any(c.isdigit() for c in candidates[0].text) and grammar.state_from_text(line.text, min_ratio=0.9):
             return None  # the state name printed on the plate, not its number
         state = _state_near(box, boxes, lines)
-        return PlateReading(
+        return candidates[0].confidence * likeness, PlateReading(
             text=candidates[0].text,
             confidence=candidates[0].confidence,
             box=box.bounds(),
