@@ -68,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--json", action="store_true", help="one JSON object per image")
     read.set_defaults(func=cmd_read)
 
-    hotlist = sub.add_parser("hotlist", parents=[common], help="import and check hotlists")
+    hotlist = sub.add_parser("hotlist", parents=[common], help="import, check and edit hotlists")
     hsub = hotlist.add_subparsers(dest="hotlist_command", required=True, metavar="SUBCOMMAND")
-    imp = hsub.add_parser("import", parents=[common], help="make a CSV extract the list in force")
+    imp = hsub.add_parser("import", parents=[common], help="make an extract the list in force, or apply an update (ADD/CLEAR)")
     imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--signature", metavar="SIG", help="the station's signature envelope (default FILE.sig when present)")
+    imp.add_argument("--force", action="store_true", help="accept a full list much smaller than the one in force")
     imp.add_argument("--user", default=None, help="who is importing (audit log)")
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=cmd_hotlist_import)
@@ -79,10 +81,61 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("plates", nargs="*", metavar="PLATE")
     chk.add_argument("--stdin", action="store_true", help="read plates from standard input, one a line")
     chk.add_argument("--state", help="the plate's state, two letters")
+    chk.add_argument("--exact-only", action="store_true", help="no misread-tolerant or partial matches")
     chk.add_argument("--json", action="store_true", help="one JSON line per plate")
     chk.add_argument("--user", default=None, help="who is asking (audit log)")
     chk.add_argument("--purpose", default="", help="why (audit log)")
     chk.set_defaults(func=cmd_hotlist_check)
+    add = hsub.add_parser("add", parents=[common], help="enter a plate or a partial plate (wildcards ? and *) by hand")
+    add.add_argument("plate", metavar="PLATE", help="e.g. 7ABC123, or 7AB?12* for a partial plate")
+    add.add_argument("--list", default="BOLO", dest="list_name", help="which list (default BOLO)")
+    add.add_argument("--reason", required=True, help="case number or why the plate is wanted")
+    add.add_argument("--user", required=True, help="the officer entering it")
+    add.add_argument("--state", default="", help="two letters; leave out to match any state")
+    add.add_argument("--expires", default=None, metavar="YYYY-MM-DD", help="last day it matches")
+    add.add_argument("--json", action="store_true")
+    add.set_defaults(func=cmd_hotlist_add)
+    rem = hsub.add_parser("remove", parents=[common], help="remove an officer's entry by its id")
+    rem.add_argument("entry_id", type=int, metavar="ID")
+    rem.add_argument("--user", required=True, help="who removes it")
+    rem.set_defaults(func=cmd_hotlist_remove)
+    loc = hsub.add_parser("local", parents=[common], help="list the officers' entries in force")
+    loc.add_argument("--json", action="store_true")
+    loc.set_defaults(func=cmd_hotlist_local)
+    st = hsub.add_parser("status", parents=[common], help="the list in force and its versions")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_hotlist_status)
+    keygen = hsub.add_parser("keygen", parents=[common], help="station: make a signing key pair")
+    keygen.add_argument("--out", required=True, metavar="DIR")
+    keygen.set_defaults(func=cmd_hotlist_keygen)
+    sign = hsub.add_parser("sign", parents=[common], help="station: sign a list or an update for the fleet")
+    sign.add_argument("file", metavar="FILE")
+    sign.add_argument("--key", required=True, metavar="KEY", help="the station's private key (PEM)")
+    sign.add_argument("--version", required=True, type=int, dest="list_version", help="version number; must grow")
+    sign.add_argument("--out", metavar="SIG", help="where the envelope goes (default FILE.sig)")
+    sign.set_defaults(func=cmd_hotlist_sign)
+    pub = hsub.add_parser("publish", parents=[common], help="station: send a signed list to the fleet over MQTT")
+    pub.add_argument("file", metavar="FILE")
+    pub.add_argument("--signature", metavar="SIG", help="default FILE.sig")
+    pub.add_argument("--broker", required=True, help="mqtt://host:port")
+    pub.add_argument("--retain", action="store_true", help="keep it on the broker for units that connect later (full lists)")
+    pub.set_defaults(func=cmd_hotlist_publish)
+
+    alerts = sub.add_parser("alerts", parents=[common], help="alerts raised, and what came of them")
+    asub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="SUBCOMMAND")
+    alist = asub.add_parser("list", parents=[common], help="recent alerts")
+    alist.add_argument("--open", action="store_true", help="only those without a disposition")
+    alist.add_argument("--limit", type=int, default=50)
+    alist.add_argument("--json", action="store_true")
+    alist.add_argument("--user", default=None, help="who is looking (audit log)")
+    alist.set_defaults(func=cmd_alerts_list)
+    ack = asub.add_parser("ack", parents=[common], help="record the disposition of an alert")
+    ack.add_argument("alert_id", type=int, metavar="ID")
+    ack.add_argument("--disposition", required=True, help="confirmed | misread | not-located | clets-mismatch")
+    ack.add_argument("--user", required=True, help="the officer")
+    ack.add_argument("--note", default="")
+    ack.add_argument("--json", action="store_true")
+    ack.set_defaults(func=cmd_alerts_ack)
 
     bench = sub.add_parser("bench", parents=[common], help="measure accuracy and speed")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUBCOMMAND")
@@ -92,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--limit", type=int, default=0, help="only the first N images")
     acc.add_argument("--show-misses", action="store_true", help="print each image read wrongly")
     acc.set_defaults(func=cmd_bench_accuracy)
+    hb = bsub.add_parser("hotlist", parents=[common], help="hotlist import, start-up, memory, lookup speed and false hits")
+    hb.add_argument("--list", required=True, metavar="FILE", help="a full extract to import (e.g. a million rows)")
+    hb.add_argument("--plates", type=int, default=10_000, help="plates to look up (default 10000)")
+    hb.add_argument("--seed", type=int, default=7)
+    hb.add_argument("--json", action="store_true")
+    hb.set_defaults(func=cmd_bench_hotlist)
 
     stats = sub.add_parser("stats", parents=[common], help="reads stored, sent and waiting")
     stats.add_argument("--json", action="store_true")
@@ -189,29 +248,37 @@ def cmd_read(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.hotlist import read_hotlist_file, store_hotlist
+    from edge_agent.hotlist import import_file
+    from edge_agent.hotlist.storage import open_hotlist_db
     from edge_agent.store import Database
 
     config = config_for(args)
     user = args.user or default_user()
     path = Path(args.file)
-    parsed = read_hotlist_file(path, config.hotlist.columns)
-    for error in parsed.errors:
+    with open_hotlist_db(config.data_dir) as hdb:
+        stream, result = import_file(hdb, config.hotlist, path, user, Path(args.signature) if args.signature else None,
+                                     args.force)
+    for error in stream.errors:
         console.error(f"{path}: {error} (row skipped)")
+    for warning in result.warnings:
+        console.error(f"{path}: {warning}")
     with Database.in_data_dir(config.data_dir) as db:
-        version = store_hotlist(db, parsed, str(path), user)
-        db.audit(user, "hotlist.import", f"{path} -> version {version}", "hotlist update")
-    result = {"file": str(path), "version": version, "loaded": len(parsed.entries), "rejected": len(parsed.errors),
-              "sha256": parsed.sha256}
+        db.audit(user, "hotlist.import", f"{path} -> version {result.version} ({result.kind}, sha256 {result.sha256})",
+                 "hotlist update")
     if args.json:
-        console.json(result)
+        console.json(result.to_json())
+    elif result.kind == "delta":
+        console.print(f"applied update {path} as version {result.version}: {result.added} added, {result.cleared} cleared, "
+                      f"{result.rejected} rows rejected; {result.entries_in_force} entries in force")
     else:
-        console.print(f"imported {result['loaded']} entries from {path} as version {version}; {result['rejected']} rows rejected")
+        console.print(f"imported {result.loaded} entries from {path} as version {result.version}; "
+                      f"{result.rejected} rows rejected ({result.seconds:.1f} s)")
     return EXIT_OK
 
 
 def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.hotlist import HotlistIndex
+    from edge_agent.hotlist import load_index, query_plate
+    from edge_agent.hotlist.storage import open_hotlist_db
     from edge_agent.store import Database
 
     config = config_for(args)
@@ -223,17 +290,218 @@ def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
         return EXIT_USAGE
     state = args.state.upper() if args.state else None
     user = args.user or default_user()
+    with open_hotlist_db(config.data_dir) as hdb:
+        index = load_index(hdb)
     with Database.in_data_dir(config.data_dir) as db:
-        index = HotlistIndex.load(db)
-        db.audit(user, "hotlist.check", " ".join(plates[:50]) + (" ..." if len(plates) > 50 else ""), args.purpose)
-    if index.version is None:
+        db.audit(user, "hotlist.check", " ".join(p[:20] for p in plates[:50]) + (" ..." if len(plates) > 50 else ""),
+                 args.purpose)
+    if index.version is None and not len(index):
         console.error(f"no hotlist has been imported into {config.data_dir}")
-    for plate in plates:
-        hits = index.match(plate, state)
+    bad = 0
+    for raw in plates:
+        try:
+            plate = query_plate(raw)
+        except ValueError as exc:
+            bad += 1
+            console.error(f"hotlist check: {exc}")
+            if args.json:
+                console.json({"plate": raw[:40], "error": str(exc), "hits": []})
+            continue
+        hits = index.exact(plate, state) if args.exact_only else index.match(plate, state)
         if args.json:
             console.json({"plate": plate, "hits": [h.to_json() for h in hits]})
         else:
-            console.print(f"{plate}: " + ("; ".join(f"{h.list_name} {h.lis} ({h.match})" for h in hits) or "no hit"))
+            console.print(f"{plate}: " + ("; ".join(f"{h.list_name} {h.lic} {h.lis or '-'} ({h.match})" for h in hits)
+                                          or "no hit"))
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def cmd_hotlist_add(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.hotlist import add_local
+    from edge_agent.hotlist.storage import open_hotlist_db
+    from edge_agent.store import Database
+
+    config = config_for(args)
+    try:
+        with open_hotlist_db(config.data_dir) as hdb:
+            entry = add_local(hdb, args.plate, args.list_name, args.reason, args.user, args.state, args.expires)
+    except ValueError as exc:
+        console.error(f"hotlist add: {exc}; nothing was added")
+        return EXIT_USAGE
+    with Database.in_data_dir(config.data_dir) as db:
+        db.audit(args.user, "hotlist.add", f"local entry {entry.id}: {entry.pattern.text} {entry.state or '*'} "
+                 f"{entry.list_name}", entry.reason)
+    kind = "partial plate" if entry.pattern.is_wildcard else "plate"
+    if args.json:
+        console.json({"id": entry.id, "plate": entry.pattern.text, "state": entry.state, "list": entry.list_name,
+                      "reason": entry.reason, "entered_by": entry.entered_by, "expires": entry.expires,
+                      "partial": entry.pattern.is_wildcard})
+    else:
+        console.print(f"added local entry {entry.id}: {kind} {entry.pattern.text} ({entry.state or 'any state'}) "
+                      f"on {entry.list_name}")
+    return EXIT_OK
+
+
+def cmd_hotlist_remove(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.hotlist import remove_local
+    from edge_agent.hotlist.storage import open_hotlist_db
+    from edge_agent.store import Database
+
+    config = config_for(args)
+    try:
+        with open_hotlist_db(config.data_dir) as hdb:
+            entry = remove_local(hdb, args.entry_id, args.user)
+    except ValueError as exc:
+        console.error(f"hotlist remove: {exc}")
+        return EXIT_USAGE
+    with Database.in_data_dir(config.data_dir) as db:
+        db.audit(args.user, "hotlist.remove", f"local entry {entry.id}: {entry.pattern.text}", "")
+    console.print(f"removed local entry {entry.id} ({entry.pattern.text})")
+    return EXIT_OK
+
+
+def cmd_hotlist_local(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.hotlist import local_entries
+    from edge_agent.hotlist.storage import open_hotlist_db
+
+    config = config_for(args)
+    with open_hotlist_db(config.data_dir) as hdb:
+        entries = local_entries(hdb)
+    for e in entries:
+        if args.json:
+            console.json({"id": e.id, "plate": e.pattern.text, "state": e.state, "list": e.list_name,
+                          "reason": e.reason, "entered_by": e.entered_by, "expires": e.expires})
+        else:
+            console.print(f"{e.id}\t{e.pattern.text}\t{e.state or '*'}\t{e.list_name}\t{e.entered_by}\t{e.reason}")
+    return EXIT_OK
+
+
+def cmd_hotlist_status(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.hotlist.storage import open_hotlist_db
+
+    config = config_for(args)
+    with open_hotlist_db(config.data_dir) as hdb:
+        versions = [dict(r) for r in hdb.query(
+            "SELECT id, kind, source, sha256, rows_loaded, rows_rejected, rows_added, rows_cleared, entries_in_force,"
+            " imported_at, imported_by, active, signed_version, signed_by FROM hotlist_versions ORDER BY id DESC LIMIT 20")]
+        local = hdb.query("SELECT COUNT(*) FROM local_entries WHERE removed_at IS NULL")[0][0]
+    active = next((v for v in versions if v["active"]), None)
+    if args.json:
+        console.json({"in_force": active, "local_entries": local, "versions": versions})
+    elif active is None:
+        console.print(f"no hotlist in force; {local} local entries")
+    else:
+        console.print(f"version {active['id']} in force: {active['entries_in_force']} entries, imported "
+                      f"{active['imported_at']} by {active['imported_by']} from {active['source']}"
+                      f"{'; signed version ' + str(active['signed_version']) if active['signed_version'] else ''}; "
+                      f"{local} local entries")
+    return EXIT_OK
+
+
+def cmd_hotlist_keygen(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.hotlist.signing import generate_key
+
+    key, pub = generate_key(Path(args.out))
+    console.print(f"private key {key} (keep it at the station); public key {pub} (hotlist.public_key on every unit)")
+    return EXIT_OK
+
+
+def cmd_hotlist_sign(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.hotlist import open_hotlist_file
+    from edge_agent.hotlist.signing import load_private_key, sign
+
+    config = config_for(args)
+    path = Path(args.file)
+    stream = open_hotlist_file(path, config.hotlist.layout, config.hotlist.max_file_mb * 1024 * 1024)
+    if args.list_version < 1:
+        console.error("hotlist sign: --version must be 1 or more")
+        return EXIT_USAGE
+    envelope = sign(load_private_key(Path(args.key)), stream.sha256, args.list_version, stream.kind, path.name)
+    out = Path(args.out) if args.out else path.with_name(path.name + ".sig")
+    out.write_text(envelope.to_json() + "\n")
+    console.print(f"signed {path} as {stream.kind} version {args.list_version}: {out}")
+    return EXIT_OK
+
+
+def cmd_hotlist_publish(args: argparse.Namespace, console: Console) -> int:
+    import paho.mqtt.client as mqtt
+
+    from edge_agent.config import validate_broker_url
+    from edge_agent.hotlist.signing import Envelope, pack
+    from edge_agent.sync import Topics
+
+    config = config_for(args)
+    validate_broker_url(args.broker, "--broker", "broker")
+    path = Path(args.file)
+    sig = Path(args.signature) if args.signature else path.with_name(path.name + ".sig")
+    try:
+        data, envelope_text = path.read_bytes(), sig.read_bytes()
+    except OSError as exc:
+        console.error(f"hotlist publish: {exc.filename}: {exc.strerror}")
+        return EXIT_USAGE
+    envelope = Envelope.from_json(envelope_text, str(sig))
+    topic = Topics.for_unit(config.sync.topic_prefix, config.agent.agency, "-").hotlist
+    from urllib.parse import urlparse
+
+    url = urlparse(args.broker)
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if config.sync.username:
+        client.username_pw_set(config.sync.username, config.sync.password or None)
+    if url.scheme == "mqtts":
+        client.tls_set()
+    try:
+        client.connect(url.hostname, url.port or 1883)
+    except OSError as exc:
+        console.error(f"hotlist publish: broker {args.broker} not reachable: {exc}")
+        return EXIT_FAILED
+    client.loop_start()
+    info = client.publish(topic, pack(envelope, data), qos=1, retain=args.retain)
+    try:
+        info.wait_for_publish(60)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    if not info.is_published():
+        console.error(f"hotlist publish: the broker did not acknowledge {path}")
+        return EXIT_FAILED
+    console.print(f"published {path} (signed version {envelope.version}, {envelope.kind}) on {topic}")
+    return EXIT_OK
+
+
+def cmd_alerts_list(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.alert.ledger import list_alerts
+    from edge_agent.store import Database
+
+    config = config_for(args)
+    with Database.in_data_dir(config.data_dir) as db:
+        alerts = list_alerts(db, args.limit, args.open)
+        db.audit(args.user or default_user(), "alerts.list", f"open={args.open} limit={args.limit}", "")
+    for a in alerts:
+        if args.json:
+            console.json(a)
+        else:
+            console.print(f"#{a['id']} {a['raised_at']} {a['list']} {a['match']} {a['lic']} {a['lis'] or '-'} "
+                          f"read={a['plate_read']} camera={a['camera_id']} "
+                          f"disposition={a['disposition'] or 'open'}")
+    return EXIT_OK
+
+
+def cmd_alerts_ack(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.alert.ledger import acknowledge
+    from edge_agent.store import Database
+
+    config = config_for(args)
+    with Database.in_data_dir(config.data_dir) as db:
+        try:
+            result = acknowledge(db, args.alert_id, args.disposition, args.user, args.note)
+        except ValueError as exc:
+            console.error(f"alerts ack: {exc}")
+            return EXIT_USAGE
+        db.audit(args.user, "alerts.ack", f"alert {args.alert_id}: {result['disposition']}", args.note)
+    if args.json:
+        console.json(result)
+    else:
+        console.print(f"alert {args.alert_id}: {result['disposition']} by {args.user}")
     return EXIT_OK
 
 
@@ -251,6 +519,18 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
             console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
 
     result = bench_accuracy(reader, items, show)
+    if args.json:
+        console.json(result)
+    else:
+        console.print(" ".join(f"{k}={v}" for k, v in result.items()))
+    return EXIT_OK
+
+
+def cmd_bench_hotlist(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench.hotlist import bench_hotlist
+
+    config = config_for(args)
+    result = bench_hotlist(Path(args.list), config, args.plates, args.seed, progress=console.error)
     if args.json:
         console.json(result)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,33 @@ class RecognitionConfig:
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
 
 
+HOTLIST_FIELDS = ("action", "plate", "state", "list", "nic", "ori", "oca", "entered", "expires", "remarks",
+                  "make", "year", "colour", "plate_type")
+
+
 @dataclass(frozen=True)
 class HotlistConfig:
-    # Column names in the agency's extract; the DOJ layout is the default.
+    format: str = "csv"  # csv (a header names the columns) | fixed (fields at fixed positions)
+    # CSV: the header name of each field in the agency's extract; the DOJ/NCIC layout by default.
     columns: dict[str, str] = field(
         default_factory=lambda: {
-            "plate": "LIC", "state": "LIS", "list": "LIST", "nic": "NIC", "ori": "ORI",
+            "action": "ACTION", "plate": "LIC", "state": "LIS", "list": "LIST", "nic": "NIC", "ori": "ORI",
             "oca": "OCA", "entered": "DOE", "expires": "EXP", "remarks": "MIS",
             "make": "VMA", "year": "VYR", "colour": "VCO", "plate_type": "LIT",
         }
     )
+    # fixed: field -> (first, last) character positions, 1-based and inclusive.
+    fixed_width: dict[str, tuple[int, int]] = field(default_factory=dict)
+    date_format: str = "%Y%m%d"
+    public_key: Path | None = None  # station's Ed25519 key (PEM); when set, every list must be signed with it
+    min_fraction_of_previous: float = 0.5  # a full list this much smaller than the one in force is refused
+    max_file_mb: int = 512
+
+    @property
+    def layout(self):
+        from edge_agent.hotlist.parse import HotlistFormat
+
+        return HotlistFormat(self.format, dict(self.columns), dict(self.fixed_width), self.date_format)
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,8 @@ class AlertConfig:
     voice: str = "en-us"
     wav_dir: Path = Path("alerts")  # relative to the data directory
     audio_device: str = ""  # ALSA device for aplay; empty writes the WAV without playing it
+    realert_after_s: float = 300.0  # the same listed plate is not alerted again within this, unless the match got stronger
+    screen_broker: str = ""  # MQTT broker the in-car screen listens on; empty: the sync broker, if any
 
 
 @dataclass(frozen=True)
@@ -200,25 +220,59 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         raise ConfigError(file, "recognition.min_confidence", "must be between 0 and 1")
     if recognition.detector_max_side < 64:
         raise ConfigError(file, "recognition.detector_max_side", "must be at least 64")
-    hotlist_raw = raw.get("hotlist", {})
-    columns = dict(HotlistConfig().columns)
-    if not isinstance(hotlist_raw, dict) or set(hotlist_raw) - {"columns"}:
-        raise ConfigError(file, "hotlist", "only a [hotlist.columns] table is allowed here")
-    for key, value in hotlist_raw.get("columns", {}).items():
-        if key not in columns:
-            raise ConfigError(file, f"hotlist.columns.{key}", f"unknown field (expected one of {', '.join(columns)})")
-        if not isinstance(value, str) or not value:
-            raise ConfigError(file, f"hotlist.columns.{key}", "must be a column name")
-        columns[key] = value
+    hotlist = _hotlist(raw.get("hotlist", {}), file, base)
     alerts = _section(AlertConfig, raw.get("alerts", {}), file, "alerts", base)
     storage = _section(StorageConfig, raw.get("storage", {}), file, "storage", base)
     if not 10 <= storage.jpeg_quality <= 100:
         raise ConfigError(file, "storage.jpeg_quality", "must be between 10 and 100")
+    validate_broker_url(alerts.screen_broker, file, "alerts.screen_broker")
     sync = _section(SyncConfig, raw.get("sync", {}), file, "sync", base)
     validate_broker_url(sync.broker, file, "sync.broker")
     if sync.batch_size < 1:
         raise ConfigError(file, "sync.batch_size", "must be at least 1")
-    return Config(agent, cameras, recognition, HotlistConfig(columns), alerts, storage, sync, source_file=file)
+    return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, source_file=file)
+
+
+def _hotlist(raw: Any, file: str, base: Path) -> HotlistConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(file, "hotlist", "must be a table")
+    tables = {k: raw[k] for k in ("columns", "fixed_width") if k in raw}
+    plain = _section(HotlistConfig, {k: v for k, v in raw.items() if k not in tables}, file, "hotlist", base)
+    if plain.format not in ("csv", "fixed"):
+        raise ConfigError(file, "hotlist.format", f"{plain.format!r} is not csv or fixed")
+    if not 0 <= plain.min_fraction_of_previous <= 1:
+        raise ConfigError(file, "hotlist.min_fraction_of_previous", "must be between 0 and 1")
+    if plain.public_key is not None and not plain.public_key.is_file():
+        raise ConfigError(file, "hotlist.public_key", f"{plain.public_key} is not a file")
+    columns = dict(HotlistConfig().columns)
+    for key, value in tables.get("columns", {}).items():
+        if key not in HOTLIST_FIELDS:
+            raise ConfigError(file, f"hotlist.columns.{key}", f"unknown field (expected one of {', '.join(HOTLIST_FIELDS)})")
+        if not isinstance(value, str):
+            raise ConfigError(file, f"hotlist.columns.{key}", "must be a column name (\"\" if the extract has none)")
+        columns[key] = value
+    columns = {k: v for k, v in columns.items() if v}
+    fixed: dict[str, tuple[int, int]] = {}
+    for key, value in tables.get("fixed_width", {}).items():
+        where = f"hotlist.fixed_width.{key}"
+        if key not in HOTLIST_FIELDS:
+            raise ConfigError(file, where, f"unknown field (expected one of {', '.join(HOTLIST_FIELDS)})")
+        if (not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                or not 1 <= value[0] <= value[1]):
+            raise ConfigError(file, where, f"must be [first, last] character positions (1-based), got {value!r}")
+        fixed[key] = (value[0], value[1])
+    if plain.format == "fixed":
+        missing = [f for f in ("plate", "state", "list") if f not in fixed]
+        if missing:
+            raise ConfigError(file, "hotlist.fixed_width", f"format = \"fixed\" needs positions for {', '.join(missing)}")
+    for f in ("plate", "state", "list"):
+        if f not in columns:
+            raise ConfigError(file, f"hotlist.columns.{f}", "is required")
+    try:
+        datetime.strptime(datetime(2026, 1, 31).strftime(plain.date_format), plain.date_format)
+    except ValueError:
+        raise ConfigError(file, "hotlist.date_format", f"{plain.date_format!r} is not a usable strftime format") from None
+    return dataclasses.replace(plain, columns=columns, fixed_width=fixed)
 
 
 def _camera(raw: Any, file: str, where: str, base: Path) -> CameraConfig:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from edge_agent.alert import SpokenAlerts
+from edge_agent.alert import Alerter
 from edge_agent.capture import FrameSource, open_source
 from edge_agent.config import Config
-from edge_agent.hotlist import HotlistIndex
+from edge_agent.errors import HotlistError
+from edge_agent.hotlist import entry_details, hotlist_generation, import_payload, load_index
+from edge_agent.hotlist.storage import open_hotlist_db
 from edge_agent.imaging import crop_box, encode_jpeg
 from edge_agent.recognise.ocr import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
@@ -119,19 +122,78 @@ def reader_settings(config: Config) -> ReaderSettings:
 
 
 class Agent:
+    HOTLIST_POLL_S = 2.0  # how often the worker looks for a new list in force
+
     def __init__(self, config: Config, out: Printer = print, reader: PlateReader | None = None):
         self.config = config
         self.out = out
         self.reader = reader or PlateReader(reader_settings(config))
         self.db = Database.in_data_dir(config.data_dir)
-        self.hotlist = HotlistIndex.load(self.db)
-        self.alerts = SpokenAlerts(config.alerts, config.data_dir)
+        self.hotlist_db = open_hotlist_db(config.data_dir)
+        self.hotlist = load_index(self.hotlist_db)
+        self._hotlist_checked = time.monotonic()
+        self._arrivals: queue.Queue[bytes] = queue.Queue(maxsize=4)
+        self.screen = self._screen()
+        self.alerter = Alerter(config.alerts, config.data_dir, self.db, self._details, self.screen)
         self.repeats = RepeatFilter(config.recognition.repeat_window_s)
         self.summary = RunSummary()
+
+    def _details(self, hit) -> dict:
+        return entry_details(self.hotlist_db, hit.entry_id) if hit.source == "hotlist" else {}
+
+    def _screen(self):
+        broker = self.config.alerts.screen_broker or self.config.sync.broker
+        if not broker:
+            return None
+        from edge_agent.alert.screen import ScreenPublisher
+        from edge_agent.sync import Topics
+
+        a, s = self.config.agent, self.config.sync
+        return ScreenPublisher(broker, Topics.for_unit(s.topic_prefix, a.agency, a.unit_id).alerts,
+                               f"edge-agent-{a.agency}-{a.unit_id}-screen", s.username, s.password)
 
     def _error(self, message: str) -> None:
         self.summary.errors.append(message)
         self.out(f"error: {message}")
+
+    def refresh_hotlist(self, force: bool = False) -> None:
+        """Swap in the list in force if it changed (an import, an update, an officer's entry); cheap to call often."""
+        now = time.monotonic()
+        if not force and now - self._hotlist_checked < self.HOTLIST_POLL_S:
+            return
+        self._hotlist_checked = now
+        if hotlist_generation(self.hotlist_db) != self.hotlist.generation:
+            self.hotlist = load_index(self.hotlist_db)
+            self.out(f"hotlist: version {self.hotlist.version} in force, {len(self.hotlist)} entries")
+
+    def _hotlist_arrived(self, payload: bytes) -> None:
+        """Called on the MQTT thread: hand the list to the importer thread, never block the network loop."""
+        try:
+            self._arrivals.put_nowait(payload)
+        except queue.Full:
+            log.warning("hotlist update dropped: %d still waiting to be imported", self._arrivals.maxsize)
+
+    def _import_arrivals(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                payload = self._arrivals.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            where = f"hotlist from {self.config.sync.broker}"
+            try:
+                # A connection of its own: a long import must not hold the lock the recognition worker uses.
+                with open_hotlist_db(self.config.data_dir) as db:
+                    _, result = import_payload(db, self.config.hotlist, payload, where)
+                self.db.audit("station", "hotlist.import", f"signed version {result.signed_version} -> "
+                              f"version {result.version} ({result.kind}, {result.entries_in_force} entries)",
+                              "hotlist update from the station")
+                self.out(f"hotlist: signed version {result.signed_version} imported ({result.kind}, "
+                         f"{result.loaded} rows, {result.rejected} rejected)")
+                self.refresh_hotlist(force=True)
+            except HotlistError as exc:
+                self._error(f"hotlist update refused: {exc}")
+            except Exception as exc:  # a bad update must never take the agent down
+                self._error(f"hotlist update failed: {exc}")
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
         stop = stop or threading.Event()
@@ -143,6 +205,8 @@ class Agent:
         threads = [threading.Thread(target=self._capture, args=(s, board, stop), daemon=True, name=f"capture-{s.camera_id}")
                    for s in sources]
         sync = self._start_sync(stop)
+        if sync is not None:
+            threading.Thread(target=self._import_arrivals, args=(stop,), daemon=True, name="hotlist-import").start()
         self.out(f"hotlist: {len(self.hotlist)} entries (version {self.hotlist.version}); cameras: "
                  f"{', '.join(c.id for c in self.config.cameras) or 'none'}")
         for t in threads:
@@ -158,9 +222,12 @@ class Agent:
                 t.join(timeout=5)
             if sync is not None:
                 self._final_sync(sync)
+            if self.screen is not None:
+                self.screen.close()
             self.summary.waiting = self.db.stats().waiting
             self.summary.seconds = time.monotonic() - started
             self.db.close()
+            self.hotlist_db.close()
         return self.summary
 
     def _capture(self, source: FrameSource, board: FrameBoard, stop: threading.Event) -> None:
@@ -176,10 +243,12 @@ class Agent:
 
     def process(self, frame: Frame) -> list[Read]:
         self.summary.frames += 1
+        self.refresh_hotlist()
         reads = []
         scene_jpeg = b""  # encoded once per frame, and only when the frame gives a new read
         for reading in self.reader.read(frame.image):
-            if not self.repeats.is_new(frame.camera_id, reading, time.monotonic()):
+            now = time.monotonic()
+            if not self.repeats.is_new(frame.camera_id, reading, now):
                 continue
             if not scene_jpeg:
                 scene_jpeg = encode_jpeg(frame.image, self.config.storage.jpeg_quality, self.config.storage.scene_max_side)
@@ -190,17 +259,18 @@ class Agent:
                 reading=reading,
                 plate_jpeg=encode_jpeg(crop_box(frame.image, reading.box), self.config.storage.jpeg_quality),
                 scene_jpeg=scene_jpeg,
-                hits=self.hotlist.match(reading.text, reading.state),
+                hits=self.hotlist.match(reading.text, reading.state, [c.text for c in reading.candidates[1:]]),
             )
-            self.db.insert_read(read, self.hotlist.version)
+            hit_ids = self.db.insert_read(read, self.hotlist.version)
             self.summary.reads += 1
             self.out(f"read {read.reading.text} conf={read.reading.confidence:.2f} state={read.reading.state or '-'}"
                      f" camera={read.camera_id} frame={frame.index}")
             if read.hits:
                 self.summary.hits += 1
-                alert = self.alerts.alert(read, read.hits[0])  # one alert per pass, for the highest-priority list
-                self.summary.alerts += 1
-                self.out(alert.line + (f" wav={alert.wav}" if alert.wav else ""))
+                alert = self.alerter.on_read(read, hit_ids, now)
+                if alert is not None:
+                    self.summary.alerts += 1
+                    self.out(alert.line + (f" wav={alert.wav}" if alert.wav else ""))
             reads.append(read)
         return reads
 
@@ -209,7 +279,7 @@ class Agent:
             return None
         from edge_agent.sync import MqttSync
 
-        sync = MqttSync(self.config, self.db)
+        sync = MqttSync(self.config, self.db, on_hotlist=self._hotlist_arrived)
         sync.start()
 
         def loop() -> None:

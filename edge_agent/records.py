@@ -56,11 +56,13 @@ class Hit:
     list_name: str
     match: str  # exact | state-mismatch | misread | partial
     nic: str = ""
-    source: str = "hotlist"
+    source: str = "hotlist"  # hotlist (the agency's list) | local (an officer's entry)
+    entry_id: int | None = None
     details: dict = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict:
-        return {"lic": self.lic, "lis": self.lis, "list": self.list_name, "match": self.match, "nic": self.nic}
+        return {"lic": self.lic, "lis": self.lis, "list": self.list_name, "match": self.match, "nic": self.nic,
+                "source": self.source}
 
 
 @dataclass

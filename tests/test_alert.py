@@ -1,5 +1,6 @@
-"""Alert wording (pure) and the WAV an officer hears."""
+"""Alerts: the words an officer hears, the WAV, one alert per vehicle, the in-car screen, dispositions."""
 
+import json
 import shutil
 import uuid
 import wave
@@ -7,10 +8,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from edge_agent.alert import SpokenAlerts, alert_message, spell_plate
+from edge_agent.alert import Alerter, AlertSuppressor, SpokenAlerts, alert_message, spell_plate
 from edge_agent.config import AlertConfig
 from edge_agent.records import Candidate, Hit, PlateReading, Read
+from edge_agent.store import Database
+from conftest import Subscriber, run_cli
+
+
+def _read(text: str = "7ABC123", hits=()) -> Read:
+    reading = PlateReading(text, 0.99, (0, 0, 10, 5), (Candidate(text, 0.99),), "CA", 1.0)
+    return Read(str(uuid.uuid4()), datetime.now(timezone.utc), "front", reading, hits=list(hits))
 
 
 def test_message_uses_the_phonetic_alphabet_and_the_clets_reminder():
@@ -18,21 +28,99 @@ def test_message_uses_the_phonetic_alphabet_and_the_clets_reminder():
     assert alert_message(hit) == (
         "Stolen vehicle. California plate seven Adam Boy Charles one two three. Confirm through CLETS before acting."
     )
-    assert "Possible misread." in alert_message(Hit("7ABC123", "CA", "AMBER_ALERT", "misread"))
-    assert alert_message(Hit("1XY", "NV", "AMBER_ALERT", "state-mismatch")).startswith("Amber alert. Nevada plate one X-ray Young.")
+    assert alert_message(Hit("7ABC123", "CA", "STOLEN_VEHICLE", "misread")) == (
+        "Stolen vehicle. California plate seven Adam Boy Charles one two three. Possible misread. "
+        "Confirm through CLETS before acting."
+    )
+    assert alert_message(Hit("1XY", "NV", "AMBER_ALERT", "state-mismatch")).startswith(
+        "Amber alert. Nevada plate one X-ray Young. Plate matches, state not confirmed.")
+    described = Hit("7ABC123", "CA", "FELONY_VEHICLE", "exact", details={"colour": "SIL", "make": "HOND"})
+    assert "plate seven Adam Boy Charles one two three. Silver Honda. Confirm" in alert_message(described)
+    partial = Hit("7AB?12*", "", "FELONY_VEHICLE", "partial")
+    assert alert_message(partial, "7ABX129").startswith("Felony vehicle. Plate seven Adam Boy X-ray one two nine. "
+                                                        "Partial plate match.")
     assert spell_plate("O0") == "Ocean zero"
 
 
 def test_alert_renders_tone_and_speech_to_a_wav(tmp_path: Path):
     if not shutil.which("espeak-ng"):
         pytest.fail("espeak-ng is not installed (scripts/setup installs it)")
-    alerts = SpokenAlerts(AlertConfig(), tmp_path)
-    reading = PlateReading("7ABC123", 0.99, (0, 0, 10, 5), (Candidate("7ABC123", 0.99),), "CA", 1.0)
-    read = Read(str(uuid.uuid4()), datetime.now(timezone.utc), "front", reading)
-    alert = alerts.alert(read, Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact"))
-    assert alert.wav == tmp_path / "alerts" / f"{read.id}.wav"
-    with wave.open(str(alert.wav)) as w:
+    wav = SpokenAlerts(AlertConfig(), tmp_path).speak(alert_message(Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact")), "a1")
+    assert wav == tmp_path / "alerts" / "a1.wav"
+    with wave.open(str(wav)) as w:
         seconds = w.getnframes() / w.getframerate()
         assert w.getnchannels() == 1 and w.getsampwidth() == 2
     assert seconds > 3.0  # half a second of tone, then several seconds of speech
-    assert "STOLEN_VEHICLE" in alert.line and read.id in alert.line and "CLETS" in alert.line
+
+
+@given(st.lists(st.tuples(st.sampled_from(["7ABC123", "8LMN905"]), st.sampled_from(["exact", "misread"]),
+                          st.floats(0, 1000)), max_size=30))
+def test_suppression_alerts_a_vehicle_once_per_window_unless_the_match_grows_stronger(events):
+    suppressor = AlertSuppressor(300)
+    last: dict[str, tuple[float, int]] = {}
+    for plate, kind, now in sorted(events, key=lambda e: e[2]):
+        strength = 0 if kind == "exact" else 3
+        previous = last.get(plate)
+        expected = previous is None or now - previous[0] >= 300 or strength < previous[1]
+        assert suppressor.should_alert(Hit(plate, "CA", "STOLEN_VEHICLE", kind), now) == expected
+        if expected:
+            last[plate] = (now, strength)
+
+
+def test_alerter_records_speaks_publishes_and_suppresses(tmp_path: Path, mosquitto):
+    from edge_agent.alert.screen import ScreenPublisher
+
+    screen = ScreenPublisher(mosquitto.url, "alpr/v1/pd/car-7/alerts", "test-screen")
+    tablet = Subscriber(mosquitto.port, "alpr/v1/pd/car-7/alerts")
+    assert screen.connected.wait(5)
+    db = Database.in_data_dir(tmp_path)
+    alerter = Alerter(AlertConfig(), tmp_path, db, lambda hit: {"colour": "WHI", "make": "TOYT"}, screen)
+    hits = [Hit("8LMN905", "CA", "AMBER_ALERT", "misread", nic="A1", entry_id=9),
+            Hit("8LMN905", "CA", "STOLEN_PLATE", "exact", nic="S1", entry_id=10)]
+    first = _read("8LMN905", hits)
+    alert = alerter.on_read(first, db.insert_read(first), now=100.0)
+    assert alert is not None and alert.hit.list_name == "AMBER_ALERT" and alert.priority == 1
+    assert "White Toyota" in alert.text and "Possible misread" in alert.text
+    assert alert.wav.exists() and "(+1 more hits)" in alert.line
+    second = _read("8LMN905", hits)  # the rear camera sees the same car a second later
+    assert alerter.on_read(second, db.insert_read(second), now=101.0) is None
+    assert tablet.wait_for(lambda m: len(m) == 1)
+    message = json.loads(tablet.messages[0][1])
+    assert message["schema"] == "alpr.alert.v1" and message["alert_id"] == alert.id
+    assert message["hit"]["list"] == "AMBER_ALERT" and message["other_hits"][0]["list"] == "STOLEN_PLATE"
+    assert message["hit"]["details"]["make"] == "TOYT" and "CLETS" in message["clets_reminder"]
+    rows = db.query("SELECT * FROM alerts")
+    assert [(r["read_id"], r["list"], r["match"]) for r in rows] == [(first.id, "AMBER_ALERT", "misread")]
+    assert db.stats().hits == 4  # both reads keep their hits; only the alert is suppressed
+    tablet.close()
+    screen.close()
+    db.close()
+
+
+def test_officer_records_dispositions_from_the_command_line(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    with Database.in_data_dir(data_dir) as db:
+        alerter = Alerter(AlertConfig(speak=False), data_dir, db)
+        read = _read("7ABC123", [Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact")])
+        alert = alerter.on_read(read, db.insert_read(read), now=0.0)
+    listed = run_cli("--data-dir", data_dir, "alerts", "list", "--open", "--json", "--user", "ofc1")
+    assert json.loads(listed.out)["id"] == alert.id
+    for bad, words in [(("--disposition", "arrested"), "not one of confirmed, misread, not-located, clets-mismatch"),
+                       (("--disposition", "confirmed", "--user", " "), "is required")]:
+        args = ["--data-dir", data_dir, "alerts", "ack", alert.id, *bad]
+        if "--user" not in bad:
+            args += ["--user", "ofc1"]
+        result = run_cli(*args)
+        assert result.code == 2 and words in result.err
+    missing = run_cli("--data-dir", data_dir, "alerts", "ack", 999, "--disposition", "misread", "--user", "ofc1")
+    assert missing.code == 2 and "no alert 999" in missing.err
+    acked = run_cli("--data-dir", data_dir, "alerts", "ack", alert.id, "--disposition", "confirmed", "--user", "ofc1",
+                    "--note", "CLETS confirms stolen", "--json")
+    assert acked.code == 0 and json.loads(acked.out)["disposition"] == "confirmed"
+    assert run_cli("--data-dir", data_dir, "alerts", "list", "--open").out == ""
+    with Database.in_data_dir(data_dir) as db:
+        assert db.query("SELECT evidence_hold FROM reads WHERE id = ?", (read.id,))[0][0] == 1
+        history = db.query("SELECT disposition, user, note FROM dispositions")
+        assert [tuple(r) for r in history] == [("confirmed", "ofc1", "CLETS confirms stolen")]
+        actions = [r["action"] for r in db.query("SELECT action FROM audit_log ORDER BY id")]
+    assert actions == ["alerts.list", "alerts.ack", "alerts.list"]

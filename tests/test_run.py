@@ -67,9 +67,13 @@ def test_run_without_broker_keeps_reads_waiting(tmp_path: Path, clip: Path):
             assert plate.shape[1] < scene.shape[1] and scene.shape[:2] == (720, 1280)
         hits = db.query("SELECT h.list, r.plate FROM hits h JOIN reads r ON r.id = h.read_id ORDER BY r.captured_at")
         assert [(h["plate"], h["list"]) for h in hits] == [("7ABC123", "STOLEN_VEHICLE"), ("8LMN905", "AMBER_ALERT")]
-        hit_ids = [r["id"] for r in rows if r["hit_count"]]
-    for read_id in hit_ids:
-        with wave.open(str(tmp_path / "data" / "alerts" / f"{read_id}.wav")) as w:
+        alert_rows = db.query("SELECT a.id, a.list, r.plate FROM alerts a JOIN reads r ON r.id = a.read_id ORDER BY a.id")
+        assert [(a["plate"], a["list"]) for a in alert_rows] == [("7ABC123", "STOLEN_VEHICLE"), ("8LMN905", "AMBER_ALERT")]
+    for line, row in zip(alerts, alert_rows):
+        assert f"ALERT #{row['id']} " in line and "CLETS" in line
+        wav = line.rsplit(" wav=", 1)[1]
+        assert wav.endswith(f"alert-{row['id']}.wav")
+        with wave.open(wav) as w:
             assert w.getnframes() / w.getframerate() > 3
     stats = run_cli("--config", config, "stats", "--json")
     assert json.loads(stats.out)["waiting"] == 3

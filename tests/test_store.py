@@ -74,3 +74,30 @@ def test_a_failed_insert_leaves_nothing_half_written(tmp_path: Path):
             pass
         assert db.stats().reads == 1
         assert db.yearly_counts()[2026]["detections"] == 1
+
+
+def test_a_walking_skeleton_database_migrates_keeping_its_reads_and_hits(tmp_path: Path):
+    path = tmp_path / "old.sqlite3"
+    with Database(path, MIGRATIONS[:1]) as old:
+        old._conn.execute(
+            "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, candidates, box)"
+            " VALUES ('r1', '2026-01-02T03:04:05.000Z', 'front', '7ABC123', 0.9, '[]', '[0,0,1,1]')")
+        old._conn.execute("INSERT INTO hits (read_id, lic, lis, list, match, disposition) VALUES"
+                          " ('r1', '7ABC123', 'CA', 'STOLEN_VEHICLE', 'exact', 'confirmed')")
+        assert old.schema_version == 1
+    with Database(path) as db:
+        assert db.schema_version == len(MIGRATIONS)
+        assert [tuple(r) for r in db.query("SELECT id, plate FROM reads")] == [("r1", "7ABC123")]
+        assert [tuple(r) for r in db.query("SELECT read_id, list, entry_id FROM hits")] == [("r1", "STOLEN_VEHICLE", None)]
+        assert db.query("SELECT COUNT(*) FROM alerts")[0][0] == 0
+
+
+def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Path):
+    import subprocess
+    import sys
+
+    code = f"from edge_agent.store import Database; Database.in_data_dir({str(tmp_path)!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    assert all(p.wait(60) == 0 for p in procs), [p.stderr.read() for p in procs]
+    with Database.in_data_dir(tmp_path) as db:
+        assert db.schema_version == len(MIGRATIONS)

@@ -9,12 +9,15 @@ import shutil
 import struct
 import subprocess
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable, Protocol
 from pathlib import Path
 
+from edge_agent.alert.ledger import record_alert
 from edge_agent.config import AlertConfig
 from edge_agent.recognise.plate import US_STATES
 from edge_agent.records import Hit, Read
+from edge_agent.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +47,81 @@ def state_name(code: str) -> str:
     return name.title() if name else {"MX": "Mexico"}.get(code.upper(), code.upper())
 
 
-def alert_message(hit: Hit) -> str:
-    """What the officer hears: list, state and plate in phonetics, the kind of match, and the CLETS reminder."""
+COLOURS = {
+    "BLK": "black", "WHI": "white", "SIL": "silver", "GRY": "grey", "BLU": "blue", "RED": "red", "GRN": "green",
+    "TAN": "tan", "MAR": "maroon", "GLD": "gold", "BRO": "brown", "YEL": "yellow", "ONG": "orange", "PLE": "purple",
+    "BGE": "beige", "PNK": "pink", "TRQ": "turquoise",
+}
+MAKES = {
+    "HOND": "Honda", "TOYT": "Toyota", "FORD": "Ford", "CHEV": "Chevrolet", "NISS": "Nissan", "DODG": "Dodge",
+    "HYUN": "Hyundai", "KIA": "Kia", "BMW": "B M W", "VOLK": "Volkswagen", "JEEP": "Jeep", "SUBA": "Subaru",
+    "TESL": "Tesla", "MERZ": "Mercedes", "MAZD": "Mazda", "LEXS": "Lexus", "ACUR": "Acura", "AUDI": "Audi",
+    "GMC": "G M C", "CHRY": "Chrysler", "INFI": "Infiniti", "MITS": "Mitsubishi", "VOLV": "Volvo", "BUIC": "Buick",
+    "CADI": "Cadillac", "LINC": "Lincoln", "RAM": "Ram",
+}
+
+
+def vehicle_words(details: dict) -> str:
+    """"Silver Honda." from the list's NCIC colour and make codes; empty when the list gives neither."""
+    colour = COLOURS.get(details.get("colour", "").upper(), "")
+    make = MAKES.get(details.get("make", "").upper(), details.get("make", "").title())
+    words = " ".join(w for w in (colour, make) if w)
+    return f"{words[0].upper()}{words[1:]}." if words else ""
+
+
+def alert_message(hit: Hit, plate_read: str | None = None, details: dict | None = None) -> str:
+    """What the officer hears: list, state and plate in phonetics, the kind of match, the vehicle, the CLETS reminder.
+
+    A partial match speaks the plate as read (the listed plate has wildcards); every other kind speaks the
+    listed plate, which is what the officer runs through CLETS.
+    """
+    spoken = plate_read if hit.match == "partial" and plate_read else hit.lic
+    where = f"{state_name(hit.lis)} plate" if hit.lis else "Plate"
     words = [f"{LIST_WORDS.get(hit.list_name, hit.list_name.replace('_', ' ').capitalize())}.",
-             f"{state_name(hit.lis)} plate {spell_plate(hit.lic)}."]
+             f"{where} {spell_plate(spoken)}."]
     if hit.match == "state-mismatch":
         words.append("Plate matches, state not confirmed.")
     elif hit.match == "misread":
         words.append("Possible misread.")
     elif hit.match == "partial":
         words.append("Partial plate match.")
+    vehicle = vehicle_words(details or hit.details or {})
+    if vehicle:
+        words.append(vehicle)
     words.append(CLETS_REMINDER)
     return " ".join(words)
 
 
-def alert_line(read: Read, hit: Hit) -> str:
+def alert_line(read: Read, hit: Hit, alert_id: int | None = None, others: int = 0) -> str:
     """The printed line for an alert (and the in-car screen's text)."""
     return (
-        f"ALERT {hit.list_name} {hit.match} plate={hit.lic} state={hit.lis} read={read.reading.text}"
-        f" camera={read.camera_id} at={read.captured_at.isoformat(timespec='seconds')} read_id={read.id}"
-        f" -- {CLETS_REMINDER}"
+        f"ALERT{f' #{alert_id}' if alert_id is not None else ''} {hit.list_name} {hit.match} plate={hit.lic}"
+        f" state={hit.lis or '-'} read={read.reading.text} camera={read.camera_id}"
+        f" at={read.captured_at.isoformat(timespec='seconds')} read_id={read.id}"
+        f"{f' (+{others} more hits)' if others else ''} -- {CLETS_REMINDER}"
     )
+
+
+class AlertSuppressor:
+    """One alert per vehicle, not one per camera or per pass while it stays near: the same listed
+    plate is not alerted again within the window unless the match is stronger than the last alert's."""
+
+    STRENGTH = {"exact": 0, "state-mismatch": 1, "partial": 2, "misread": 3}
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._last: dict[tuple, tuple[float, int]] = {}
+
+    def should_alert(self, hit: Hit, now: float) -> bool:
+        key = (hit.source, hit.entry_id if hit.entry_id is not None else hit.lic, hit.lis, hit.list_name)
+        strength = self.STRENGTH.get(hit.match, len(self.STRENGTH))
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.window_s and strength >= last[1]:
+            return False
+        self._last[key] = (now, strength)
+        if len(self._last) > 1024:
+            self._last = {k: v for k, v in self._last.items() if now - v[0] < self.window_s}
+        return True
 
 
 @functools.lru_cache(maxsize=4)
@@ -82,11 +139,26 @@ def tone(sample_rate: int, seconds: float = 0.5, freqs: tuple[float, float] = (8
 
 @dataclass(frozen=True)
 class Alert:
-    read_id: str
+    id: int
+    uuid: str
+    read: Read
     hit: Hit
+    hits: tuple[Hit, ...]  # every hit of the read, highest priority first; `hit` is hits[0]
+    priority: int  # 1 is the most urgent list
     text: str
     line: str
     wav: Path | None
+
+    def to_json(self) -> dict:
+        """The message the in-car screen receives."""
+        return {
+            "schema": "alpr.alert.v1", "alert_id": self.id, "uuid": self.uuid, "read_id": self.read.id,
+            "captured_at": self.read.captured_at.isoformat(), "camera_id": self.read.camera_id,
+            "plate_read": self.read.reading.text, "state_read": self.read.reading.state,
+            "priority": self.priority, "hit": {**self.hit.to_json(), "details": self.hit.details},
+            "other_hits": [h.to_json() for h in self.hits[1:]], "message": self.text,
+            "clets_reminder": CLETS_REMINDER,
+        }
 
 
 class SpokenAlerts:
@@ -101,13 +173,20 @@ class SpokenAlerts:
         if config.speak and not self.espeak:
             log.warning("espeak-ng is not installed: alerts are printed and toned but not spoken (run scripts/setup)")
 
-    def alert(self, read: Read, hit: Hit) -> Alert:
-        text = alert_message(hit)
-        wav = self.render(text, self.wav_dir / f"{read.id}.wav")
+    def speak(self, text: str, name: str) -> Path | None:
+        """Render tone + speech to `{wav_dir}/{name}.wav` and start playing it; never raises."""
+        try:
+            wav = self.render(text, self.wav_dir / f"{name}.wav")
+        except OSError as exc:
+            log.warning("alert WAV could not be written: %s", exc)
+            return None
         if wav and self.config.audio_device and shutil.which("aplay"):
-            subprocess.Popen(["aplay", "-q", "-D", self.config.audio_device, str(wav)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return Alert(read.id, hit, text, alert_line(read, hit), wav)
+            try:
+                subprocess.Popen(["aplay", "-q", "-D", self.config.audio_device, str(wav)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            except OSError as exc:
+                log.warning("aplay failed: %s", exc)
+        return wav
 
     def render(self, text: str, path: Path) -> Path | None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,3 +210,44 @@ class SpokenAlerts:
             w.setframerate(rate)
             w.writeframes(tone(rate) + b"\x00\x00" * (rate // 5) + speech)
         return path
+
+
+class Screen(Protocol):
+    def publish(self, message: dict) -> None: ...
+
+
+class Alerter:
+    """Turns a stored read's hits into at most one alert: suppression, the alert record, speech, the screen."""
+
+    def __init__(self, config: AlertConfig, data_dir: Path, db: Database,
+                 details: Callable[[Hit], dict] = lambda hit: {}, screen: Screen | None = None):
+        self.config = config
+        self.db = db
+        self.details = details
+        self.screen = screen
+        self.spoken = SpokenAlerts(config, data_dir)
+        self.suppressor = AlertSuppressor(config.realert_after_s)
+        self.suppressed = 0
+
+    def on_read(self, read: Read, hit_ids: list[int], now: float) -> Alert | None:
+        if not read.hits:
+            return None
+        top = read.hits[0]  # hits come highest priority first
+        if not self.suppressor.should_alert(top, now):
+            self.suppressed += 1
+            return None
+        hit = replace(top, details={**self.details(top), **top.details})
+        text = alert_message(hit, read.reading.text)
+        others = len(read.hits) - 1
+        alert_id, alert_uuid = record_alert(self.db, read, hit, hit_ids[0] if hit_ids else None, text, others)
+        wav = self.spoken.speak(text, f"alert-{alert_id}")
+        from edge_agent.hotlist.index import list_priority
+
+        alert = Alert(alert_id, alert_uuid, read, hit, tuple([hit, *read.hits[1:]]), list_priority(hit.list_name) + 1,
+                      text, alert_line(read, hit, alert_id, others), wav)
+        if self.screen is not None:
+            try:
+                self.screen.publish(alert.to_json())
+            except Exception as exc:  # the screen is a convenience; the spoken alert has gone out
+                log.warning("alert %s not published for the screen: %s", alert_id, exc)
+        return alert

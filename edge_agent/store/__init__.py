@@ -107,6 +107,43 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (year, metric)
     );
     """,
+    # 2: hotlists moved to their own file (hotlist.sqlite3, see edge_agent.hotlist.storage) so that a
+    # long import never holds the write lock reads are stored under; the old tables stay for their records.
+    # Alerts with dispositions.
+    """
+    ALTER TABLE hits ADD COLUMN entry_id INTEGER;
+    ALTER TABLE hits DROP COLUMN disposition;
+    ALTER TABLE hits DROP COLUMN disposition_by;
+    ALTER TABLE hits DROP COLUMN disposition_at;
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        read_id TEXT NOT NULL REFERENCES reads (id) ON DELETE CASCADE,
+        hit_id INTEGER REFERENCES hits (id) ON DELETE SET NULL,
+        raised_at TEXT NOT NULL,
+        camera_id TEXT NOT NULL,
+        plate_read TEXT NOT NULL,
+        lic TEXT NOT NULL,
+        lis TEXT NOT NULL,
+        list TEXT NOT NULL,
+        match TEXT NOT NULL,
+        message TEXT NOT NULL,
+        other_hits INTEGER NOT NULL DEFAULT 0,
+        disposition TEXT,
+        disposition_by TEXT,
+        disposition_at TEXT,
+        sent_at TEXT
+    );
+    CREATE TABLE dispositions (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        disposition TEXT NOT NULL,
+        user TEXT NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        sent_at TEXT
+    );
+    """,
 ]
 
 
@@ -128,8 +165,9 @@ class StoreStats:
 class Database:
     """The unit's database. One connection, guarded by a lock: capture, recognition and sync share it."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, migrations: list[str] | None = None):
         self.path = Path(path)
+        self._migrations = MIGRATIONS if migrations is None else migrations
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
@@ -166,14 +204,26 @@ class Database:
 
     def migrate(self) -> None:
         with self._lock:
-            current = self.schema_version
-            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                # executescript commits first; the version bump is in the same script so a crash leaves either both or neither
-                self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+            if self.schema_version >= len(self._migrations):
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Read the version again under the write lock: another process (the agent starting while a
+                # technician runs a command) may have migrated the file in the meantime.
+                current = self.schema_version
+                for version, script in enumerate(self._migrations[current:], start=current + 1):
+                    for statement in _statements(script):
+                        self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version = {version}")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     # reads -----------------------------------------------------------------
 
-    def insert_read(self, read: Read, hotlist_version: int | None = None) -> None:
+    def insert_read(self, read: Read, hotlist_version: int | None = None) -> list[int]:
+        """Store a read with its images and hits in one durable transaction; returns the hits' row ids."""
         r = read.reading
         year = read.captured_at.astimezone(timezone.utc).year
         with self.transaction() as c:
@@ -188,13 +238,18 @@ class Database:
             for kind, jpeg in (("plate", read.plate_jpeg), ("scene", read.scene_jpeg)):
                 if jpeg:
                     c.execute("INSERT INTO read_images (read_id, kind, jpeg) VALUES (?, ?, ?)", (read.id, kind, jpeg))
-            c.executemany(
-                "INSERT INTO hits (read_id, lic, lis, list, match, nic, source, hotlist_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(read.id, h.lic, h.lis, h.list_name, h.match, h.nic, h.source, hotlist_version) for h in read.hits],
-            )
+            hit_ids = [
+                c.execute(
+                    "INSERT INTO hits (read_id, lic, lis, list, match, nic, source, hotlist_version, entry_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (read.id, h.lic, h.lis, h.list_name, h.match, h.nic, h.source, hotlist_version, h.entry_id),
+                ).lastrowid
+                for h in read.hits
+            ]
             self._count(c, year, "detections", 1)
             if read.hits:
                 self._count(c, year, "hits", 1)
+        return hit_ids
 
     @staticmethod
     def _count(c: sqlite3.Connection, year: int, metric: str, n: int) -> None:
@@ -260,6 +315,19 @@ class Database:
                 "INSERT INTO audit_log (at, user, action, query, purpose) VALUES (?, ?, ?, ?, ?)",
                 (utc_iso(), user, action, query, purpose),
             )
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements, so that it runs inside one transaction."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
 
 
 class _Transaction:

@@ -14,6 +14,7 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -28,11 +29,14 @@ PAYLOAD_SCHEMA = "alpr.reads.v1"
 class Topics:
     reads: str
     status: str
+    alerts: str
+    hotlist: str  # agency-wide: the station publishes signed lists here for the whole fleet
 
     @classmethod
     def for_unit(cls, prefix: str, agency: str, unit: str) -> "Topics":
         base = f"{prefix}/{agency}/{unit}"
-        return cls(reads=f"{base}/reads", status=f"{base}/status")
+        return cls(reads=f"{base}/reads", status=f"{base}/status", alerts=f"{base}/alerts",
+                   hotlist=f"{prefix}/{agency}/hotlist")
 
 
 def reads_payload(reads: list[dict], agency: str, unit: str) -> bytes:
@@ -54,8 +58,10 @@ def reads_payload(reads: list[dict], agency: str, unit: str) -> bytes:
 class MqttSync:
     """Publishes waiting reads whenever the broker is connected; paho reconnects on its own."""
 
-    def __init__(self, config: Config, db: Database, publish_timeout: float = 10.0):
+    def __init__(self, config: Config, db: Database, publish_timeout: float = 10.0,
+                 on_hotlist: Callable[[bytes], None] | None = None):
         self.config = config
+        self.on_hotlist = on_hotlist
         self.db = db
         self.publish_timeout = publish_timeout
         self.topics = Topics.for_unit(config.sync.topic_prefix, config.agent.agency, config.agent.unit_id)
@@ -68,6 +74,7 @@ class MqttSync:
         )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
         self.client.will_set(self.topics.status, self._status("offline"), qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=60)
         if config.sync.username:
@@ -86,7 +93,13 @@ class MqttSync:
             return
         log.info("connected to broker %s:%s", self.host, self.port)
         client.publish(self.topics.status, self._status("online"), qos=1, retain=True)
+        if self.on_hotlist is not None:
+            client.subscribe(self.topics.hotlist, qos=1)
         self.connected.set()
+
+    def _on_message(self, client, userdata, message) -> None:
+        if message.topic == self.topics.hotlist and self.on_hotlist is not None:
+            self.on_hotlist(message.payload)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

@@ -1,0 +1,52 @@
+"""Alerts published for the in-car screen over MQTT (QoS 1, not retained: a stale alert must not reappear)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+
+
+class ScreenPublisher:
+    """Publishes each alert on `{prefix}/{agency}/{unit}/alerts`. Queues a bounded number while the broker is away."""
+
+    MAX_QUEUED = 100
+
+    def __init__(self, broker_url: str, topic: str, client_id: str, username: str = "", password: str = ""):
+        url = urlparse(broker_url)
+        self.topic = topic
+        self.connected = threading.Event()
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.max_queued_messages_set(self.MAX_QUEUED)
+        if username:
+            self.client.username_pw_set(username, password or None)
+        if url.scheme == "mqtts":
+            self.client.tls_set()
+        self.client.on_connect = lambda c, u, f, rc, p=None: self.connected.set() if not rc.is_failure else None
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.reconnect_delay_set(1, 30)
+        self.client.connect_async(url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883))
+        self.client.loop_start()
+        self._last: mqtt.MQTTMessageInfo | None = None
+
+    def publish(self, message: dict) -> None:
+        info = self.client.publish(self.topic, json.dumps(message, separators=(",", ":")), qos=1)
+        self._last = info
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.warning("alert for the screen not queued (%s)", mqtt.error_string(info.rc))
+
+    def close(self, wait_s: float = 2.0) -> None:
+        # Let the last alert reach the broker before the connection closes.
+        if self._last is not None and self.connected.is_set():
+            try:
+                self._last.wait_for_publish(wait_s)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.loop_stop()
+        self.client.disconnect()
