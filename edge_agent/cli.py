@@ -333,9 +333,7 @@ def cmd_hotlist_add(args: argparse.Namespace, console: Console) -> int:
                  f"{entry.list_name}", entry.reason)
     kind = "partial plate" if entry.pattern.is_wildcard else "plate"
     if args.json:
-        console.json({"id": entry.id, "plate": entry.pattern.text, "state": entry.state, "list": entry.list_name,
-                      "reason": entry.reason, "entered_by": entry.entered_by, "expires": entry.expires,
-                      "partial": entry.pattern.is_wildcard})
+        console.json(entry.to_json())
     else:
         console.print(f"added local entry {entry.id}: {kind} {entry.pattern.text} ({entry.state or 'any state'}) "
                       f"on {entry.list_name}")
@@ -369,8 +367,7 @@ def cmd_hotlist_local(args: argparse.Namespace, console: Console) -> int:
         entries = local_entries(hdb)
     for e in entries:
         if args.json:
-            console.json({"id": e.id, "plate": e.pattern.text, "state": e.state, "list": e.list_name,
-                          "reason": e.reason, "entered_by": e.entered_by, "expires": e.expires})
+            console.json(e.to_json())
         else:
             console.print(f"{e.id}\t{e.pattern.text}\t{e.state or '*'}\t{e.list_name}\t{e.entered_by}\t{e.reason}")
     return EXIT_OK

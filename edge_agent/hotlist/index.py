@@ -137,6 +137,11 @@ class LocalEntry:
     entered_by: str
     expires: str | None = None
 
+    def to_json(self) -> dict:
+        return {"id": self.id, "plate": self.pattern.text, "state": self.state, "list": self.list_name,
+                "reason": self.reason, "entered_by": self.entered_by, "expires": self.expires,
+                "partial": self.pattern.is_wildcard}
+
 
 @dataclass
 class HotlistIndex:
