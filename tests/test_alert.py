@@ -124,3 +124,13 @@ def test_officer_records_dispositions_from_the_command_line(tmp_path: Path):
         assert [tuple(r) for r in history] == [("confirmed", "ofc1", "CLETS confirms stolen")]
         actions = [r["action"] for r in db.query("SELECT action FROM audit_log ORDER BY id")]
     assert actions == ["alerts.list", "alerts.ack", "alerts.list"]
+
+
+def test_alert_is_played_through_alsa_on_the_configured_device(tmp_path: Path):
+    """ALSA's "null" device takes the WAV like a sound card would, so the real aplay path runs here."""
+    if not shutil.which("aplay"):
+        pytest.fail("aplay is not installed (scripts/setup installs alsa-utils)")
+    spoken = SpokenAlerts(AlertConfig(audio_device="null"), tmp_path)
+    wav = spoken.speak(alert_message(Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact")), "a2")
+    assert spoken.playing is not None and spoken.playing.args[-1] == str(wav)
+    assert spoken.playing.wait(30) == 0, spoken.playing.stderr.read()

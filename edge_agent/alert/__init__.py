@@ -170,6 +170,7 @@ class SpokenAlerts:
         self.config = config
         self.wav_dir = config.wav_dir if config.wav_dir.is_absolute() else Path(data_dir) / config.wav_dir
         self.espeak = shutil.which("espeak-ng") if config.speak else None
+        self.playing: subprocess.Popen | None = None  # the last alert sent to aplay
         if config.speak and not self.espeak:
             log.warning("espeak-ng is not installed: alerts are printed and toned but not spoken (run scripts/setup)")
 
@@ -182,8 +183,9 @@ class SpokenAlerts:
             return None
         if wav and self.config.audio_device and shutil.which("aplay"):
             try:
-                subprocess.Popen(["aplay", "-q", "-D", self.config.audio_device, str(wav)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                # Not waited for: the alert plays while recognition goes on.
+                self.playing = subprocess.Popen(["aplay", "-q", "-D", self.config.audio_device, str(wav)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             except OSError as exc:
                 log.warning("aplay failed: %s", exc)
         return wav
