@@ -59,9 +59,14 @@ def test_reopening_keeps_data_and_schema_version(tmp_path: Path):
 
 
 def test_storage_tables_for_policy_exist_from_the_start(tmp_path: Path):
+    from edge_agent.hotlist.storage import open_hotlist_db
+
     with Database.in_data_dir(tmp_path) as db:
         tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"reads", "read_images", "hits", "users", "audit_log", "yearly_counts", "hotlist_versions"} <= tables
+    assert {"reads", "read_images", "hits", "alerts", "dispositions", "users", "audit_log", "yearly_counts"} <= tables
+    with open_hotlist_db(tmp_path) as hotlist:
+        tables = {r[0] for r in hotlist.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"hotlist_versions", "hotlist_entries", "hotlist_index", "local_entries"} <= tables
 
 
 def test_a_failed_insert_leaves_nothing_half_written(tmp_path: Path):

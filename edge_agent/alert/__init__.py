@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_agent.alert.ledger import record_alert
 from edge_agent.config import AlertConfig
+from edge_agent.hotlist.index import list_priority
 from edge_agent.recognise.plate import US_STATES
 from edge_agent.records import Hit, Read
 from edge_agent.store import Database
@@ -243,8 +244,6 @@ class Alerter:
         others = len(read.hits) - 1
         alert_id, alert_uuid = record_alert(self.db, read, hit, hit_ids[0] if hit_ids else None, text, others)
         wav = self.spoken.speak(text, f"alert-{alert_id}")
-        from edge_agent.hotlist.index import list_priority
-
         alert = Alert(alert_id, alert_uuid, read, hit, tuple([hit, *read.hits[1:]]), list_priority(hit.list_name) + 1,
                       text, alert_line(read, hit, alert_id, others), wav)
         if self.screen is not None:

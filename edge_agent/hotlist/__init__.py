@@ -38,7 +38,8 @@ def import_file(db: Database, config: HotlistConfig, path: Path, user: str, sign
                 force: bool = False) -> tuple[HotlistStream, ImportResult]:
     """Import an extract or an update from disk, checking its signature when the unit has a station key."""
     parsed = open_hotlist_file(path, config.layout, config.max_file_mb * 1024 * 1024)
-    sig_path = signature or (path.with_name(path.name + ".sig") if path.with_name(path.name + ".sig").exists() else None)
+    beside = path.with_name(path.name + ".sig")
+    sig_path = signature or (beside if beside.exists() else None)
     signed = None
     if config.public_key is not None:
         from edge_agent.hotlist import signing

@@ -71,10 +71,6 @@ class ParsedHotlist:
     def kind(self) -> str:
         return "delta" if self.is_update else "full"
 
-    @property
-    def entries(self) -> list[HotlistRow]:
-        return self.rows
-
     def __iter__(self) -> Iterator[HotlistRow]:
         return iter(self.rows)
 
