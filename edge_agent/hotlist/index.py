@@ -96,10 +96,6 @@ class EntryTable:
     def __len__(self) -> int:
         return len(self.codes)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, name).nbytes for name in self.BLOBS)
-
     def positions(self, code: int) -> range:
         left = int(np.searchsorted(self.codes, code, "left"))
         right = left
@@ -164,10 +160,6 @@ class HotlistIndex:
 
     def __len__(self) -> int:
         return len(self.doj) + len(self.local_entries)
-
-    @property
-    def nbytes(self) -> int:
-        return self.doj.nbytes + self.local.nbytes
 
     # matching --------------------------------------------------------------
 
