@@ -23,19 +23,17 @@ from edge_agent.records import Hit
 # Strongest first; within one list, a stronger kind of match is shown first.
 MATCH_KINDS = ("exact", "state-mismatch", "partial", "misread")
 _KIND_RANK = {k: i for i, k in enumerate(MATCH_KINDS)}
+_LIST_INDEX = {name: i for i, name in enumerate(LISTS)}
 MAX_OTHER_CANDIDATES = 2
 
 
 def list_priority(list_name: str) -> int:
-    return LISTS.index(list_name) if list_name in LISTS else len(LISTS)
+    return _LIST_INDEX.get(list_name, len(LISTS))
 
 
 def hit_order(hit: Hit) -> tuple[int, int]:
     """Alert order: list priority first (an Amber alert outranks a stolen plate), then how strong the match is."""
     return list_priority(hit.list_name), _KIND_RANK.get(hit.match, len(MATCH_KINDS))
-
-
-_LIST_INDEX = {name: i for i, name in enumerate(LISTS)}
 
 
 def _day(iso: str | None) -> int:
@@ -97,12 +95,8 @@ class EntryTable:
         return len(self.codes)
 
     def positions(self, code: int) -> range:
-        left = int(np.searchsorted(self.codes, code, "left"))
-        right = left
-        n = len(self.codes)
-        while right < n and self.codes[right] == code:
-            right += 1
-        return range(left, right)
+        left, right = np.searchsorted(self.codes, [code, code + 1])
+        return range(int(left), int(right))
 
     def positions_of_any(self, codes: np.ndarray) -> np.ndarray:
         """Positions of every entry whose code is in `codes`."""
@@ -148,7 +142,8 @@ class HotlistIndex:
     generation: tuple = ()  # what the database looked like when this was loaded
 
     def __post_init__(self) -> None:
-        self._wildcards = [e for e in self.local_entries.values() if e.pattern.is_wildcard]
+        # Expiry as a day number once, not parsed again for every read.
+        self._wildcards = [(e, _day(e.expires) or None) for e in self.local_entries.values() if e.pattern.is_wildcard]
 
     @classmethod
     def from_rows(cls, rows: Iterable[HotlistRow], local: Iterable[LocalEntry] = (), version: int | None = None) -> "HotlistIndex":
@@ -168,14 +163,16 @@ class HotlistIndex:
         plate = normalise_plate(plate)
         if not 1 <= len(plate) <= MAX_CHARS:
             return []
-        code = encode(plate)
-        day = (today or _today()).toordinal()
-        hits = []
+        hits = self._exact_hits(encode(plate), state, (today or _today()).toordinal())
+        return sorted(hits.values(), key=hit_order)
+
+    def _exact_hits(self, code: int, state: str | None, day: int) -> dict[tuple[str, int], Hit]:
+        hits = {}
         for table, source in ((self.doj, "hotlist"), (self.local, "local")):
             for pos in table.positions(code):
                 if _live(table, pos, day):
-                    hits.append(self._hit(table, source, pos, _state_kind(table, pos, state)))
-        return sorted(hits, key=hit_order)
+                    hits[(source, int(table.ids[pos]))] = self._hit(table, source, pos, _state_kind(table, pos, state))
+        return hits
 
     def match(self, plate: str, state: str | None = None, candidates: Sequence[str] = (),
               today: date | None = None) -> list[Hit]:
@@ -194,12 +191,8 @@ class HotlistIndex:
             c = normalise_plate(c)
             if c and len(c) <= MAX_CHARS and c not in texts and len(texts) <= MAX_OTHER_CANDIDATES:
                 texts.append(c)
-        hits: dict[tuple[str, int], Hit] = {}
         code = encode(text)
-        for table, source in ((self.doj, "hotlist"), (self.local, "local")):
-            for pos in table.positions(code):
-                if _live(table, pos, day):
-                    hits[(source, int(table.ids[pos]))] = self._hit(table, source, pos, _state_kind(table, pos, state))
+        hits = self._exact_hits(code, state, day)
         variants = [misread_codes(t) for t in texts]
         variants.extend(np.array([encode(t)], dtype=np.int64) for t in texts[1:])
         near = np.concatenate(variants)
@@ -209,8 +202,8 @@ class HotlistIndex:
                 key = (source, int(table.ids[pos]))
                 if key not in hits and _live(table, pos, day):
                     hits[key] = self._hit(table, source, int(pos), "misread")
-        for entry in self._wildcards:
-            if (entry.expires is None or _day(entry.expires) >= day) and any(entry.pattern.matches(t) for t in texts):
+        for entry, expires in self._wildcards:
+            if (expires is None or expires >= day) and any(entry.pattern.matches(t) for t in texts):
                 hits[("local", entry.id)] = self._local_hit(entry, "partial")
         return sorted(hits.values(), key=hit_order)
 

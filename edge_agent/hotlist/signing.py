@@ -71,24 +71,23 @@ def generate_key(directory: Path) -> tuple[Path, Path]:
     return key_path, pub_path
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
+def _load_key(path: Path, load, kind: type, what: str):
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = load(path.read_bytes())
     except (OSError, ValueError, TypeError) as exc:
-        raise HotlistError(f"{path}: not a readable PEM private key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise HotlistError(f"{path}: is not an Ed25519 key")
+        raise HotlistError(f"{path}: not a readable PEM {what}: {exc}") from None
+    if not isinstance(key, kind):
+        raise HotlistError(f"{path}: is not an Ed25519 {what}")
     return key
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    return _load_key(path, lambda data: serialization.load_pem_private_key(data, password=None), Ed25519PrivateKey,
+                     "private key")
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError, TypeError) as exc:
-        raise HotlistError(f"{path}: not a readable PEM public key: {exc}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise HotlistError(f"{path}: is not an Ed25519 public key")
-    return key
+    return _load_key(path, serialization.load_pem_public_key, Ed25519PublicKey, "public key")
 
 
 def key_id(key: Ed25519PublicKey) -> str:
