@@ -156,11 +156,35 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=cmd_stats)
 
-    sync = sub.add_parser("sync", parents=[common], help="send waiting reads to the station")
-    sync.add_argument("--once", action="store_true", required=True, help="drain what waits, then exit")
-    sync.add_argument("--broker", help="mqtt://host:port (overrides sync.broker)")
+    sync = sub.add_parser("sync", parents=[common], help="send waiting records to the station")
+    sync.add_argument("--once", action="store_true", help="drain what waits, then exit")
+    sync.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides sync.broker)")
     sync.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    sync.add_argument("--drain-timeout", type=float, default=600.0,
+                      help="seconds to keep draining before giving up (default 600)")
+    sync.add_argument("--json", action="store_true")
     sync.set_defaults(func=cmd_sync)
+    ssub = sync.add_subparsers(dest="sync_command", required=False, metavar="SUBCOMMAND")
+    skey = ssub.add_parser("keygen", parents=[common], help="make this unit's batch signing key pair")
+    skey.add_argument("--out", required=True, metavar="DIR", help="UNIT.key stays on the unit, UNIT.pub goes to the station")
+    skey.set_defaults(func=cmd_sync_keygen)
+
+    purge = sub.add_parser("purge", parents=[common], help="purge sent reads past storage.retention_days (not evidence)")
+    purge.add_argument("--user", default=None, help="who runs it (audit log)")
+    purge.add_argument("--json", action="store_true")
+    purge.set_defaults(func=cmd_purge)
+
+    station = sub.add_parser("station", parents=[common], help="the station's receiver (runs until SIGTERM)")
+    station.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides sync.broker)")
+    station.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
+    station.add_argument("--hotlist", metavar="FILE", help="signed list to keep published for the fleet (FILE.sig beside it)")
+    station.add_argument("--name", help="this receiver's name (default host-pid)")
+    station.set_defaults(func=cmd_station)
+    stsub = station.add_subparsers(dest="station_command", required=False, metavar="SUBCOMMAND")
+    sst = stsub.add_parser("stats", parents=[common], help="units, reads, hits and duplicates refused")
+    sst.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
+    sst.add_argument("--json", action="store_true")
+    sst.set_defaults(func=cmd_station_stats)
 
     models = sub.add_parser("models", parents=[common], help="check the model files against models/manifest.toml")
     models.set_defaults(func=cmd_models)
@@ -421,48 +445,42 @@ def cmd_hotlist_sign(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_hotlist_publish(args: argparse.Namespace, console: Console) -> int:
-    import paho.mqtt.client as mqtt
-
-    from edge_agent.config import validate_broker_url
-    from edge_agent.hotlist.signing import Envelope, pack
+    from edge_agent.hotlist.signing import signed_payload
     from edge_agent.sync import Topics
 
-    config = config_for(args)
-    validate_broker_url(args.broker, "--broker", "broker")
+    config = config_for(args, broker=args.broker)
     path = Path(args.file)
-    sig = Path(args.signature) if args.signature else path.with_name(path.name + ".sig")
-    try:
-        data, envelope_text = path.read_bytes(), sig.read_bytes()
-    except OSError as exc:
-        console.error(f"hotlist publish: {exc.filename}: {exc.strerror}")
-        return EXIT_USAGE
-    envelope = Envelope.from_json(envelope_text, str(sig))
+    envelope, payload = signed_payload(path, Path(args.signature) if args.signature else path.with_name(path.name + ".sig"))
     topic = Topics.for_unit(config.sync.topic_prefix, config.agent.agency, "-").hotlist
-    from urllib.parse import urlparse
-
-    url = urlparse(args.broker)
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if config.sync.username:
-        client.username_pw_set(config.sync.username, config.sync.password or None)
-    if url.scheme == "mqtts":
-        client.tls_set()
-    try:
-        client.connect(url.hostname, url.port or 1883)
-    except OSError as exc:
-        console.error(f"hotlist publish: broker {args.broker} not reachable: {exc}")
+    if not _publish_once(config, topic, payload, args.retain, console):
         return EXIT_FAILED
+    console.print(f"published {path} (signed version {envelope.version}, {envelope.kind}) on {topic}")
+    return EXIT_OK
+
+
+def _publish_once(config: Config, topic: str, payload: bytes, retain: bool, console: Console) -> bool:
+    """Connect with the configured credentials, publish one message with QoS 1, wait for the broker's PUBACK."""
+    from edge_agent.sync import mqtt_client
+
+    s = config.sync
+    host, port, tls = s.host_port
+    client = mqtt_client("", s.username, s.password, tls, str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
+    try:
+        client.connect(host, port)
+    except OSError as exc:
+        console.error(f"broker {s.broker} not reachable: {exc}")
+        return False
     client.loop_start()
-    info = client.publish(topic, pack(envelope, data), qos=1, retain=args.retain)
+    info = client.publish(topic, payload, qos=1, retain=retain)
     try:
         info.wait_for_publish(60)
     finally:
         client.loop_stop()
         client.disconnect()
     if not info.is_published():
-        console.error(f"hotlist publish: the broker did not acknowledge {path}")
-        return EXIT_FAILED
-    console.print(f"published {path} (signed version {envelope.version}, {envelope.kind}) on {topic}")
-    return EXIT_OK
+        console.error(f"the broker {s.broker} did not acknowledge the message on {topic}")
+        return False
+    return True
 
 
 def cmd_alerts_list(args: argparse.Namespace, console: Console) -> int:
@@ -537,38 +555,149 @@ def cmd_bench_hotlist(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_stats(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store import Database
+    from edge_agent.store.outbox import outbox_stats
 
     config = config_for(args)
     with Database.in_data_dir(config.data_dir) as db:
         stats = db.stats().to_json()
+        stats["waiting_other"] = outbox_stats(db)
+        used, on_disk = db.used_bytes()
+        stats["storage"] = {"used_mb": round(used / 1048576, 1), "on_disk_mb": round(on_disk / 1048576, 1),
+                            "cap_mb": config.storage.cap_mb or None,
+                            "given_up": {r["detail"]: r["n"] for r in db.query(
+                                "SELECT detail, SUM(records) AS n FROM storage_events WHERE action = 'cap' GROUP BY detail")},
+                            "purged": db.query("SELECT COALESCE(SUM(records), 0) FROM storage_events"
+                                               " WHERE action = 'purge'")[0][0],
+                            "evidence_hold": db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]}
         stats["yearly"] = {str(y): c for y, c in db.yearly_counts().items()}
     if args.json:
         console.json(stats)
     else:
-        console.print(f"reads={stats['reads']} sent={stats['sent']} waiting={stats['waiting']} hits={stats['hits']}")
+        w = stats["waiting_other"]
+        console.print(f"reads={stats['reads']} sent={stats['sent']} waiting={stats['waiting']} hits={stats['hits']}"
+                      f" alerts_waiting={w['alerts']} scene_images_waiting={w['scene_images']}"
+                      f" storage={stats['storage']['on_disk_mb']}MB")
     return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store import Database
+    from edge_agent.store.outbox import outbox_stats
     from edge_agent.sync import MqttSync
 
     config = config_for(args, broker=args.broker)
+    if not args.once:
+        console.error("sync: give --once (drain what waits, then exit), or a subcommand")
+        return EXIT_USAGE
     if not config.sync.broker:
         raise ConfigError(config.source_file, "sync.broker", "no broker configured (give --broker mqtt://host:port)")
     with Database.in_data_dir(config.data_dir) as db:
-        sync = MqttSync(config, db)
+        sync = MqttSync(config, db, client_suffix="-once")
         sync.start()
         try:
             if not sync.connected.wait(args.timeout):
-                console.error(f"broker {config.sync.broker} not reachable within {args.timeout:g} s; reads stay waiting")
+                why = f": {sync.last_error}" if sync.last_error else ""
+                console.error(f"broker {config.sync.broker} not reachable within {args.timeout:g} s{why}; records stay waiting")
                 return EXIT_FAILED
-            sent = sync.drain()
+            result = sync.drain(timeout=args.drain_timeout, reconnect_wait=args.timeout)
         finally:
             sync.stop()
         waiting = db.stats().waiting
-    console.print(f"sent {sent} reads; {waiting} waiting")
-    return EXIT_OK if waiting == 0 else EXIT_FAILED
+        other = outbox_stats(db)
+    summary = {"sent": result.sent, "batches": result.batches, "batches_refused": result.batches_refused,
+               "acks_refused": result.acks_refused, "link_lost": result.disconnected, "reads_waiting": waiting,
+               "waiting": other}
+    if args.json:
+        console.json(summary)
+    else:
+        console.print(f"sent {result.reads} reads"
+                      + "".join(f", {n} {k}" for k, n in result.sent.items() if k != "reads")
+                      + f"; {waiting} reads waiting")
+    if result.disconnected:
+        console.error(f"the link to {config.sync.broker} dropped and did not come back within {args.timeout:g} s")
+    if result.batches_refused:
+        console.error(f"the station refused {result.batches_refused} batches; their records wait (see the station's log)")
+    return EXIT_OK if waiting == 0 and not result.batches_refused else EXIT_FAILED
+
+
+def cmd_sync_keygen(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.hotlist.signing import generate_key
+
+    config = config_for(args)
+    key, pub = generate_key(Path(args.out), config.agent.unit_id)
+    console.print(f"private key {key} (sync.signing_key on unit {config.agent.unit_id}); "
+                  f"public key {pub} (into the station's station.unit_keys folder)")
+    return EXIT_OK
+
+
+def cmd_purge(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.store import Database
+    from edge_agent.store.retention import purge_expired
+
+    config = config_for(args)
+    if config.storage.retention_days <= 0:
+        console.error("purge: storage.retention_days is 0, so reads are kept; nothing purged")
+        return EXIT_USAGE
+    with Database.in_data_dir(config.data_dir) as db:
+        purged = purge_expired(db, config.storage.retention_days)
+        held = db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]
+        db.audit(args.user or default_user(), "retention.purge",
+                 f"{purged} reads older than {config.storage.retention_days:g} days", "retention schedule")
+    if args.json:
+        console.json({"purged": purged, "evidence_hold": held, "retention_days": config.storage.retention_days})
+    else:
+        console.print(f"purged {purged} sent reads older than {config.storage.retention_days:g} days; "
+                      f"{held} reads on evidence hold kept")
+    return EXIT_OK
+
+
+def _station_config(args: argparse.Namespace) -> Config:
+    import dataclasses
+
+    config = config_for(args, broker=getattr(args, "broker", None))
+    station = config.station
+    if getattr(args, "db", None):
+        station = dataclasses.replace(station, database=args.db)
+    if getattr(args, "hotlist", None):
+        station = dataclasses.replace(station, hotlist=Path(args.hotlist))
+    return dataclasses.replace(config, station=station)
+
+
+def cmd_station(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.station import Station, station_database
+    from edge_agent.station.store import StationStore
+
+    config = _station_config(args)
+    if not config.sync.broker:
+        raise ConfigError(config.source_file, "sync.broker", "no broker configured (give --broker mqtt://host:port)")
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    with StationStore(station_database(config)) as store:
+        station = Station(config, store, out=console.print, name=args.name)
+        station.start()
+        console.print(f"station {station.name}: receiving from {config.sync.broker} into {station_database(config)}")
+        stop.wait()
+        station.stop()
+    console.print(f"station {station.name}: {station.received} batches stored, {station.refused} refused")
+    return EXIT_OK
+
+
+def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.station import station_database
+    from edge_agent.station.store import StationStore
+
+    config = _station_config(args)
+    with StationStore(station_database(config)) as store:
+        stats = store.stats()
+    if args.json:
+        console.json(stats)
+    else:
+        console.print(" ".join(f"{k}={v}" for k, v in stats.items() if k != "by_unit"))
+        for u in stats["by_unit"]:
+            console.print(f"  {u['agency']}/{u['unit']}: {u['reads']} reads, {u['state'] or '-'} at {u['last_seen']}")
+    return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace, console: Console) -> int:

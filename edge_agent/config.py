@@ -98,22 +98,47 @@ class AlertConfig:
 class StorageConfig:
     jpeg_quality: int = 85
     scene_max_side: int = 1280
+    cap_mb: float = 8192.0  # the database stays within this; records are given up in a fixed order (0: no cap)
+    retention_days: float = 30.0  # sent reads older than this are purged, except those on evidence hold (0: never)
+    memory_buffer_reads: int = 500  # reads held in memory while the disk refuses writes
 
 
 @dataclass(frozen=True)
 class SyncConfig:
     broker: str = ""  # mqtt://host:port or mqtts://host:port; empty keeps reads waiting
     topic_prefix: str = "alpr/v1"
-    batch_size: int = 100
+    batch_size: int = 200  # reads (or alerts, dispositions, audit records) in one batch
+    image_batch_size: int = 20  # scene images in one batch
+    scene_images: bool = True  # send scene images too (after the reads; they may wait)
     interval_s: float = 2.0
+    max_in_flight: int = 4  # batches published and not yet acknowledged by the station
+    ack_timeout_s: float = 30.0  # a batch with no acknowledgement after this goes out again
+    retry_refused_after_s: float = 3600.0  # a batch the station refused is tried again after this
+    backoff_min_s: float = 1.0  # reconnect delays double from this to backoff_max_s, with jitter
+    backoff_max_s: float = 60.0
+    session_expiry_s: float = 86400.0  # the broker keeps acknowledgements for an absent unit this long
     username: str = ""
     password: str = ""
+    tls_ca: Path | None = None  # CA certificate for mqtts:// (default: the system's)
+    tls_cert: Path | None = None  # this unit's client certificate (PEM)
+    tls_key: Path | None = None  # and its private key
+    signing_key: Path | None = None  # this unit's Ed25519 key; when set, every batch is signed with it
 
     @property
     def host_port(self) -> tuple[str, int, bool]:
         url = urlparse(self.broker)
         tls = url.scheme == "mqtts"
         return url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883), tls
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    database: str = ""  # a path (SQLite) or a postgresql:// URL; empty: DATA_DIR/station.sqlite3
+    share_group: str = "stations"  # receivers in one group share the fleet's batches (MQTT 5 shared subscriptions)
+    unit_keys: Path | None = None  # folder of UNIT.pub keys; when set, only batches signed by their unit are taken
+    max_batch_mb: float = 16.0  # larger batches are refused
+    hotlist: Path | None = None  # a signed list (FILE.sig beside it) published, retained, to the fleet
+    hotlist_poll_s: float = 10.0  # how often the list file is checked for a new version
 
 
 @dataclass(frozen=True)
@@ -125,6 +150,7 @@ class Config:
     alerts: AlertConfig = AlertConfig()
     storage: StorageConfig = StorageConfig()
     sync: SyncConfig = SyncConfig()
+    station: StationConfig = StationConfig()
     source_file: str = "<defaults>"
 
     @property
@@ -199,7 +225,7 @@ def load_config(path: str | os.PathLike | None) -> Config:
 
 
 def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(".")) -> Config:
-    sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync"}
+    sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync", "station"}
     for key in raw:
         if key not in sections:
             raise ConfigError(file, key, f"unknown section (expected one of {', '.join(sorted(sections))})")
@@ -228,9 +254,26 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
     validate_broker_url(alerts.screen_broker, file, "alerts.screen_broker")
     sync = _section(SyncConfig, raw.get("sync", {}), file, "sync", base)
     validate_broker_url(sync.broker, file, "sync.broker")
-    if sync.batch_size < 1:
-        raise ConfigError(file, "sync.batch_size", "must be at least 1")
-    return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, source_file=file)
+    for key in ("batch_size", "image_batch_size", "max_in_flight"):
+        if not 1 <= getattr(sync, key) <= 1000:
+            raise ConfigError(file, f"sync.{key}", "must be between 1 and 1000")
+    if sync.backoff_min_s <= 0 or sync.backoff_max_s < sync.backoff_min_s:
+        raise ConfigError(file, "sync.backoff_max_s", "backoff_min_s must be above 0 and backoff_max_s at least as large")
+    for key in ("tls_ca", "tls_cert", "tls_key", "signing_key"):
+        path = getattr(sync, key)
+        if path is not None and not path.is_file():
+            raise ConfigError(file, f"sync.{key}", f"{path} is not a file")
+    if (sync.tls_cert is None) != (sync.tls_key is None):
+        raise ConfigError(file, "sync.tls_cert", "tls_cert and tls_key go together")
+    station = _section(StationConfig, raw.get("station", {}), file, "station", base)
+    if station.database and not station.database.startswith(("postgresql://", "postgres://")):
+        path = Path(os.path.expanduser(station.database))
+        station = dataclasses.replace(station, database=str(path if path.is_absolute() else base / path))
+    if station.unit_keys is not None and not station.unit_keys.is_dir():
+        raise ConfigError(file, "station.unit_keys", f"{station.unit_keys} is not a folder")
+    if not _ID.match(station.share_group):
+        raise ConfigError(file, "station.share_group", "must be 1-64 letters, digits, '.', '_' or '-'")
+    return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, station, source_file=file)
 
 
 def _hotlist(raw: Any, file: str, base: Path) -> HotlistConfig:

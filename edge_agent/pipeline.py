@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ from edge_agent.recognise.ocr import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
 from edge_agent.records import Frame, PlateReading, Read
 from edge_agent.store import Database
+from edge_agent.store.keeper import ReadKeeper
 
 log = logging.getLogger(__name__)
 Printer = Callable[[str], None]
@@ -137,6 +139,15 @@ class Agent:
         self.alerter = Alerter(config.alerts, config.data_dir, self.db, self._details, self.screen)
         self.repeats = RepeatFilter(config.recognition.repeat_window_s)
         self.summary = RunSummary()
+        self.sync = None
+        self.keeper = ReadKeeper(self.db, config.storage, out, on_state=self._storage_changed)
+
+    def _storage_changed(self, state: str) -> None:
+        if self.sync is not None:
+            self.sync.publish_status()  # the station sees a full disk at once
+
+    def status_fields(self) -> dict:
+        return {**self.keeper.status(), "waiting": self.db.stats().waiting}
 
     def _details(self, hit) -> dict:
         return entry_details(self.hotlist_db, hit.entry_id) if hit.source == "hotlist" else {}
@@ -204,6 +215,7 @@ class Agent:
         board = FrameBoard(sources)
         threads = [threading.Thread(target=self._capture, args=(s, board, stop), daemon=True, name=f"capture-{s.camera_id}")
                    for s in sources]
+        self.keeper.housekeeping()
         sync = self._start_sync(stop)
         if sync is not None:
             threading.Thread(target=self._import_arrivals, args=(stop,), daemon=True, name="hotlist-import").start()
@@ -214,6 +226,7 @@ class Agent:
         try:
             while (frame := board.get(stop)) is not None:
                 self.process(frame)
+                self.keeper.retry()
         finally:
             stop.set()
             for s in sources:
@@ -224,6 +237,9 @@ class Agent:
                 self._final_sync(sync)
             if self.screen is not None:
                 self.screen.close()
+            self.keeper.retry()
+            if self.keeper.buffer:
+                self._error(f"{len(self.keeper.buffer)} reads held in memory could not be stored: the disk is full")
             self.summary.waiting = self.db.stats().waiting
             self.summary.seconds = time.monotonic() - started
             self.db.close()
@@ -261,42 +277,51 @@ class Agent:
                 scene_jpeg=scene_jpeg,
                 hits=self.hotlist.match(reading.text, reading.state, [c.text for c in reading.candidates[1:]]),
             )
-            hit_ids = self.db.insert_read(read, self.hotlist.version)
+            hit_ids = self.keeper.store(read, self.hotlist.version)
             self.summary.reads += 1
             self.out(f"read {read.reading.text} conf={read.reading.confidence:.2f} state={read.reading.state or '-'}"
                      f" camera={read.camera_id} frame={frame.index}")
             if read.hits:
                 self.summary.hits += 1
-                alert = self.alerter.on_read(read, hit_ids, now)
-                if alert is not None:
-                    self.summary.alerts += 1
-                    self.out(alert.line + (f" wav={alert.wav}" if alert.wav else ""))
+                self._alert(read, hit_ids, now)
             reads.append(read)
         return reads
+
+    def _alert(self, read: Read, hit_ids: list[int] | None, now: float) -> None:
+        try:
+            alert = self.alerter.on_read(read, hit_ids or [], now)
+        except (sqlite3.Error, OSError) as exc:  # a full disk: the officer still has to hear of the hit
+            hit = read.hits[0]
+            self._error(f"alert for {read.reading.text} ({hit.list_name} {hit.lic} {hit.lis}, {hit.match}) "
+                        f"could not be recorded or spoken: {exc}")
+            return
+        if alert is not None:
+            self.summary.alerts += 1
+            self.out(alert.line + (f" wav={alert.wav}" if alert.wav else ""))
 
     def _start_sync(self, stop: threading.Event):
         if not self.config.sync.broker:
             return None
         from edge_agent.sync import MqttSync
 
-        sync = MqttSync(self.config, self.db, on_hotlist=self._hotlist_arrived)
+        sync = self.sync = MqttSync(self.config, self.db, on_hotlist=self._hotlist_arrived, status=self.status_fields)
         sync.start()
 
         def loop() -> None:
             while not stop.wait(self.config.sync.interval_s):
                 try:
-                    sync.drain()
-                except Exception as exc:  # keep syncing on the next tick; reads stay waiting
+                    sync.drain(stop)
+                except Exception as exc:  # keep syncing on the next tick; records stay waiting
                     log.warning("sync failed: %s", exc)
 
         threading.Thread(target=loop, daemon=True, name="sync").start()
         return sync
 
-    def _final_sync(self, sync, wait_s: float = 3.0) -> None:
+    def _final_sync(self, sync, wait_s: float = 3.0, drain_s: float = 15.0) -> None:
         if sync.connected.wait(wait_s):
-            sent = sync.drain()
-            if sent:
-                self.out(f"synced {sent} reads to {self.config.sync.broker}")
+            result = sync.drain(timeout=drain_s)
+            if result.reads:
+                self.out(f"synced {result.reads} reads to {self.config.sync.broker}")
         else:
             self.out(f"broker {self.config.sync.broker} not reachable: reads wait in SQLite")
         sync.stop()

@@ -156,3 +156,38 @@ def write_hotlist(path: Path, listed: dict[str, str], others: int = 200, seed: i
             out.writerow([plate, "CA", "2027", "PC", "HOND", "2015", "SIL", f"S{100000000 + i}", "CA0000000",
                           f"26-{i:06d}", "20260101", "", list_name, "SYNTHETIC DEMO RECORD"])
     return path
+
+
+class SyntheticReads:
+    """Reads as the agent stores them, with real JPEGs of rendered plates and scenes, for tests and benchmarks.
+
+    A few plate and scene images are rendered and encoded once and shared between reads, so that making
+    100,000 reads costs seconds; every read has its own UUID, plate text and time.
+    """
+
+    def __init__(self, seed: int = 0, scene: bool = False, variants: int = 16):
+        from edge_agent.imaging import encode_jpeg
+
+        self.rng = random.Random(seed)
+        plates = [random_plate(self.rng) for _ in range(variants)]
+        self.plate_jpegs = [encode_jpeg(render_plate(p, width=240)) for p in plates]
+        self.scene_jpegs = [encode_jpeg(render_scene([(p, "California")], seed=i), 85)
+                            for i, p in enumerate(plates[:4])] if scene else []
+
+    def make(self, n: int, hits_every: int = 0, start=None, step_s: float = 1.0) -> "list":
+        import uuid as uuidlib
+        from datetime import datetime, timedelta, timezone
+
+        from edge_agent.records import Candidate, Hit, PlateReading, Read
+
+        start = start or datetime.now(timezone.utc)
+        reads = []
+        for i in range(n):
+            text = random_plate(self.rng)
+            hits = [Hit(text, "CA", "STOLEN_VEHICLE", "exact", "V123456789")] if hits_every and i % hits_every == 0 else []
+            reading = PlateReading(text, 0.93, (410, 380, 160, 52), (Candidate(text, 0.93), Candidate(text[:-1] + "8", 0.41)),
+                                   "CA", 0.8)
+            reads.append(Read(str(uuidlib.uuid4()), start + timedelta(seconds=i * step_s), "front", reading,
+                              self.plate_jpegs[i % len(self.plate_jpegs)],
+                              self.scene_jpegs[i % len(self.scene_jpegs)] if self.scene_jpegs else b"", hits))
+        return reads

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import socket
 import subprocess
@@ -60,24 +61,32 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """A real Mosquitto broker on a free loopback port, started and stopped by the test."""
+    """A real Mosquitto broker on a free loopback port, started and stopped (or killed) by the test.
 
-    def __init__(self, workdir: Path):
+    `listener` lines replace the plain one, for TLS or passwords; a restart keeps the port.
+    """
+
+    def __init__(self, workdir: Path, extra: str = "", persistence: bool = False):
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             pytest.fail("mosquitto is not installed (scripts/setup installs it)")
         self.binary = binary
         self.port = free_port()
         self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
+        self.scheme = "mqtts" if "certfile" in extra else "mqtt"
+        self.conf = workdir / f"mosquitto-{self.port}.conf"
+        store = f"persistence true\npersistence_location {workdir}/\n" if persistence else "persistence false\n"
+        # started as root, mosquitto would drop to its own user, which cannot read the test's private folders
+        store += "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+            f"listener {self.port} 127.0.0.1\n{extra or 'allow_anonymous true'}\n{store}log_dest stderr\n"
+            "max_queued_messages 100000\n"
         )
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
@@ -94,6 +103,11 @@ class Mosquitto:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
             self.proc.wait(5)
 
 
@@ -113,6 +127,7 @@ class Subscriber:
 
         self.messages: list[tuple[str, bytes, bool]] = []
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.port = port
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload, m.retain))
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(topic, qos=1)
@@ -135,3 +150,45 @@ class Subscriber:
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+class StationThread:
+    """The reference station receiver, in this process, on a real broker and a real SQLite file (or PostgreSQL)."""
+
+    def __init__(self, data_dir: Path, broker: str, name: str = "station-a", config_text: str = "", db: str = ""):
+        from edge_agent.config import parse_config
+        from edge_agent.station import Station, station_database
+        from edge_agent.station.store import StationStore
+        from edge_agent.tomlcompat import tomllib
+
+        raw = tomllib.loads(config_text) if config_text else {}
+        raw.setdefault("agent", {})["data_dir"] = str(data_dir)
+        raw.setdefault("sync", {})["broker"] = broker
+        if db:
+            raw.setdefault("station", {})["database"] = db
+        self.config = parse_config(raw, "<station test config>", data_dir.parent)
+        self.lines: list[str] = []
+        self.store = StationStore(station_database(self.config))
+        self.station = Station(self.config, self.store, out=self.lines.append, name=name)
+        self.station.start()
+        assert self.station.connected.wait(10), "station did not connect"
+        time.sleep(0.2)  # let the subscriptions settle
+
+    def stats(self) -> dict:
+        return self.store.stats()
+
+    def stop(self) -> None:
+        self.station.stop()
+        self.store.close()
+
+
+def seed_reads(data_dir: Path, n: int, hits_every: int = 0, scene: bool = False, seed: int = 0) -> list[str]:
+    """N reads in the unit's database, with real plate (and scene) JPEGs; returns their ids."""
+    from edge_agent.store import Database
+    from edge_agent.synthetic import SyntheticReads
+
+    reads = SyntheticReads(seed, scene=scene).make(n, hits_every)
+    with Database.in_data_dir(data_dir) as db:
+        for r in reads:
+            db.insert_read(r)
+    return [r.id for r in reads]

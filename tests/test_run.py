@@ -11,7 +11,7 @@ import pytest
 
 from edge_agent.store import Database
 from edge_agent.synthetic import render_drive_by, write_hotlist
-from conftest import Subscriber, run_cli
+from conftest import StationThread, Subscriber, run_cli
 
 PLATES = ["7ABC123", "5TRK442", "8LMN905"]
 
@@ -79,25 +79,30 @@ def test_run_without_broker_keeps_reads_waiting(tmp_path: Path, clip: Path):
     assert json.loads(stats.out)["waiting"] == 3
 
 
-def test_run_with_broker_publishes_every_read(tmp_path: Path, clip: Path, mosquitto):
+def test_run_with_broker_and_station_delivers_every_read_and_alert(tmp_path: Path, clip: Path, mosquitto):
     config = _config(tmp_path, clip, mosquitto.url)
     _import_hotlist(tmp_path, config)
-    station = Subscriber(mosquitto.port, "alpr/v1/test-pd/car-7/#")
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    watcher = Subscriber(mosquitto.port, "alpr/v1/test-pd/car-7/#")
     try:
         result = run_cli("run", "--config", config)
         assert result.code == 0, result.err
         assert "waiting_to_sync=0" in result.out
-        batches = [json.loads(p) for t, p, _ in station.messages if t.endswith("/reads")]
-        reads = [r for b in batches for r in b["reads"]]
+        batches = [json.loads(p) for t, p, _ in watcher.messages if t.endswith("/batch")]
+        assert all(b["schema"] == "alpr.batch.v1" and b["unit"] == "car-7" for b in batches)
+        reads = [r for b in batches if b["kind"] == "reads" for r in b["items"]]
         assert sorted(r["plate"] for r in reads) == sorted(PLATES)
-        assert all(b["schema"] == "alpr.reads.v1" and b["unit"] == "car-7" for b in batches)
         hit_read = next(r for r in reads if r["plate"] == "8LMN905")
         assert hit_read["hits"][0]["list"] == "AMBER_ALERT"
         jpeg = base64.b64decode(hit_read["plate_jpeg"])
         assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) is not None
-        assert station.wait_for(lambda m: any(t.endswith("/status") and b'"offline"' in p for t, p, _ in m))
+        stats = station.stats()
+        assert (stats["reads"], stats["reads_with_hits"], stats["alerts"], stats["scene_images"]) == (3, 2, 2, 3)
+        assert stats["duplicates_refused"] == 0
+        assert watcher.wait_for(lambda m: any(t.endswith("/status") and b'"offline"' in p for t, p, _ in m))
     finally:
-        station.close()
+        watcher.close()
+        station.stop()
     with Database.in_data_dir(tmp_path / "data") as db:
         assert db.stats().waiting == 0
 
@@ -108,13 +113,13 @@ def test_reads_wait_while_broker_is_down_then_sync_once_drains(tmp_path: Path, c
     assert "waiting_to_sync=3" in result.out and "not reachable" in result.out
     down = run_cli("--config", config, "sync", "--once", "--broker", "mqtt://127.0.0.1:1", "--timeout", "1")
     assert down.code == 1 and "not reachable" in down.err
-    station = Subscriber(mosquitto.port, "alpr/v1/test-pd/car-7/reads")
+    station = StationThread(tmp_path / "station", mosquitto.url)
     try:
         drained = run_cli("--config", config, "sync", "--once", "--broker", mosquitto.url)
-        assert drained.code == 0 and "sent 3 reads; 0 waiting" in drained.out
-        assert station.wait_for(lambda m: sum(len(json.loads(p)["reads"]) for _, p, _ in m) == 3)
+        assert drained.code == 0 and "sent 3 reads" in drained.out and "0 reads waiting" in drained.out
+        assert station.stats()["reads"] == 3
     finally:
-        station.close()
+        station.stop()
 
 
 def test_run_over_a_folder_with_bad_images_reports_and_continues(tmp_path: Path):

@@ -35,8 +35,8 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
         raise ValueError(f"there is no alert {alert_id} (see `edge-agent alerts list`)")
     at = utc_iso()
     with db.transaction() as c:
-        c.execute("INSERT INTO dispositions (alert_id, disposition, user, at, note) VALUES (?, ?, ?, ?, ?)",
-                  (alert_id, disposition, user, at, note))
+        c.execute("INSERT INTO dispositions (uuid, alert_id, disposition, user, at, note) VALUES (?, ?, ?, ?, ?, ?)",
+                  (str(uuidlib.uuid4()), alert_id, disposition, user, at, note))
         c.execute("UPDATE alerts SET disposition = ?, disposition_by = ?, disposition_at = ? WHERE id = ?",
                   (disposition, user, at, alert_id))
         if disposition == "confirmed":

@@ -58,11 +58,14 @@ class Envelope:
             raise HotlistError(f"{where}: signature envelope is unreadable ({exc}); {_KEPT}") from None
 
 
-def generate_key(directory: Path) -> tuple[Path, Path]:
-    """A station signing key pair: `hotlist-signing.key` (keep at the station) and `.pub` (goes to every unit)."""
+def generate_key(directory: Path, name: str = "hotlist-signing") -> tuple[Path, Path]:
+    """An Ed25519 key pair, NAME.key (stays where it signs) and NAME.pub (goes to whoever checks).
+
+    The station's hotlist key signs lists for every unit; a unit's own key signs the batches it sends.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     private = Ed25519PrivateKey.generate()
-    key_path, pub_path = directory / "hotlist-signing.key", directory / "hotlist-signing.pub"
+    key_path, pub_path = directory / f"{name}.key", directory / f"{name}.pub"
     key_path.touch(mode=0o600)
     key_path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
@@ -116,6 +119,16 @@ def verify(key: Ed25519PublicKey, envelope: Envelope, sha256: str, kind: str | N
 def pack(envelope: Envelope, data: bytes) -> bytes:
     """The MQTT payload for a signed list: the envelope on the first line, the list after it."""
     return envelope.to_json().encode() + b"\n" + data
+
+
+def signed_payload(path: Path, signature: Path) -> tuple[Envelope, bytes]:
+    """A list and its envelope, read from disk and packed for MQTT."""
+    try:
+        data, envelope_text = path.read_bytes(), signature.read_bytes()
+    except OSError as exc:
+        raise HotlistError(f"{exc.filename}: {exc.strerror}") from None
+    envelope = Envelope.from_json(envelope_text, str(signature))
+    return envelope, pack(envelope, data)
 
 
 def unpack(payload: bytes, where: str) -> tuple[Envelope, bytes]:

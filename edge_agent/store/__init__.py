@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -144,6 +145,49 @@ MIGRATIONS: list[str] = [
         sent_at TEXT
     );
     """,
+    # 3: store and forward. Each record waits until a batch takes it (batch_id) and is sent only once the station
+    # has acknowledged that batch (sent_at). Scene images travel after their read, in batches of their own.
+    """
+    ALTER TABLE reads ADD COLUMN batch_id TEXT;
+    ALTER TABLE reads ADD COLUMN scene_pending INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE reads ADD COLUMN scene_batch_id TEXT;
+    ALTER TABLE alerts ADD COLUMN batch_id TEXT;
+    ALTER TABLE dispositions ADD COLUMN uuid TEXT;
+    ALTER TABLE dispositions ADD COLUMN batch_id TEXT;
+    ALTER TABLE audit_log ADD COLUMN uuid TEXT;
+    ALTER TABLE audit_log ADD COLUMN batch_id TEXT;
+    UPDATE dispositions SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;
+    UPDATE audit_log SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;
+    UPDATE reads SET scene_pending = 1 WHERE EXISTS (SELECT 1 FROM read_images i WHERE i.read_id = reads.id AND i.kind = 'scene');
+    DROP INDEX reads_unsent;
+    CREATE INDEX reads_waiting ON reads ((hit_count = 0), captured_at) WHERE sent_at IS NULL AND batch_id IS NULL;
+    CREATE INDEX reads_batch ON reads (batch_id) WHERE batch_id IS NOT NULL;
+    CREATE INDEX reads_scene_waiting ON reads (captured_at) WHERE scene_pending = 1 AND sent_at IS NOT NULL AND scene_batch_id IS NULL;
+    CREATE INDEX reads_scene_batch ON reads (scene_batch_id) WHERE scene_batch_id IS NOT NULL;
+    CREATE INDEX reads_sent ON reads (sent_at) WHERE sent_at IS NOT NULL;
+    CREATE INDEX alerts_read ON alerts (read_id);
+    CREATE INDEX alerts_batch ON alerts (batch_id);
+    CREATE INDEX dispositions_alert ON dispositions (alert_id);
+    CREATE INDEX dispositions_batch ON dispositions (batch_id);
+    CREATE INDEX audit_waiting ON audit_log (id) WHERE sent_at IS NULL AND batch_id IS NULL;
+    CREATE INDEX audit_batch ON audit_log (batch_id);
+    CREATE TABLE sync_batches (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        items INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        refused_at TEXT,
+        refused_reason TEXT
+    );
+    CREATE TABLE storage_events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        records INTEGER NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
 
 
@@ -165,6 +209,8 @@ class StoreStats:
 class Database:
     """The unit's database. One connection, guarded by a lock: capture, recognition and sync share it."""
 
+    WAL_LIMIT = 8 * 1024 * 1024
+
     def __init__(self, path: Path, migrations: list[str] | None = None):
         self.path = Path(path)
         self._migrations = MIGRATIONS if migrations is None else migrations
@@ -175,6 +221,8 @@ class Database:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        # After a checkpoint the WAL is cut back to this, so it never holds on to space the storage cap counts
+        self._conn.execute(f"PRAGMA journal_size_limit={self.WAL_LIMIT}")
         self.migrate()
 
     @classmethod
@@ -228,11 +276,12 @@ class Database:
         year = read.captured_at.astimezone(timezone.utc).year
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, state, state_confidence, candidates, box, hit_count)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, state, state_confidence, candidates, box,"
+                " hit_count, scene_pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     read.id, utc_iso(read.captured_at), read.camera_id, r.text, r.confidence, r.state, r.state_confidence,
                     json.dumps([[c.text, c.confidence] for c in r.candidates]), json.dumps(list(r.box)), len(read.hits),
+                    1 if read.scene_jpeg else 0,
                 ),
             )
             for kind, jpeg in (("plate", read.plate_jpeg), ("scene", read.scene_jpeg)):
@@ -259,38 +308,15 @@ class Database:
             (year, metric, n),
         )
 
-    def unsent_reads(self, limit: int) -> list[dict]:
-        """The oldest reads not yet acknowledged, with their hits and plate image, ready to publish."""
-        rows = self.query(
-            "SELECT * FROM reads WHERE sent_at IS NULL ORDER BY captured_at LIMIT ?", (limit,)
-        )
-        if not rows:
-            return []
-        ids = [row["id"] for row in rows]
-        marks = ",".join("?" * len(ids))
-        hits: dict[str, list[dict]] = {}
-        for h in self.query(f"SELECT * FROM hits WHERE read_id IN ({marks})", ids):
-            hits.setdefault(h["read_id"], []).append(
-                {"lic": h["lic"], "lis": h["lis"], "list": h["list"], "match": h["match"], "nic": h["nic"]}
-            )
-        images = {
-            row["read_id"]: row["jpeg"]
-            for row in self.query(f"SELECT read_id, jpeg FROM read_images WHERE kind = 'plate' AND read_id IN ({marks})", ids)
-        }
-        return [
-            {
-                "id": row["id"], "captured_at": row["captured_at"], "camera_id": row["camera_id"],
-                "plate": row["plate"], "confidence": row["confidence"], "state": row["state"],
-                "state_confidence": row["state_confidence"], "candidates": json.loads(row["candidates"]),
-                "box": json.loads(row["box"]), "hits": hits.get(row["id"], []), "plate_jpeg": images.get(row["id"], b""),
-            }
-            for row in rows
-        ]
-
-    def mark_sent(self, read_ids: list[str], at: datetime | None = None) -> None:
-        stamp = utc_iso(at)
-        with self.transaction() as c:
-            c.executemany("UPDATE reads SET sent_at = ? WHERE id = ? AND sent_at IS NULL", [(stamp, i) for i in read_ids])
+    def used_bytes(self) -> tuple[int, int]:
+        """Bytes the database's live pages take, and bytes its files take on disk (main file and WAL)."""
+        with self._lock:
+            page = self._conn.execute("PRAGMA page_size").fetchone()[0]
+            pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+        wal = self.path.with_name(self.path.name + "-wal")
+        on_disk = pages * page + (wal.stat().st_size if wal.exists() else 0)
+        return (pages - free) * page, on_disk
 
     def stats(self) -> StoreStats:
         row = self.query(
@@ -312,8 +338,8 @@ class Database:
     def audit(self, user: str, action: str, query: str = "", purpose: str = "") -> None:
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO audit_log (at, user, action, query, purpose) VALUES (?, ?, ?, ?, ?)",
-                (utc_iso(), user, action, query, purpose),
+                "INSERT INTO audit_log (uuid, at, user, action, query, purpose) VALUES (?, ?, ?, ?, ?, ?)",
+                (str(uuid.uuid4()), utc_iso(), user, action, query, purpose),
             )
 
 
@@ -343,7 +369,10 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self.db._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                self.db._conn.execute("COMMIT")
+            elif self.db._conn.in_transaction:  # SQLite may have rolled back already (a full disk does)
+                self.db._conn.execute("ROLLBACK")
         finally:
             self.db._lock.release()
 

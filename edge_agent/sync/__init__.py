@@ -1,33 +1,47 @@
-"""Store and forward to the station over MQTT (paho-mqtt, MQTT 5).
+"""Store and forward to the station over MQTT 5 (paho-mqtt).
 
-Reads wait in SQLite until a broker is reachable. A batch is marked sent only
-once the broker has acknowledged it (QoS 1 PUBACK); a retained status topic
+Records wait in SQLite (`edge_agent.store.outbox`) until the station has
+acknowledged the batch that carried them. Up to `sync.max_in_flight` batches
+are out at once; a batch with no acknowledgement after a reconnect or after
+`sync.ack_timeout_s` goes out again with the same id, and the station stores
+each record once, so a read is counted once whatever fails on the way.
+
+paho's network thread keeps the connection; each reconnect waits an
+exponential backoff with jitter (set before every attempt) so that a fleet
+returning to the station Wi-Fi at shift change does not hit the broker in step. A retained status topic
 with a last will tells the station when the unit goes offline.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import collections
 import logging
+import queue
+import random
 import ssl
 import threading
-import uuid
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_agent.config import Config
 from edge_agent.store import Database, utc_iso
+from edge_agent.store.outbox import (KINDS, Batch, BatchLimits, acknowledge_batch, batch_items, pending_batches,
+                                     refuse_batch, take_batch)
+from edge_agent.sync.payloads import (KEY_PROPERTY, SIGNATURE_PROPERTY, PayloadError, build_batch, build_status,
+                                      parse_ack, sign_payload)
 
 log = logging.getLogger(__name__)
-PAYLOAD_SCHEMA = "alpr.reads.v1"
 
 
 @dataclass(frozen=True)
 class Topics:
-    reads: str
+    batch: str
+    ack: str
     status: str
     alerts: str
     hotlist: str  # agency-wide: the station publishes signed lists here for the whole fleet
@@ -35,82 +49,150 @@ class Topics:
     @classmethod
     def for_unit(cls, prefix: str, agency: str, unit: str) -> "Topics":
         base = f"{prefix}/{agency}/{unit}"
-        return cls(reads=f"{base}/reads", status=f"{base}/status", alerts=f"{base}/alerts",
+        return cls(batch=f"{base}/batch", ack=f"{base}/ack", status=f"{base}/status", alerts=f"{base}/alerts",
                    hotlist=f"{prefix}/{agency}/hotlist")
 
 
-def reads_payload(reads: list[dict], agency: str, unit: str) -> bytes:
-    """One batch as the station receives it: JSON, images base64-encoded."""
-    body = {
-        "schema": PAYLOAD_SCHEMA,
-        "batch_id": str(uuid.uuid4()),
-        "agency": agency,
-        "unit": unit,
-        "sent_at": utc_iso(),
-        "reads": [
-            {**{k: v for k, v in r.items() if k != "plate_jpeg"}, "plate_jpeg": base64.b64encode(r["plate_jpeg"]).decode()}
-            for r in reads
-        ],
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+def backoff_delay(attempt: int, base_s: float, cap_s: float, draw: float) -> float:
+    """Seconds to wait before reconnect attempt `attempt` (0 first): exponential, capped, with jitter.
+
+    `draw` is uniform in [0, 1). The delay lies in the upper half of the exponential step, so a fleet spreads out
+    without any unit retrying at once.
+    """
+    step = min(cap_s, base_s * (2 ** min(attempt, 32)))
+    return step / 2 + draw * step / 2
+
+
+@dataclass
+class DrainResult:
+    sent: dict[str, int] = field(default_factory=dict)  # records acknowledged by the station, by kind
+    batches: int = 0
+    batches_refused: int = 0  # the station refused them; their records wait
+    acks_refused: int = 0  # acknowledgements for batches this unit never sent (or had settled already)
+    disconnected: bool = False
+
+    @property
+    def reads(self) -> int:
+        return self.sent.get("reads", 0)
+
+
+def mqtt_client(client_id: str, username: str = "", password: str = "", tls: bool = False, ca: str = "",
+                cert: str = "", key: str = "") -> mqtt.Client:
+    """A paho MQTT 5 client with the credentials and TLS settings of the configuration."""
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    if username:
+        client.username_pw_set(username, password or None)
+    if tls:
+        client.tls_set(ca_certs=ca or None, certfile=cert or None, keyfile=key or None, cert_reqs=ssl.CERT_REQUIRED)
+    return client
 
 
 class MqttSync:
-    """Publishes waiting reads whenever the broker is connected; paho reconnects on its own."""
+    """Sends waiting records to the station and marks them sent on its acknowledgement."""
 
-    def __init__(self, config: Config, db: Database, publish_timeout: float = 10.0,
-                 on_hotlist: Callable[[bytes], None] | None = None):
+    ACK_QUEUE = 10_000
+
+    def __init__(self, config: Config, db: Database, on_hotlist: Callable[[bytes], None] | None = None,
+                 status: Callable[[], dict] | None = None, client_suffix: str = ""):
         self.config = config
-        self.on_hotlist = on_hotlist
         self.db = db
-        self.publish_timeout = publish_timeout
-        self.topics = Topics.for_unit(config.sync.topic_prefix, config.agent.agency, config.agent.unit_id)
+        self.on_hotlist = on_hotlist
+        self.status_fields = status or (lambda: {})
+        s, a = config.sync, config.agent
+        self.topics = Topics.for_unit(s.topic_prefix, a.agency, a.unit_id)
+        self.limits = BatchLimits(reads=s.batch_size, images=s.image_batch_size, records=s.batch_size)
+        self.kinds = KINDS if s.scene_images else tuple(k for k in KINDS if k != "images")
         self.connected = threading.Event()
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"edge-agent-{config.agent.agency}-{config.agent.unit_id}",
-            protocol=mqtt.MQTTv5,
-        )
+        self.last_error = ""
+        self._generation = 0  # bumped on every connection: batches out before it have to go again
+        self._attempt = 0  # reconnect attempts since the last connection that worked
+        self._rng = random.Random()
+        self._acks: queue.Queue[bytes] = queue.Queue(self.ACK_QUEUE)
+        self._settled: collections.deque[str] = collections.deque(maxlen=10_000)  # batches acknowledged lately
+        self._drain_lock = threading.Lock()
+        self._signing_key = None
+        if s.signing_key:
+            from edge_agent.hotlist.signing import key_id, load_private_key
+
+            self._signing_key = load_private_key(s.signing_key)
+            self._key_id = key_id(self._signing_key.public_key())
+        self.host, self.port, tls = s.host_port
+        self.client = mqtt_client(f"edge-agent-{a.agency}-{a.unit_id}{client_suffix}", s.username, s.password, tls,
+                                  str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.will_set(self.topics.status, self._status("offline"), qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=60)
-        if config.sync.username:
-            self.client.username_pw_set(config.sync.username, config.sync.password or None)
-        host, port, tls = config.sync.host_port
-        if tls:
-            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        self.host, self.port = host, port
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.will_set(self.topics.status, self._status_payload("offline", {}), qos=1, retain=True)
 
-    def _status(self, state: str) -> bytes:
-        return json.dumps({"unit": self.config.agent.unit_id, "state": state, "at": utc_iso()}).encode()
+    # connection ------------------------------------------------------------
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = int(self.config.sync.session_expiry_s)  # acks sent while the car is away wait
+        self._schedule_reconnect()
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def _schedule_reconnect(self) -> None:
+        """paho waits `min_delay` before its next attempt: give it this attempt's delay, with jitter."""
+        s = self.config.sync
+        delay = backoff_delay(self._attempt, s.backoff_min_s, s.backoff_max_s, self._rng.random())
+        self._attempt += 1
+        self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.last_error = f"broker {self.host}:{self.port} not reachable"
+        log.info("%s; next attempt with backoff", self.last_error)
+        self._schedule_reconnect()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            self.last_error = f"broker refused the connection: {reason_code}"
             log.warning("broker %s:%s refused the connection: %s", self.host, self.port, reason_code)
             return
         log.info("connected to broker %s:%s", self.host, self.port)
-        client.publish(self.topics.status, self._status("online"), qos=1, retain=True)
+        self._generation += 1
+        self._attempt = 0
+        self.last_error = ""
+        client.subscribe(self.topics.ack, qos=1)
         if self.on_hotlist is not None:
             client.subscribe(self.topics.hotlist, qos=1)
         self.connected.set()
-
-    def _on_message(self, client, userdata, message) -> None:
-        if message.topic == self.topics.hotlist and self.on_hotlist is not None:
-            self.on_hotlist(message.payload)
+        self.publish_status()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        self._schedule_reconnect()
 
-    def start(self) -> None:
-        self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
+    def _on_message(self, client, userdata, message) -> None:
+        if message.topic == self.topics.ack:
+            try:
+                self._acks.put_nowait(message.payload)
+            except queue.Full:
+                log.warning("acknowledgement dropped: %d wait to be processed", self.ACK_QUEUE)
+        elif message.topic == self.topics.hotlist and self.on_hotlist is not None:
+            self.on_hotlist(message.payload)
+
+    def _status_payload(self, state: str, fields: dict) -> bytes:
+        a = self.config.agent
+        return build_status(a.agency, a.unit_id, state, utc_iso(), **fields)
+
+    def publish_status(self) -> None:
+        """The unit's retained status: online, with its storage state and what waits."""
+        if not self.connected.is_set():
+            return
+        try:
+            fields = self.status_fields()
+        except Exception as exc:  # the status is informative; never let it stop the link
+            log.warning("status not gathered: %s", exc)
+            fields = {}
+        self.client.publish(self.topics.status, self._status_payload("online", fields), qos=1, retain=True)
 
     def stop(self) -> None:
         if self.connected.is_set():
-            info = self.client.publish(self.topics.status, self._status("offline"), qos=1, retain=True)
+            info = self.client.publish(self.topics.status, self._status_payload("offline", {}), qos=1, retain=True)
             try:
                 info.wait_for_publish(2.0)
             except (RuntimeError, ValueError):
@@ -118,25 +200,104 @@ class MqttSync:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def drain(self, max_batches: int | None = None) -> int:
-        """Publish waiting reads batch by batch while connected; returns how many were acknowledged."""
-        sent = 0
-        batches = 0
-        with self._lock:
-            while self.connected.is_set() and (max_batches is None or batches < max_batches):
-                reads = self.db.unsent_reads(self.config.sync.batch_size)
-                if not reads:
+    # batches ---------------------------------------------------------------
+
+    def drain(self, stop: threading.Event | None = None, timeout: float | None = None,
+              reconnect_wait: float = 0.0) -> DrainResult:
+        """Send what waits, batch by batch, until the station has acknowledged everything or the link drops.
+
+        With `reconnect_wait`, a dropped link is waited for that long and the drain goes on where it stopped.
+        """
+        result = DrainResult()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        s = self.config.sync
+        with self._drain_lock:
+            in_flight: dict[str, float] = {}
+            generation = self._generation
+            while not (stop is not None and stop.is_set()):
+                self._take_acks(in_flight, result, 0)
+                if not self.connected.is_set():
+                    if reconnect_wait and self.connected.wait(reconnect_wait):
+                        continue
+                    result.disconnected = True
                     break
-                payload = reads_payload(reads, self.config.agent.agency, self.config.agent.unit_id)
-                info = self.client.publish(self.topics.reads, payload, qos=1)
-                try:
-                    info.wait_for_publish(self.publish_timeout)
-                except (RuntimeError, ValueError) as exc:
-                    log.info("batch not acknowledged, reads stay waiting: %s", exc)
+                if self._generation != generation:  # a new connection: whatever had no answer goes again
+                    in_flight.clear()
+                    generation = self._generation
+                now = time.monotonic()
+                for batch_id, published in list(in_flight.items()):
+                    if now - published > s.ack_timeout_s:
+                        del in_flight[batch_id]
+                if deadline is not None and now > deadline:
                     break
-                if not info.is_published():
-                    break
-                self.db.mark_sent([r["id"] for r in reads])
-                sent += len(reads)
-                batches += 1
-        return sent
+                if len(in_flight) < s.max_in_flight:
+                    batch = self._next_batch(in_flight)
+                    if batch is not None:
+                        if self._publish(batch, result):
+                            in_flight[batch.id] = now
+                        continue
+                    if not in_flight:
+                        break
+                self._take_acks(in_flight, result, 0.2)
+        self.publish_status()
+        return result
+
+    def _next_batch(self, in_flight: dict[str, float]) -> Batch | None:
+        for batch in pending_batches(self.db, self.config.sync.retry_refused_after_s):
+            if batch.id not in in_flight:
+                return batch
+        return take_batch(self.db, self.limits, self.kinds)
+
+    def _publish(self, batch: Batch, result: DrainResult) -> bool:
+        items = batch_items(self.db, batch)
+        if not items:  # its records went meanwhile (scene images given up for space): nothing to send
+            acknowledge_batch(self.db, batch.id)
+            return False
+        a = self.config.agent
+        payload = build_batch(batch.id, batch.kind, a.agency, a.unit_id, utc_iso(), items)
+        props = None
+        if self._signing_key is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [(SIGNATURE_PROPERTY, sign_payload(self._signing_key, payload)),
+                                  (KEY_PROPERTY, self._key_id)]
+        info = self.client.publish(self.topics.batch, payload, qos=1, properties=props)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _take_acks(self, in_flight: dict[str, float], result: DrainResult, wait: float) -> None:
+        try:
+            payload = self._acks.get(timeout=wait) if wait else self._acks.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._settle(payload, in_flight, result)
+            try:
+                payload = self._acks.get_nowait()
+            except queue.Empty:
+                return
+
+    def _settle(self, payload: bytes, in_flight: dict[str, float], result: DrainResult) -> None:
+        try:
+            ack = parse_ack(payload)
+        except PayloadError as exc:
+            result.acks_refused += 1
+            log.warning("acknowledgement refused: %s", exc)
+            return
+        batch_id = ack["batch_id"]
+        in_flight.pop(batch_id, None)
+        if ack["status"] == "stored":
+            batch = acknowledge_batch(self.db, batch_id)
+            if batch is not None:
+                self._settled.append(batch_id)
+                result.sent[batch.kind] = result.sent.get(batch.kind, 0) + batch.items
+                result.batches += 1
+                return
+        elif refuse_batch(self.db, batch_id, ack.get("reason", "")):
+            result.batches_refused += 1
+            log.warning("the station refused batch %s: %s; its records wait and it will be tried again in %g s",
+                        batch_id, ack.get("reason", ""), self.config.sync.retry_refused_after_s)
+            return
+        if batch_id in self._settled:
+            log.debug("second acknowledgement for batch %s (it went out twice)", batch_id)
+            return
+        result.acks_refused += 1
+        log.warning("acknowledgement for batch %s refused: this unit has no such batch waiting", batch_id)

@@ -1,0 +1,213 @@
+"""The reference station receiver: validates each unit's batches, stores them once, acknowledges them.
+
+Receivers subscribe to the fleet's batches through an MQTT 5 shared subscription
+(`$share/{group}/...`), so several of them, on one machine or many, split the
+load and each batch goes to one of them. A batch is acknowledged only after it
+is committed; a batch that is malformed, oversized, wrongly signed or of an
+unknown version is logged, recorded in `refusals` and answered with a refusal,
+and nothing of it is stored. The receiver also keeps the signed hotlist
+published, retained, for the fleet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_agent.config import Config
+from edge_agent.errors import EdgeAgentError
+from edge_agent.station.store import StationStore
+from edge_agent.store import utc_iso
+from edge_agent.sync import mqtt_client
+from edge_agent.sync.payloads import (SIGNATURE_PROPERTY, PayloadError, build_ack, parse_batch, parse_status,
+                                      peek_batch_id, verify_payload)
+
+log = logging.getLogger(__name__)
+Printer = Callable[[str], None]
+
+
+def station_database(config: Config) -> str:
+    return config.station.database or str(Path(config.data_dir) / "station.sqlite3")
+
+
+class UnitKeys:
+    """Each unit's public key, `UNIT.pub` in the configured folder, read again when the file changes."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._cache: dict[str, tuple[float, object]] = {}
+
+    def get(self, unit: str):
+        from edge_agent.hotlist.signing import load_public_key
+
+        path = self.folder / f"{unit}.pub"
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            raise PayloadError(f"batch from {unit} refused: the station has no key for {unit} ({path})") from None
+        cached = self._cache.get(unit)
+        if cached is None or cached[0] != mtime:
+            try:
+                cached = (mtime, load_public_key(path))
+            except EdgeAgentError as exc:
+                raise PayloadError(f"batch from {unit} refused: {exc}") from None
+            self._cache[unit] = cached
+        return cached[1]
+
+
+class Station:
+    def __init__(self, config: Config, store: StationStore, out: Printer = print, name: str | None = None):
+        self.config = config
+        self.store = store
+        self.out = out
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.prefix = config.sync.topic_prefix
+        self.max_bytes = int(config.station.max_batch_mb * 1024 * 1024)
+        self.keys = UnitKeys(config.station.unit_keys) if config.station.unit_keys else None
+        self.connected = threading.Event()
+        self.received = 0
+        self.refused = 0
+        s = config.sync
+        _, _, tls = s.host_port
+        self.client = mqtt_client(f"edge-agent-station-{config.station.share_group}-{self.name}", s.username,
+                                  s.password, tls, str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._hotlist_seen: tuple | None = None
+        self._stop = threading.Event()
+
+    @property
+    def batch_filter(self) -> str:
+        return f"$share/{self.config.station.share_group}/{self.prefix}/+/+/batch"
+
+    def start(self) -> None:
+        host, port, _ = self.config.sync.host_port
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = int(self.config.sync.session_expiry_s)  # batches wait on the broker for a restart
+        self.client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
+        self.client.loop_start()
+        if self.config.station.hotlist is not None:
+            threading.Thread(target=self._hotlist_loop, daemon=True, name="station-hotlist").start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the station's connection: %s", reason_code)
+            return
+        client.subscribe(self.batch_filter, qos=1)
+        # statuses are retained, and retained messages do not go to shared subscriptions: every receiver takes them
+        client.subscribe(f"{self.prefix}/+/+/status", qos=1)
+        self.connected.set()
+        self._hotlist_seen = None  # publish the list again on a new connection
+        log.info("station %s receiving on %s", self.name, self.batch_filter)
+
+    def _unit_of(self, topic: str, leaf: str) -> tuple[str, str] | None:
+        head = f"{self.prefix}/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head):].split("/")
+        if len(parts) != 3 or parts[2] != leaf:
+            return None
+        return parts[0], parts[1]
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            if message.topic.endswith("/status"):
+                self._status(message)
+            else:
+                self._batch(message)
+        except Exception as exc:  # one bad message must never stop the receiver
+            log.exception("message on %s not handled: %s", message.topic, exc)
+
+    def _status(self, message) -> None:
+        unit = self._unit_of(message.topic, "status")
+        if unit is None or not message.payload:
+            return
+        try:
+            status = parse_status(message.payload)
+        except PayloadError as exc:
+            log.warning("status on %s refused: %s", message.topic, exc)
+            return
+        self.store.record_status(unit[0], unit[1], status)
+
+    def _batch(self, message) -> None:
+        payload: bytes = message.payload
+        unit = self._unit_of(message.topic, "batch")
+        batch_id = None
+        try:
+            if unit is None:
+                raise PayloadError(f"topic {message.topic!r} is not {self.prefix}/AGENCY/UNIT/batch")
+            if len(payload) > self.max_bytes:
+                raise PayloadError(f"batch of {len(payload)} bytes is over the limit of {self.max_bytes}")
+            batch_id = peek_batch_id(payload)
+            if self.keys is not None:
+                signature = dict(getattr(message.properties, "UserProperty", None) or []).get(SIGNATURE_PROPERTY)
+                verify_payload(self.keys.get(unit[1]), payload, signature, unit[1])
+            batch = parse_batch(payload, self.max_bytes)
+            if (batch.agency, batch.unit) != unit:
+                raise PayloadError(f"batch says it is from {batch.agency}/{batch.unit} but came on {message.topic}")
+        except PayloadError as exc:
+            self.refused += 1
+            reason = str(exc)
+            self.out(f"refused batch {batch_id or '(no id)'} on {message.topic}: {reason}")
+            self.store.record_refusal(message.topic, batch_id, reason, len(payload), self.name)
+            if unit is not None and batch_id is not None:
+                self._ack(unit, build_ack(batch_id, "refused", utc_iso(), self.name, reason=reason))
+            return
+        accepted, duplicates = self.store.store_batch(batch, self.name)
+        self.received += 1
+        self._ack(unit, build_ack(batch.batch_id, "stored", utc_iso(), self.name, batch.kind, accepted, duplicates))
+        log.info("batch %s from %s/%s: %d %s stored, %d held already", batch.batch_id, batch.agency, batch.unit,
+                 accepted, batch.kind, duplicates)
+
+    def _ack(self, unit: tuple[str, str], payload: bytes) -> None:
+        self.client.publish(f"{self.prefix}/{unit[0]}/{unit[1]}/ack", payload, qos=1)
+
+    # the fleet's hotlist ---------------------------------------------------------
+
+    def _hotlist_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.connected.is_set():
+                try:
+                    self.publish_hotlist()
+                except EdgeAgentError as exc:
+                    self.out(f"hotlist not published: {exc}")
+                    self._hotlist_seen = self._hotlist_key()  # say it once per version of the file
+            self._stop.wait(self.config.station.hotlist_poll_s)
+
+    def _hotlist_key(self) -> tuple | None:
+        path = self.config.station.hotlist
+        sig = path.with_name(path.name + ".sig")
+        try:
+            return tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (path, sig))
+        except OSError:
+            return None
+
+    def publish_hotlist(self) -> bool:
+        """Publish the configured signed list, retained, when it is new or changed since the last time."""
+        key = self._hotlist_key()
+        if key is None or key == self._hotlist_seen:
+            return False
+        from edge_agent.hotlist.signing import signed_payload
+
+        path = self.config.station.hotlist
+        envelope, payload = signed_payload(path, path.with_name(path.name + ".sig"))
+        topic = f"{self.prefix}/{self.config.agent.agency}/hotlist"
+        self.client.publish(topic, payload, qos=1, retain=True)
+        self._hotlist_seen = key
+        self.out(f"published hotlist {path} (signed version {envelope.version}, {envelope.kind}) on {topic}")
+        return True

@@ -1,0 +1,167 @@
+"""What waits to go to the station, grouped into batches that are marked sent only on the station's acknowledgement.
+
+A batch is taken in one transaction: its records get the batch's id, so they are
+not taken again, and the batch is written to `sync_batches`. The batch's content
+is read back from its records whenever it is published, so a batch that was
+published before a power cut goes out again, with the same id and the same
+records, after the restart. The station stores each record once (by its UUID),
+so sending a batch twice never counts a record twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from edge_agent.store import Database, utc_iso
+
+# The order batches are taken in: hit and alert traffic first, scene images last (they may be deferred).
+KINDS = ("alerts", "dispositions", "reads", "audit", "images")
+
+# per kind: the records waiting, how a batch takes them, and how the station's acknowledgement marks them sent
+_WAITING = {
+    "alerts": "SELECT id FROM alerts WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY id LIMIT ?",
+    "dispositions": "SELECT id FROM dispositions WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY id LIMIT ?",
+    # reads that hit a list go before the others; the index reads_waiting has this order
+    "reads": "SELECT id FROM reads WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY (hit_count = 0), captured_at LIMIT ?",
+    "audit": "SELECT id FROM audit_log WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY id LIMIT ?",
+    # a scene image goes once its read is at the station
+    "images": "SELECT id FROM reads WHERE scene_pending = 1 AND sent_at IS NOT NULL AND scene_batch_id IS NULL"
+              " ORDER BY captured_at LIMIT ?",
+}
+_TAKE = {
+    "alerts": "UPDATE alerts SET batch_id = ? WHERE id = ?",
+    "dispositions": "UPDATE dispositions SET batch_id = ? WHERE id = ?",
+    "reads": "UPDATE reads SET batch_id = ? WHERE id = ?",
+    "audit": "UPDATE audit_log SET batch_id = ? WHERE id = ?",
+    "images": "UPDATE reads SET scene_batch_id = ? WHERE id = ?",
+}
+_SENT = {
+    "alerts": "UPDATE alerts SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
+    "dispositions": "UPDATE dispositions SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
+    "reads": "UPDATE reads SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
+    "audit": "UPDATE audit_log SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
+    "images": "UPDATE reads SET scene_pending = 0 WHERE scene_batch_id = ? AND scene_pending = 1",
+}
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    reads: int = 200
+    images: int = 20  # scene images are ~100 KB each
+    records: int = 200  # alerts, dispositions, audit records
+
+    def for_kind(self, kind: str) -> int:
+        return self.reads if kind == "reads" else self.images if kind == "images" else self.records
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    kind: str
+    items: int
+
+
+def take_batch(db: Database, limits: BatchLimits = BatchLimits(), kinds: tuple[str, ...] = KINDS) -> Batch | None:
+    """The next batch of waiting records, highest priority kind first; None when nothing waits."""
+    with db.transaction() as c:
+        for kind in kinds:
+            ids = [row[0] for row in c.execute(_WAITING[kind], (limits.for_kind(kind),))]
+            if not ids:
+                continue
+            batch_id = str(uuid.uuid4())
+            c.execute("INSERT INTO sync_batches (id, kind, items, created_at) VALUES (?, ?, ?, ?)",
+                      (batch_id, kind, len(ids), utc_iso()))
+            c.executemany(_TAKE[kind], [(batch_id, i) for i in ids])
+            return Batch(batch_id, kind, len(ids))
+    return None
+
+
+def pending_batches(db: Database, retry_refused_after_s: float = 3600.0, now: datetime | None = None) -> list[Batch]:
+    """Batches taken but not acknowledged, oldest first; a batch the station refused waits before it is tried again."""
+    cutoff = utc_iso((now or datetime.now(timezone.utc)) - timedelta(seconds=retry_refused_after_s))
+    rows = db.query("SELECT id, kind, items FROM sync_batches WHERE refused_at IS NULL OR refused_at <= ?"
+                    " ORDER BY created_at, rowid", (cutoff,))
+    order = {k: i for i, k in enumerate(KINDS)}
+    return sorted((Batch(r["id"], r["kind"], r["items"]) for r in rows), key=lambda b: order.get(b.kind, len(KINDS)))
+
+
+def batch_items(db: Database, batch: Batch) -> list[dict]:
+    """The batch's records as the payload carries them (JSON-ready; images base64-encoded)."""
+    if batch.kind == "reads":
+        return _read_items(db, batch.id)
+    if batch.kind == "images":
+        rows = db.query("SELECT r.id, i.jpeg FROM reads r JOIN read_images i ON i.read_id = r.id AND i.kind = 'scene'"
+                        " WHERE r.scene_batch_id = ? AND r.scene_pending = 1", (batch.id,))
+        return [{"read_id": r["id"], "kind": "scene", "jpeg": _b64(r["jpeg"])} for r in rows]
+    if batch.kind == "alerts":
+        rows = db.query("SELECT uuid, read_id, raised_at, camera_id, plate_read, lic, lis, list, match, message,"
+                        " other_hits FROM alerts WHERE batch_id = ?", (batch.id,))
+        return [dict(r) for r in rows]
+    if batch.kind == "dispositions":
+        rows = db.query("SELECT d.uuid, a.uuid AS alert_uuid, a.read_id, d.disposition, d.user, d.at, d.note"
+                        " FROM dispositions d JOIN alerts a ON a.id = d.alert_id WHERE d.batch_id = ?", (batch.id,))
+        return [dict(r) for r in rows]
+    if batch.kind == "audit":
+        rows = db.query("SELECT uuid, at, user, action, query, purpose FROM audit_log WHERE batch_id = ?", (batch.id,))
+        return [dict(r) for r in rows]
+    raise ValueError(f"unknown batch kind {batch.kind!r}")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _read_items(db: Database, batch_id: str) -> list[dict]:
+    rows = db.query("SELECT r.*, i.jpeg AS plate_jpeg FROM reads r LEFT JOIN read_images i ON i.read_id = r.id"
+                    " AND i.kind = 'plate' WHERE r.batch_id = ? ORDER BY r.captured_at", (batch_id,))
+    hits: dict[str, list[dict]] = {}
+    for h in db.query("SELECT h.read_id, h.lic, h.lis, h.list, h.match, h.nic, h.source FROM hits h"
+                      " JOIN reads r ON r.id = h.read_id WHERE r.batch_id = ?", (batch_id,)):
+        hits.setdefault(h["read_id"], []).append(
+            {"lic": h["lic"], "lis": h["lis"], "list": h["list"], "match": h["match"], "nic": h["nic"],
+             "source": h["source"]})
+    return [
+        {
+            "id": r["id"], "captured_at": r["captured_at"], "camera_id": r["camera_id"], "plate": r["plate"],
+            "confidence": r["confidence"], "state": r["state"], "state_confidence": r["state_confidence"],
+            "candidates": json.loads(r["candidates"]), "box": json.loads(r["box"]), "hits": hits.get(r["id"], []),
+            "evidence_hold": bool(r["evidence_hold"]), "plate_jpeg": _b64(r["plate_jpeg"] or b""),
+        }
+        for r in rows
+    ]
+
+
+def acknowledge_batch(db: Database, batch_id: str, at: datetime | None = None) -> Batch | None:
+    """Mark a batch's records sent; None when this unit has no such batch waiting (never sent, or acknowledged)."""
+    stamp = utc_iso(at)
+    with db.transaction() as c:
+        row = c.execute("SELECT id, kind, items FROM sync_batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is None:
+            return None
+        params = (batch_id,) if row["kind"] == "images" else (stamp, batch_id)
+        c.execute(_SENT[row["kind"]], params)
+        c.execute("DELETE FROM sync_batches WHERE id = ?", (batch_id,))
+    return Batch(row["id"], row["kind"], row["items"])
+
+
+def refuse_batch(db: Database, batch_id: str, reason: str) -> bool:
+    """The station refused the batch: its records stay unsent, and it waits before it is tried again."""
+    with db.transaction() as c:
+        return c.execute("UPDATE sync_batches SET refused_at = ?, refused_reason = ? WHERE id = ?",
+                         (utc_iso(), reason[:500], batch_id)).rowcount > 0
+
+
+def outbox_stats(db: Database) -> dict:
+    row = db.query(
+        "SELECT (SELECT COUNT(*) FROM alerts WHERE sent_at IS NULL) AS alerts,"
+        " (SELECT COUNT(*) FROM dispositions WHERE sent_at IS NULL) AS dispositions,"
+        " (SELECT COUNT(*) FROM audit_log WHERE sent_at IS NULL) AS audit,"
+        " (SELECT COUNT(*) FROM reads WHERE scene_pending = 1) AS scene_images,"
+        " (SELECT COUNT(*) FROM sync_batches WHERE refused_at IS NULL) AS batches_unacknowledged,"
+        " (SELECT COUNT(*) FROM sync_batches WHERE refused_at IS NOT NULL) AS batches_refused"
+    )[0]
+    return dict(row)

@@ -1,0 +1,125 @@
+"""Keeping the unit's database inside its storage cap, and purging reads past the retention period.
+
+When the database outgrows its cap, records are given up in a fixed order, the
+cheapest loss first:
+
+1. scene images of reads the station already holds, oldest first;
+2. scene images of reads not yet sent that hit no list;
+3. reads the station already holds that hit no list (their plate image with them);
+4. plate images of reads not yet sent that hit no list.
+
+A read on evidence hold is never touched, and neither is a read that hit a list
+and has not reached the station, nor its plate image. Every step taken is
+written to `storage_events`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from edge_agent.store import Database, utc_iso
+
+CHUNK = 500
+
+# (what is given up, SELECT of the read ids to give it up for, DELETE/UPDATE statements taking those ids)
+SACRIFICE_ORDER: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "scene images of sent reads",
+        "SELECT r.id FROM reads r JOIN read_images i ON i.read_id = r.id AND i.kind = 'scene'"
+        " WHERE r.sent_at IS NOT NULL AND r.evidence_hold = 0 ORDER BY r.captured_at LIMIT ?",
+        ("DELETE FROM read_images WHERE kind = 'scene' AND read_id = ?",
+         "UPDATE reads SET scene_pending = 0 WHERE id = ?"),
+    ),
+    (
+        "scene images of unsent reads without hits",
+        "SELECT r.id FROM reads r JOIN read_images i ON i.read_id = r.id AND i.kind = 'scene'"
+        " WHERE r.sent_at IS NULL AND r.hit_count = 0 AND r.evidence_hold = 0 ORDER BY r.captured_at LIMIT ?",
+        ("DELETE FROM read_images WHERE kind = 'scene' AND read_id = ?",
+         "UPDATE reads SET scene_pending = 0 WHERE id = ?"),
+    ),
+    (
+        "sent reads without hits",
+        "SELECT id FROM reads WHERE sent_at IS NOT NULL AND hit_count = 0 AND evidence_hold = 0"
+        " ORDER BY captured_at LIMIT ?",
+        ("DELETE FROM reads WHERE id = ?",),
+    ),
+    (
+        "plate images of unsent reads without hits",
+        "SELECT r.id FROM reads r JOIN read_images i ON i.read_id = r.id AND i.kind = 'plate'"
+        " WHERE r.sent_at IS NULL AND r.hit_count = 0 AND r.evidence_hold = 0 ORDER BY r.captured_at LIMIT ?",
+        ("DELETE FROM read_images WHERE kind = 'plate' AND read_id = ?",),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class CapPolicy:
+    """Start giving records up above `high` bytes in use; stop once under `low`."""
+
+    cap_bytes: int
+    high: int
+    low: int
+
+    @classmethod
+    def for_cap(cls, cap_mb: float) -> "CapPolicy":
+        cap = int(cap_mb * 1024 * 1024)
+        # The WAL sits on top of the pages in use; keep room for it and for the reads stored between checks.
+        room = min(Database.WAL_LIMIT + 4 * 1024 * 1024, cap // 5)
+        high = cap - room
+        return cls(cap, high, int(high * 0.95))
+
+
+@dataclass
+class CapResult:
+    used_before: int
+    used_after: int
+    given_up: dict[str, int]
+    over_cap: bool  # nothing more may be given up, and the database is still above the cap's high mark
+
+
+def enforce_cap(db: Database, policy: CapPolicy) -> CapResult:
+    """Give records up in SACRIFICE_ORDER until the database is under the policy's low mark (or nothing is left)."""
+    used, _ = db.used_bytes()
+    before = used
+    given_up: dict[str, int] = {}
+    if used <= policy.high:
+        return CapResult(before, used, given_up, False)
+    for what, select, actions in SACRIFICE_ORDER:
+        while used > policy.low:
+            with db.transaction() as c:
+                ids = [(row[0],) for row in c.execute(select, (CHUNK,))]
+                for statement in actions:
+                    c.executemany(statement, ids)
+            if not ids:
+                break
+            given_up[what] = given_up.get(what, 0) + len(ids)
+            used, _ = db.used_bytes()
+        if used <= policy.low:
+            break
+    if given_up:
+        with db.transaction() as c:
+            c.executemany("INSERT INTO storage_events (at, action, records, bytes, detail) VALUES (?, ?, ?, ?, ?)",
+                          [(utc_iso(), "cap", n, 0, what) for what, n in given_up.items()])
+            c.execute("UPDATE storage_events SET bytes = ? WHERE id = (SELECT MAX(id) FROM storage_events)",
+                      (before - used,))
+    return CapResult(before, used, given_up, used > policy.high)
+
+
+def purge_expired(db: Database, retention_days: float, now: datetime | None = None) -> int:
+    """Delete reads the station holds that are older than the retention period, except those on evidence hold.
+
+    A read whose alert or disposition has not reached the station yet is kept until it has.
+    """
+    cutoff = utc_iso((now or datetime.now(timezone.utc)) - timedelta(days=retention_days))
+    with db.transaction() as c:
+        purged = c.execute(
+            "DELETE FROM reads WHERE captured_at < ? AND sent_at IS NOT NULL AND evidence_hold = 0"
+            " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.read_id = reads.id AND (a.sent_at IS NULL"
+            "   OR EXISTS (SELECT 1 FROM dispositions d WHERE d.alert_id = a.id AND d.sent_at IS NULL)))",
+            (cutoff,),
+        ).rowcount
+        if purged:
+            c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
+                      (utc_iso(), purged, f"reads captured before {cutoff}"))
+    return purged

@@ -1,0 +1,559 @@
+"""Store and forward against a real Mosquitto and the real station receiver: every read reaches the station once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import REPO, Mosquitto, StationThread, Subscriber, free_port, run_cli, seed_reads
+from edge_agent.config import load_config
+from edge_agent.store import Database
+from edge_agent.store.outbox import BatchLimits, acknowledge_batch, batch_items, pending_batches, refuse_batch, take_batch
+from edge_agent.sync import MqttSync, backoff_delay
+from edge_agent.sync.payloads import build_ack, build_batch, parse_batch, validate
+
+AGENCY, UNIT = "test-pd", "car-7"
+
+
+def unit_config(tmp: Path, broker: str, extra: str = "", name: str = "unit.toml") -> Path:
+    path = tmp / name
+    path.write_text(
+        f'[agent]\nunit_id = "{UNIT}"\nagency = "{AGENCY}"\ndata_dir = "{tmp / "unit"}"\n'
+        f'[sync]\nbroker = "{broker}"\nack_timeout_s = 3.0\nbackoff_min_s = 0.2\nbackoff_max_s = 1.0\n{extra}\n'
+    )
+    return path
+
+
+def station_ids(station: StationThread) -> list[str]:
+    return station.store.read_ids()
+
+
+def unit_sent_ids(data_dir: Path) -> set[str]:
+    with Database.in_data_dir(data_dir) as db:
+        return {r[0] for r in db.query("SELECT id FROM reads WHERE sent_at IS NOT NULL")}
+
+
+def assert_exactly_once(station: StationThread, ids: list[str], data_dir: Path) -> None:
+    held = station_ids(station)
+    assert len(held) == len(set(held)) == len(ids), (len(held), len(set(held)), len(ids))
+    assert set(held) == set(ids)
+    assert unit_sent_ids(data_dir) <= set(held), "the unit marked reads sent that the station lacks"
+
+
+def drain_until_done(sync: MqttSync, data_dir: Path, timeout: float = 60.0) -> None:
+    """What the agent's sync thread does: drain again after each interruption, until nothing waits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sync.connected.wait(1):
+            sync.drain(timeout=10)
+        with Database.in_data_dir(data_dir) as db:
+            if db.stats().waiting == 0 and not pending_batches(db, 0):
+                return
+    raise AssertionError("reads still waiting")
+
+
+# --- the outbox, on a real SQLite file ----------------------------------------------------------------
+
+
+def test_batches_take_alerts_and_hits_first_and_settle_only_on_acknowledgement(tmp_path: Path):
+    data = tmp_path / "unit"
+    seed_reads(data, 30, hits_every=0)
+    hit_ids = seed_reads(data, 3, hits_every=1, seed=1)
+    with Database.in_data_dir(data) as db:
+        db.audit("officer-1", "alerts.list", "open=True", "shift review")
+        first = take_batch(db, BatchLimits(reads=3))
+        assert first.kind == "reads"
+        items = batch_items(db, first)
+        assert {i["id"] for i in items} == set(hit_ids) and all(i["hits"] for i in items)  # hits go first
+        rest = take_batch(db)
+        assert rest.items == 30
+        assert db.stats().sent == 0
+        assert acknowledge_batch(db, "00000000-0000-0000-0000-000000000000") is None  # never sent: refused
+        assert acknowledge_batch(db, first.id).items == 3
+        assert acknowledge_batch(db, rest.id).items == 30
+        assert db.stats().sent == 33
+        assert acknowledge_batch(db, first.id) is None  # a second acknowledgement changes nothing
+        audit = take_batch(db)
+        assert audit.kind == "audit"
+        assert refuse_batch(db, audit.id, "station says no")
+        assert pending_batches(db) == []  # refused: it waits before it is tried again
+        assert [b.id for b in pending_batches(db, retry_refused_after_s=0)] == [audit.id]
+
+
+def test_a_batch_taken_before_a_restart_goes_out_again_with_the_same_records(tmp_path: Path):
+    data = tmp_path / "unit"
+    seed_reads(data, 10)
+    with Database.in_data_dir(data) as db:
+        batch = take_batch(db)
+        before = batch_items(db, batch)
+    with Database.in_data_dir(data) as db:  # the unit lost power: the batch is still there
+        [again] = pending_batches(db)
+        assert again == batch and batch_items(db, again) == before
+        assert take_batch(db) is None  # its records are not taken twice
+
+
+def test_payloads_are_what_the_json_schemas_in_the_repository_say(tmp_path: Path):
+    data = tmp_path / "unit"
+    seed_reads(data, 5, hits_every=2)
+    with Database.in_data_dir(data) as db:
+        batch = take_batch(db)
+        payload = build_batch(batch.id, batch.kind, AGENCY, UNIT, "2026-11-21T08:00:00.000Z", batch_items(db, batch))
+    incoming = parse_batch(payload, 1 << 20)
+    assert len(incoming.items) == 5 and incoming.items[0]["plate_jpeg"][:2] == b"\xff\xd8"  # a real JPEG
+    validate("alpr.ack.v1", json.loads(build_ack(batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
+    schemas = sorted(p.name for p in (REPO / "edge_agent" / "sync" / "schemas").glob("*.json"))
+    assert schemas == ["alpr.ack.v1.json", "alpr.batch.v1.json", "alpr.status.v1.json"]
+
+
+@given(st.integers(0, 100), st.floats(0.01, 10), st.floats(0.01, 600), st.floats(0, 0.999999))
+def test_reconnect_backoff_grows_to_its_cap_with_jitter(attempt, base, cap, draw):
+    cap = max(cap, base)
+    delay = backoff_delay(attempt, base, cap, draw)
+    step = min(cap, base * 2 ** attempt)
+    assert step / 2 <= delay <= step <= cap
+    assert backoff_delay(attempt + 1, base, cap, draw) >= delay  # never shrinks for the same draw
+
+
+# --- with a real broker and station ------------------------------------------------------------------
+
+
+def test_sync_once_drains_reads_hits_alerts_and_audit_and_station_counts_them(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 450, hits_every=50, scene=True)
+    config = unit_config(tmp_path, mosquitto.url)
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    try:
+        result = run_cli("--config", config, "sync", "--once", "--json")
+        assert result.code == 0, result.err
+        summary = json.loads(result.out)
+        assert summary["sent"]["reads"] == 450 and summary["sent"]["images"] == 450, json.dumps(summary)
+        assert summary["reads_waiting"] == 0
+        assert_exactly_once(station, ids, data)
+        stats = json.loads(run_cli("--data-dir", tmp_path / "station", "station", "stats", "--json").out)
+        assert stats["reads"] == 450 and stats["reads_with_hits"] == 9 and stats["scene_images"] == 450
+        assert stats["duplicates_refused"] == 0 and stats["units"] == 1
+        unit = json.loads(run_cli("--config", config, "stats", "--json").out)
+        assert (unit["reads"], unit["sent"], unit["waiting"]) == (450, 450, 0)
+    finally:
+        station.stop()
+
+
+def test_the_broker_down_when_the_unit_starts(tmp_path: Path):
+    broker = Mosquitto(tmp_path)
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 300)
+    config = load_config(unit_config(tmp_path, broker.url))
+    down = run_cli("--config", tmp_path / "unit.toml", "sync", "--once", "--timeout", "1")
+    assert down.code == 1 and "not reachable" in down.err
+    with Database.in_data_dir(data) as db:
+        sync = MqttSync(config, db)
+        sync.start()  # keeps trying, with backoff
+        time.sleep(1.5)
+        assert not sync.connected.is_set()
+        broker.start()
+        station = StationThread(tmp_path / "station", broker.url)
+        try:
+            assert sync.connected.wait(10), "the unit did not reconnect once the broker came up"
+            drain_until_done(sync, data)
+        finally:
+            sync.stop()
+    try:
+        assert_exactly_once(station, ids, data)
+    finally:
+        station.stop()
+        broker.stop()
+
+
+def test_broker_killed_and_restarted_in_the_middle_of_a_drain(tmp_path: Path):
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 6000)
+    config = load_config(unit_config(tmp_path, broker.url, "batch_size = 100\nmax_in_flight = 2"))
+    station = StationThread(tmp_path / "station", broker.url)
+    with Database.in_data_dir(data) as db:
+        sync = MqttSync(config, db)
+        sync.start()
+        assert sync.connected.wait(10)
+        worker = threading.Thread(target=drain_until_done, args=(sync, data, 90), daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 30
+        while len(station_ids(station)) < 300 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        broker.kill()  # mid-drain, no goodbye
+        assert len(station_ids(station)) < 6000, "the drain finished before the broker was killed"
+        time.sleep(1.0)
+        broker.start()
+        worker.join(90)
+        sync.stop()
+    try:
+        assert_exactly_once(station, ids, data)
+    finally:
+        station.stop()
+        broker.stop()
+
+
+def _agent_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def test_agent_killed_with_sigkill_in_the_middle_of_a_batch_then_restarted(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 8000)
+    config = unit_config(tmp_path, mosquitto.url, "batch_size = 200")
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "--config", str(config), "sync", "--once"],
+                                env=_agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(station_ids(station)) < 1000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert len(station_ids(station)) < 8000, "the drain finished before the kill"
+        with Database.in_data_dir(data) as db:
+            assert db.query("PRAGMA integrity_check")[0][0] == "ok"
+            assert {r[0] for r in db.query("SELECT id FROM reads WHERE sent_at IS NOT NULL")} <= set(station_ids(station))
+        again = run_cli("--config", config, "sync", "--once")
+        assert again.code == 0, again.err
+        assert_exactly_once(station, ids, data)
+        assert station.stats()["duplicates_refused"] >= 0
+    finally:
+        station.stop()
+
+
+def test_station_restarted_while_a_unit_drains(tmp_path: Path):
+    broker = Mosquitto(tmp_path, persistence=False)
+    broker.start()
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 5000)
+    config = unit_config(tmp_path, broker.url, "batch_size = 100")
+    station_dir = tmp_path / "station"
+    cmd = [sys.executable, "-m", "edge_agent", "--data-dir", str(station_dir), "station", "--broker", broker.url,
+           "--name", "receiver-1"]
+    proc = subprocess.Popen(cmd, env=_agent_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        unit = subprocess.Popen([sys.executable, "-m", "edge_agent", "--config", str(config), "sync", "--once",
+                                 "--drain-timeout", "120"], env=_agent_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        db_path = station_dir / "station.sqlite3"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if db_path.exists():
+                with sqlite3.connect(db_path, timeout=10) as c:
+                    if c.execute("SELECT COUNT(*) FROM reads").fetchone()[0] >= 500:
+                        break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # the station dies mid-stream, without a goodbye
+        proc.wait(10)
+        time.sleep(1.0)
+        proc = subprocess.Popen(cmd, env=_agent_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out, err = unit.communicate(timeout=150)
+        assert unit.returncode == 0, err
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        broker.stop()
+    with sqlite3.connect(station_dir / "station.sqlite3") as c:
+        held = [r[0] for r in c.execute("SELECT id FROM reads")]
+    assert len(held) == len(set(held)) == 5000 and set(held) == set(ids)
+    assert unit_sent_ids(data) == set(ids)
+
+
+def test_the_same_batch_delivered_twice_is_stored_once_and_counted_as_duplicates(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 20)
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    acks = Subscriber(mosquitto.port, f"alpr/v1/{AGENCY}/{UNIT}/ack")
+    try:
+        with Database.in_data_dir(data) as db:
+            batch = take_batch(db)
+            payload = build_batch(batch.id, batch.kind, AGENCY, UNIT, "2026-11-21T08:00:00Z", batch_items(db, batch))
+        publisher = Subscriber(mosquitto.port, "unused/#")
+        for _ in range(2):
+            publisher.client.publish(f"alpr/v1/{AGENCY}/{UNIT}/batch", payload, qos=1)
+        assert acks.wait_for(lambda m: len(m) >= 2)
+        answers = [json.loads(p) for _, p, _ in acks.messages]
+        assert [(a["status"], a["accepted"], a["duplicates"]) for a in answers] == [("stored", 20, 0), ("stored", 0, 20)]
+        stats = station.stats()
+        assert stats["reads"] == 20 and stats["duplicates_refused"] == 20 and stats["batch_deliveries"] == 2
+        assert sorted(station_ids(station)) == sorted(ids)
+        publisher.close()
+    finally:
+        acks.close()
+        station.stop()
+
+
+def test_shared_subscription_splits_batches_between_two_receivers(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 2000)
+    config = unit_config(tmp_path, mosquitto.url, "batch_size = 50")
+    a = StationThread(tmp_path / "station", mosquitto.url, name="receiver-a")
+    b = StationThread(tmp_path / "station", mosquitto.url, name="receiver-b")  # the same database, a second receiver
+    try:
+        assert run_cli("--config", config, "sync", "--once").code == 0
+        assert_exactly_once(a, ids, data)
+        with sqlite3.connect(tmp_path / "station" / "station.sqlite3") as c:
+            per = dict(c.execute("SELECT receiver, COUNT(*) FROM batches GROUP BY receiver").fetchall())
+        assert set(per) == {"receiver-a", "receiver-b"} and sum(per.values()) == 40
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_status_is_retained_with_a_last_will_when_the_unit_dies(tmp_path: Path, mosquitto):
+    seed_reads(tmp_path / "unit", 1)
+    config = unit_config(tmp_path, mosquitto.url)
+    script = ("import sys, time; from edge_agent.config import load_config; from edge_agent.store import Database;"
+              "from edge_agent.sync import MqttSync; c = load_config(sys.argv[1]);"
+              "s = MqttSync(c, Database.in_data_dir(c.data_dir), status=lambda: {'storage': 'ok', 'waiting': 1});"
+              "s.start(); s.connected.wait(10); s.publish_status(); print('up', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(config)], env=_agent_env(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "up"
+    time.sleep(0.3)
+    watcher = Subscriber(mosquitto.port, f"alpr/v1/{AGENCY}/{UNIT}/status")
+    try:
+        assert watcher.wait_for(lambda m: m and m[-1][2])  # retained: a station that subscribes later sees it
+        status = json.loads(watcher.messages[-1][1])
+        assert status["state"] == "online" and status["waiting"] == 1
+        proc.kill()  # power cut: no goodbye, the broker sends the will
+        assert watcher.wait_for(lambda m: json.loads(m[-1][1])["state"] == "offline", timeout=10)
+    finally:
+        proc.kill()
+        watcher.close()
+
+
+# --- security: TLS with a client certificate, passwords, signed batches ----------------------------
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate for the unit, made with `cryptography`."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def make(name: str, issuer_key=None, issuer_name=None, ca=False, san=None):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name or subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        cert = builder.sign(issuer_key or key, hashes.SHA256())
+        (folder / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                               serialization.PrivateFormat.TraditionalOpenSSL,
+                                                               serialization.NoEncryption()))
+        return key, subject
+
+    ca_key, ca_name = make("ca", ca=True)
+    make("server", ca_key, ca_name, san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    make("car-7", ca_key, ca_name)
+    make("station", ca_key, ca_name)
+    return {n: folder / f"{n}.crt" for n in ("ca", "server", "car-7", "station")}
+
+
+def test_tls_with_a_client_certificate(tmp_path: Path):
+    certs = tmp_path / "pki"
+    certs.mkdir()
+    _certificates(certs)
+    broker = Mosquitto(tmp_path, extra=(
+        f"cafile {certs / 'ca.crt'}\ncertfile {certs / 'server.crt'}\nkeyfile {certs / 'server.key'}\n"
+        "require_certificate true\nuse_identity_as_username true\nallow_anonymous false"))
+    broker.start()
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 100)
+    tls = lambda who: f'tls_ca = "{certs / "ca.crt"}"\ntls_cert = "{certs / (who + ".crt")}"\ntls_key = "{certs / (who + ".key")}"'  # noqa: E731
+    config = unit_config(tmp_path, broker.url, tls("car-7"))
+    no_cert = unit_config(tmp_path, broker.url, f'tls_ca = "{certs / "ca.crt"}"', name="nocert.toml")
+    station = StationThread(tmp_path / "station", broker.url, config_text=f"[sync]\n{tls('station')}\n")
+    try:
+        refused = run_cli("--config", no_cert, "sync", "--once", "--timeout", "2")
+        assert refused.code == 1 and "not reachable" in refused.err
+        result = run_cli("--config", config, "sync", "--once")
+        assert result.code == 0, result.err
+        assert_exactly_once(station, ids, data)
+    finally:
+        station.stop()
+        broker.stop()
+
+
+def test_username_and_password(tmp_path: Path):
+    passwords = tmp_path / "passwd"
+    passwords.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "car-7", "s3cret-car"], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "station", "s3cret-station"], check=True)
+    broker = Mosquitto(tmp_path, extra=f"allow_anonymous false\npassword_file {passwords}")
+    broker.start()
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 50)
+    wrong = unit_config(tmp_path, broker.url, 'username = "car-7"\npassword = "guess"', name="wrong.toml")
+    right = unit_config(tmp_path, broker.url, 'username = "car-7"\npassword = "s3cret-car"')
+    station = StationThread(tmp_path / "station", broker.url,
+                            config_text='[sync]\nusername = "station"\npassword = "s3cret-station"\n')
+    try:
+        refused = run_cli("--config", wrong, "sync", "--once", "--timeout", "2")
+        assert refused.code == 1 and "refused the connection" in refused.err
+        assert run_cli("--config", right, "sync", "--once").code == 0
+        assert_exactly_once(station, ids, data)
+    finally:
+        station.stop()
+        broker.stop()
+
+
+def test_signed_batches_and_every_kind_of_bad_payload_at_the_station(tmp_path: Path, mosquitto):
+    keys = tmp_path / "keys"
+    config = unit_config(tmp_path, mosquitto.url, f'signing_key = "{keys / (UNIT + ".key")}"')
+    (keys).mkdir()
+    assert run_cli("--config", unit_config(tmp_path, mosquitto.url, name="plain.toml"), "sync", "keygen", "--out",
+                   keys).code == 0
+    station_keys = tmp_path / "unit-keys"
+    station_keys.mkdir()
+    (station_keys / f"{UNIT}.pub").write_bytes((keys / f"{UNIT}.pub").read_bytes())
+    station = StationThread(tmp_path / "station", mosquitto.url,
+                            config_text=f'[station]\nunit_keys = "{station_keys}"\nmax_batch_mb = 1.0\n')
+    acks = Subscriber(mosquitto.port, f"alpr/v1/{AGENCY}/+/ack")
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 40)
+    try:
+        with Database.in_data_dir(data) as db:
+            batch = take_batch(db)
+            good = build_batch(batch.id, batch.kind, AGENCY, UNIT, "2026-11-21T08:00:00Z", batch_items(db, batch))
+        topic = f"alpr/v1/{AGENCY}/{UNIT}/batch"
+        body = json.loads(good)
+        bad = {
+            "malformed": b"{not json",
+            "oversized": b"x" * (1024 * 1024 + 10),
+            "wrong version": json.dumps({**body, "schema": "alpr.batch.v9"}).encode(),
+            "bad field": json.dumps({**body, "items": [{**body["items"][0], "plate": "<script>"}]}).encode(),
+        }
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        from edge_agent.hotlist.signing import load_private_key
+        from edge_agent.sync.payloads import sign_payload
+
+        key = load_private_key(keys / f"{UNIT}.key")
+
+        def signed(payload: bytes, signature: str | None = None) -> Properties:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [("alpr-signature", signature or sign_payload(key, payload))]
+            return props
+
+        acks.client.publish(topic, good, qos=1, properties=signed(good, "A" * 88))  # wrongly signed
+        acks.client.publish(topic, good, qos=1)  # not signed at all
+        for name, payload in bad.items():  # signed by the unit, but bad in themselves
+            acks.client.publish(topic, payload, qos=1, properties=signed(payload))
+        acks.client.publish(f"alpr/v1/{AGENCY}/car-99/batch", good, qos=1, properties=signed(good))  # no key for it
+        deadline = time.monotonic() + 10
+        while station.stats()["payloads_refused"] < 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        stats = station.stats()
+        assert stats["payloads_refused"] == 7 and stats["reads"] == 0
+        text = "\n".join(station.lines)
+        for words in ("wrongly signed", "not JSON", "over the limit", "not signed", "alpr.batch.v9",
+                      "not a valid alpr.batch.v1", "no key for car-99"):
+            assert words in text, words
+        refusals = [json.loads(p) for _, p, _ in acks.messages]
+        assert refusals and all(a["status"] == "refused" for a in refusals)
+        # the unit keeps a refused batch's reads, and the real, signed drain still gets them all there
+        result = run_cli("--config", config, "sync", "--once", "--json")
+        assert result.code == 0, result.err
+        assert sorted(station_ids(station)) == sorted(ids)
+    finally:
+        acks.close()
+        station.stop()
+
+
+def test_an_acknowledgement_for_a_batch_never_sent_is_refused_and_marks_nothing(tmp_path: Path, mosquitto, caplog):
+    data = tmp_path / "unit"
+    seed_reads(data, 10)
+    config = load_config(unit_config(tmp_path, mosquitto.url))
+    forger = Subscriber(mosquitto.port, "unused/#")
+    with Database.in_data_dir(data) as db:
+        sync = MqttSync(config, db)
+        sync.start()
+        try:
+            assert sync.connected.wait(10)
+            time.sleep(0.2)
+            for payload in (build_ack("11111111-2222-3333-4444-555555555555", "stored", "2026-11-21T08:00:00Z", "x",
+                                      "reads", 10, 0), b"\x00garbage"):
+                forger.client.publish(f"alpr/v1/{AGENCY}/{UNIT}/ack", payload, qos=1)
+            time.sleep(0.5)
+            result = sync.drain(timeout=2)  # no station: nothing may be marked sent
+            assert result.acks_refused == 2 and result.reads == 0
+            assert db.stats().sent == 0
+        finally:
+            sync.stop()
+            forger.close()
+    assert "no such batch" in caplog.text
+
+
+# --- PostgreSQL at the station -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres(tmp_path: Path):
+    """A real PostgreSQL server in a temporary folder, on a free port (run as the postgres user when root)."""
+    import glob
+    import shutil
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    initdb = shutil.which("initdb") or (bins and f"{bins[-1]}/initdb")
+    if not initdb or not Path(initdb).exists():
+        pytest.skip("PostgreSQL is not installed")
+    bindir = Path(initdb).resolve().parent
+    folder = Path("/tmp") / f"pg-{os.getpid()}-{free_port()}"
+    folder.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "alpr"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"), "-w",
+                    "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql://alpr@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_station_on_postgresql(tmp_path: Path, mosquitto, postgres):
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 500, hits_every=100, scene=True)
+    config = unit_config(tmp_path, mosquitto.url)
+    station = StationThread(tmp_path / "station", mosquitto.url, db=postgres)
+    try:
+        assert run_cli("--config", config, "sync", "--once").code == 0
+        assert_exactly_once(station, ids, data)
+        stats = json.loads(run_cli("--data-dir", tmp_path / "station", "station", "stats", "--db", postgres,
+                                   "--json").out)
+        assert (stats["reads"], stats["reads_with_hits"], stats["scene_images"]) == (500, 5, 500)
+    finally:
+        station.stop()
