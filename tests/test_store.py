@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_agent.records import Candidate, Hit, PlateReading, Read
 from edge_agent.store import MIGRATIONS, Database
+from edge_agent.store.outbox import BatchLimits, acknowledge_batch, batch_items, take_batch
 
 
 def _read(plate="7ABC123", hits=(), at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)) -> Read:
@@ -43,9 +44,10 @@ def test_stats_and_yearly_counts_and_mark_sent(tmp_path: Path):
             db.insert_read(r)
         assert db.stats().to_json() == {"reads": 5, "sent": 0, "waiting": 5, "hits": 1}
         assert db.yearly_counts() == {2025: {"detections": 1}, 2026: {"detections": 4, "hits": 1}}
-        waiting = db.unsent_reads(limit=2)
-        assert [w["id"] for w in waiting] == [reads[4].id, reads[0].id]  # oldest first
-        db.mark_sent([w["id"] for w in waiting])
+        batch = take_batch(db, BatchLimits(reads=2))
+        # the read with a hit goes first, then the oldest
+        assert {i["id"] for i in batch_items(db, batch)} == {reads[3].id, reads[4].id}
+        acknowledge_batch(db, batch.id)
         assert db.stats().waiting == 3
 
 
@@ -95,6 +97,21 @@ def test_a_walking_skeleton_database_migrates_keeping_its_reads_and_hits(tmp_pat
         assert [tuple(r) for r in db.query("SELECT id, plate FROM reads")] == [("r1", "7ABC123")]
         assert [tuple(r) for r in db.query("SELECT read_id, list, entry_id FROM hits")] == [("r1", "STOLEN_VEHICLE", None)]
         assert db.query("SELECT COUNT(*) FROM alerts")[0][0] == 0
+
+
+def test_a_database_from_before_store_and_forward_migrates_with_its_records_waiting(tmp_path: Path):
+    path = tmp_path / "v2.sqlite3"
+    with Database(path, MIGRATIONS[:2]) as old:
+        old._conn.execute(
+            "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, candidates, box)"
+            " VALUES ('r1', '2026-01-02T03:04:05.000Z', 'front', '7ABC123', 0.9, '[]', '[0,0,1,1]')")
+        old._conn.execute("INSERT INTO read_images (read_id, kind, jpeg) VALUES ('r1', 'scene', x'ffd8')")
+        old._conn.execute("INSERT INTO audit_log (at, user, action) VALUES ('2026-01-02T03:04:05Z', 'tech', 'stats')")
+    with Database(path) as db:
+        assert db.schema_version == len(MIGRATIONS)
+        assert [tuple(r) for r in db.query("SELECT id, scene_pending, sent_at FROM reads")] == [("r1", 1, None)]
+        assert len(db.query("SELECT uuid FROM audit_log")[0][0]) == 32
+        assert [take_batch(db).kind, take_batch(db).kind] == ["reads", "audit"]
 
 
 def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Path):

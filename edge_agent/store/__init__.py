@@ -308,6 +308,13 @@ class Database:
             (year, metric, n),
         )
 
+    def limit_wal(self, max_bytes: int) -> None:
+        """Checkpoint the WAL once it holds about this much, and cut the file back to it afterwards."""
+        with self._lock:
+            page = self._conn.execute("PRAGMA page_size").fetchone()[0]
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={max(16, max_bytes // page)}")
+            self._conn.execute(f"PRAGMA journal_size_limit={int(max_bytes)}")
+
     def used_bytes(self) -> tuple[int, int]:
         """Bytes the database's live pages take, and bytes its files take on disk (main file and WAL)."""
         with self._lock:

@@ -44,6 +44,8 @@ class ReadKeeper:
         self.out = out
         self.on_state = on_state or (lambda state: None)
         self.policy = CapPolicy.for_cap(config.cap_mb) if config.cap_mb > 0 else None
+        if self.policy is not None:
+            db.limit_wal(self.policy.wal_bytes)
         self.buffer: collections.deque[tuple[Read, int | None]] = collections.deque()
         self.dropped = 0
         self.state = "ok"  # ok | full | over-cap

@@ -60,14 +60,17 @@ class CapPolicy:
     cap_bytes: int
     high: int
     low: int
+    wal_bytes: int = Database.WAL_LIMIT  # how large the WAL may grow before it is checkpointed and cut back
 
     @classmethod
     def for_cap(cls, cap_mb: float) -> "CapPolicy":
         cap = int(cap_mb * 1024 * 1024)
-        # The WAL sits on top of the pages in use; keep room for it and for the reads stored between checks.
-        room = min(Database.WAL_LIMIT + 4 * 1024 * 1024, cap // 5)
+        wal = min(Database.WAL_LIMIT, cap // 10)
+        # The WAL sits on top of the pages in use, and may pass its limit by one transaction (a read with its
+        # scene image): keep room for both, and for the reads stored between two checks.
+        room = min(2 * wal + 1024 * 1024, cap // 3)
         high = cap - room
-        return cls(cap, high, int(high * 0.95))
+        return cls(cap, high, int(high * 0.95), wal)
 
 
 @dataclass
