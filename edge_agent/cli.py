@@ -152,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     hb.add_argument("--json", action="store_true")
     hb.set_defaults(func=cmd_bench_hotlist)
 
+    bs = bsub.add_parser("sync", parents=[common], help="store reads, then drain them to a station on this machine")
+    bs.add_argument("--reads", type=int, default=100_000)
+    bs.add_argument("--batch-size", type=int, default=200)
+    bs.add_argument("--in-flight", type=int, default=4)
+    bs.add_argument("--work", metavar="DIR", help="keep the unit's and station's files here (default: a temporary folder)")
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_bench_sync)
+    bw = bsub.add_parser("storage", parents=[common], help="a unit offline for a week: reads with images under the cap")
+    bw.add_argument("--reads", type=int, default=50_000)
+    bw.add_argument("--cap-mb", type=float, default=2048.0)
+    bw.add_argument("--work", metavar="DIR")
+    bw.add_argument("--json", action="store_true")
+    bw.set_defaults(func=cmd_bench_storage)
+
     stats = sub.add_parser("stats", parents=[common], help="reads stored, sent and waiting")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=cmd_stats)
@@ -520,6 +534,14 @@ def cmd_alerts_ack(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _show_result(console: Console, result: dict, as_json: bool) -> None:
+    """A benchmark's figures: one JSON object, or key=value pairs on one line."""
+    if as_json:
+        console.json(result)
+    else:
+        console.print(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
 def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench import bench_accuracy, load_dataset
 
@@ -534,10 +556,7 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
             console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
 
     result = bench_accuracy(reader, items, show)
-    if args.json:
-        console.json(result)
-    else:
-        console.print(" ".join(f"{k}={v}" for k, v in result.items()))
+    _show_result(console, result, args.json)
     return EXIT_OK
 
 
@@ -546,11 +565,25 @@ def cmd_bench_hotlist(args: argparse.Namespace, console: Console) -> int:
 
     config = config_for(args)
     result = bench_hotlist(Path(args.list), config, args.plates, args.seed, progress=console.error)
-    if args.json:
-        console.json(result)
-    else:
-        console.print(" ".join(f"{k}={v}" for k, v in result.items()))
+    _show_result(console, result, args.json)
     return EXIT_OK
+
+
+def cmd_bench_sync(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench.sync import bench_drain
+
+    result = bench_drain(args.reads, args.batch_size, args.in_flight, Path(args.work) if args.work else None,
+                         progress=console.error)
+    _show_result(console, result, args.json)
+    return EXIT_OK if result["station_count_exact"] else EXIT_FAILED
+
+
+def cmd_bench_storage(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench.sync import bench_offline_week
+
+    result = bench_offline_week(args.reads, args.cap_mb, Path(args.work) if args.work else None, progress=console.error)
+    _show_result(console, result, args.json)
+    return EXIT_OK if result["within_cap"] else EXIT_FAILED
 
 
 def cmd_stats(args: argparse.Namespace, console: Console) -> int:

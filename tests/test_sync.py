@@ -557,3 +557,31 @@ def test_station_on_postgresql(tmp_path: Path, mosquitto, postgres):
         assert (stats["reads"], stats["reads_with_hits"], stats["scene_images"]) == (500, 5, 500)
     finally:
         station.stop()
+
+
+def test_the_station_keeps_the_signed_hotlist_published_for_the_fleet(tmp_path: Path, mosquitto):
+    from edge_agent.hotlist.signing import unpack
+    from edge_agent.synthetic import write_hotlist
+
+    keys = tmp_path / "keys"
+    assert run_cli("hotlist", "keygen", "--out", keys).code == 0
+    listing = write_hotlist(tmp_path / "hotlist.csv", {"7ABC123": "STOLEN_VEHICLE"})
+    assert run_cli("hotlist", "sign", listing, "--key", keys / "hotlist-signing.key", "--version", "1").code == 0
+    station = StationThread(tmp_path / "station", mosquitto.url,
+                            config_text=f'[agent]\nagency = "{AGENCY}"\n[station]\nhotlist = "{listing}"\n'
+                                        'hotlist_poll_s = 0.2\n')
+    try:
+        fleet = Subscriber(mosquitto.port, f"alpr/v1/{AGENCY}/hotlist")
+        assert fleet.wait_for(lambda m: len(m) >= 1)
+        envelope, data = unpack(fleet.messages[-1][1], "test")
+        assert envelope.version == 1 and data == listing.read_bytes()
+        later = Subscriber(mosquitto.port, f"alpr/v1/{AGENCY}/hotlist")  # a unit that comes online later
+        assert later.wait_for(lambda m: m and m[-1][2])  # gets it too: retained
+        later.close()
+        write_hotlist(listing, {"7ABC123": "STOLEN_VEHICLE", "5TRK442": "FELONY_VEHICLE"})
+        assert run_cli("hotlist", "sign", listing, "--key", keys / "hotlist-signing.key", "--version", "2").code == 0
+        assert fleet.wait_for(lambda m: unpack(m[-1][1], "test")[0].version == 2)
+        assert any("signed version 2" in line for line in station.lines)
+        fleet.close()
+    finally:
+        station.stop()

@@ -11,6 +11,7 @@ published, retained, for the fleet.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -206,6 +207,10 @@ class Station:
 
         path = self.config.station.hotlist
         envelope, payload = signed_payload(path, path.with_name(path.name + ".sig"))
+        if hashlib.sha256(payload.partition(b"\n")[2]).hexdigest() != envelope.sha256:
+            # caught between the new list and its new signature: try again at the next poll
+            log.info("hotlist %s does not match its signature yet; not published", path)
+            return False
         topic = f"{self.prefix}/{self.config.agent.agency}/hotlist"
         self.client.publish(topic, payload, qos=1, retain=True)
         self._hotlist_seen = key
