@@ -589,19 +589,13 @@ def cmd_bench_storage(args: argparse.Namespace, console: Console) -> int:
 def cmd_stats(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store import Database
     from edge_agent.store.outbox import outbox_stats
+    from edge_agent.store.retention import storage_summary
 
     config = config_for(args)
     with Database.in_data_dir(config.data_dir) as db:
         stats = db.stats().to_json()
         stats["waiting_other"] = outbox_stats(db)
-        used, on_disk = db.used_bytes()
-        stats["storage"] = {"used_mb": round(used / 1048576, 1), "on_disk_mb": round(on_disk / 1048576, 1),
-                            "cap_mb": config.storage.cap_mb or None,
-                            "given_up": {r["detail"]: r["n"] for r in db.query(
-                                "SELECT detail, SUM(records) AS n FROM storage_events WHERE action = 'cap' GROUP BY detail")},
-                            "purged": db.query("SELECT COALESCE(SUM(records), 0) FROM storage_events"
-                                               " WHERE action = 'purge'")[0][0],
-                            "evidence_hold": db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]}
+        stats["storage"] = storage_summary(db, config.storage.cap_mb)
         stats["yearly"] = {str(y): c for y, c in db.yearly_counts().items()}
     if args.json:
         console.json(stats)

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from edge_agent.bench.broker import LocalBroker, free_port, mosquitto_binary  # noqa: F401 (free_port for tests)
 from edge_agent.cli import Console, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,61 +51,13 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mosquitto:
-    """A real Mosquitto broker on a free loopback port, started and stopped (or killed) by the test.
-
-    `listener` lines replace the plain one, for TLS or passwords; a restart keeps the port.
-    """
+class Mosquitto(LocalBroker):
+    """A real Mosquitto broker on a free loopback port, started and stopped (or killed) by the test."""
 
     def __init__(self, workdir: Path, extra: str = "", persistence: bool = False):
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
+        if mosquitto_binary() is None:
             pytest.fail("mosquitto is not installed (scripts/setup installs it)")
-        self.binary = binary
-        self.port = free_port()
-        self.workdir = workdir
-        self.scheme = "mqtts" if "certfile" in extra else "mqtt"
-        self.conf = workdir / f"mosquitto-{self.port}.conf"
-        store = f"persistence true\npersistence_location {workdir}/\n" if persistence else "persistence false\n"
-        # started as root, mosquitto would drop to its own user, which cannot read the test's private folders
-        store += "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{extra or 'allow_anonymous true'}\n{store}log_dest stderr\n"
-            "max_queued_messages 100000\n"
-        )
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.workdir / "mosquitto.log", "ab"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        super().__init__(workdir, extra, persistence)
 
 
 @pytest.fixture

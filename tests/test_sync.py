@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,13 @@ def assert_exactly_once(station: StationThread, ids: list[str], data_dir: Path) 
     assert len(held) == len(set(held)) == len(ids), (len(held), len(set(held)), len(ids))
     assert set(held) == set(ids)
     assert unit_sent_ids(data_dir) <= set(held), "the unit marked reads sent that the station lacks"
+
+
+def wait_until(condition, timeout: float, poll: float = 0.02) -> None:
+    """Poll until the condition holds or the time is up (the test's own assertions say what was expected)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(poll)
 
 
 def drain_until_done(sync: MqttSync, data_dir: Path, timeout: float = 60.0) -> None:
@@ -188,9 +196,7 @@ def test_broker_killed_and_restarted_in_the_middle_of_a_drain(tmp_path: Path):
         assert sync.connected.wait(10)
         worker = threading.Thread(target=drain_until_done, args=(sync, data, 90), daemon=True)
         worker.start()
-        deadline = time.monotonic() + 30
-        while len(station_ids(station)) < 300 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(station_ids(station)) >= 300, 30)
         broker.kill()  # mid-drain, no goodbye
         assert len(station_ids(station)) < 6000, "the drain finished before the broker was killed"
         time.sleep(1.0)
@@ -216,9 +222,7 @@ def test_agent_killed_with_sigkill_in_the_middle_of_a_batch_then_restarted(tmp_p
     try:
         proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "--config", str(config), "sync", "--once"],
                                 env=_agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while len(station_ids(station)) < 1000 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(station_ids(station)) >= 1000, 60, poll=0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert len(station_ids(station)) < 8000, "the drain finished before the kill"
@@ -249,13 +253,15 @@ def test_station_restarted_while_a_unit_drains(tmp_path: Path):
                                  "--drain-timeout", "120"], env=_agent_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         db_path = station_dir / "station.sqlite3"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if db_path.exists():
-                with sqlite3.connect(db_path, timeout=10) as c:
-                    if c.execute("SELECT COUNT(*) FROM reads").fetchone()[0] >= 500:
-                        break
-            time.sleep(0.05)
+
+        def held() -> int:
+            try:
+                with closing(sqlite3.connect(db_path, timeout=10)) as c:
+                    return c.execute("SELECT COUNT(*) FROM reads").fetchone()[0]
+            except sqlite3.OperationalError:  # not created yet
+                return 0
+
+        wait_until(lambda: db_path.exists() and held() >= 500, 60, poll=0.05)
         proc.send_signal(signal.SIGKILL)  # the station dies mid-stream, without a goodbye
         proc.wait(10)
         time.sleep(1.0)
@@ -465,9 +471,7 @@ def test_signed_batches_and_every_kind_of_bad_payload_at_the_station(tmp_path: P
         for name, payload in bad.items():  # signed by the unit, but bad in themselves
             acks.client.publish(topic, payload, qos=1, properties=signed(payload))
         acks.client.publish(f"alpr/v1/{AGENCY}/car-99/batch", good, qos=1, properties=signed(good))  # no key for it
-        deadline = time.monotonic() + 10
-        while station.stats()["payloads_refused"] < 7 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: station.stats()["payloads_refused"] >= 7, 10, poll=0.05)
         time.sleep(0.3)
         stats = station.stats()
         assert stats["payloads_refused"] == 7 and stats["reads"] == 0

@@ -7,9 +7,7 @@ has acknowledged every read; then it checks the station's count is exact.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,18 +15,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from edge_agent.bench.broker import LocalBroker
 from edge_agent.config import Config, parse_config
 from edge_agent.store import Database
 from edge_agent.store.keeper import ReadKeeper
 from edge_agent.synthetic import SyntheticReads
 
 Progress = Callable[[str], None]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _peak_rss_mb() -> float:
@@ -65,13 +58,10 @@ def bench_drain(reads: int, batch_size: int, in_flight: int, work: Path | None, 
     from edge_agent.station.store import StationStore
     from edge_agent.sync import MqttSync
 
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(mosquitto).exists():
-        raise RuntimeError("mosquitto is not installed (scripts/setup installs it)")
     folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="edge-agent-bench-sync-"))
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    url = f"mqtt://127.0.0.1:{port}"
+    broker = LocalBroker(folder)
+    url = broker.url
     config = parse_config({"agent": {"unit_id": "bench-1", "agency": "bench", "data_dir": str(folder / "unit")},
                            "sync": {"broker": url, "batch_size": batch_size, "max_in_flight": in_flight,
                                     "scene_images": False},
@@ -80,13 +70,9 @@ def bench_drain(reads: int, batch_size: int, in_flight: int, work: Path | None, 
     with Database.in_data_dir(config.data_dir) as db:
         store_s = store_reads(db, reads, hits_every=100, scene=False)
         plate_mb = db.query("SELECT SUM(LENGTH(jpeg)) FROM read_images")[0][0] / 1048576
-    conf = folder / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    + ("user root\n" if os.geteuid() == 0 else ""))
-    broker = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker.start()
     station = None
     try:
-        _wait_port(port)
         station_db = folder / "station" / "station.sqlite3"
         station = subprocess.Popen([sys.executable, "-m", "edge_agent", "--data-dir", str(folder / "station"),
                                     "station", "--broker", url, "--name", "bench-station"],
@@ -111,8 +97,7 @@ def bench_drain(reads: int, batch_size: int, in_flight: int, work: Path | None, 
     finally:
         if station is not None and station.poll() is None:
             station.kill()
-        broker.terminate()
-        broker.wait(10)
+        broker.stop()
     if not work:
         shutil.rmtree(folder, ignore_errors=True)
     return {
@@ -124,17 +109,6 @@ def bench_drain(reads: int, batch_size: int, in_flight: int, work: Path | None, 
         "station_duplicates_refused": stats["duplicates_refused"], "station_count_exact": stats["reads"] == reads,
         "peak_rss_mb": _peak_rss_mb(),
     }
-
-
-def _wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"mosquitto did not start on port {port}")
 
 
 def bench_offline_week(reads: int, cap_mb: float, work: Path | None, progress: Progress) -> dict:

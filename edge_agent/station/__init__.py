@@ -19,7 +19,6 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -148,13 +147,11 @@ class Station:
     def _batch(self, message) -> None:
         payload: bytes = message.payload
         unit = self._unit_of(message.topic, "batch")
-        batch_id = None
         try:
             if unit is None:
                 raise PayloadError(f"topic {message.topic!r} is not {self.prefix}/AGENCY/UNIT/batch")
             if len(payload) > self.max_bytes:
                 raise PayloadError(f"batch of {len(payload)} bytes is over the limit of {self.max_bytes}")
-            batch_id = peek_batch_id(payload)
             if self.keys is not None:
                 signature = dict(getattr(message.properties, "UserProperty", None) or []).get(SIGNATURE_PROPERTY)
                 verify_payload(self.keys.get(unit[1]), payload, signature, unit[1])
@@ -162,6 +159,7 @@ class Station:
             if (batch.agency, batch.unit) != unit:
                 raise PayloadError(f"batch says it is from {batch.agency}/{batch.unit} but came on {message.topic}")
         except PayloadError as exc:
+            batch_id = peek_batch_id(payload) if unit is not None else None  # to answer the unit
             self.refused += 1
             reason = str(exc)
             self.out(f"refused batch {batch_id or '(no id)'} on {message.topic}: {reason}")

@@ -44,6 +44,10 @@ class ReadKeeper:
         self.out = out
         self.on_state = on_state or (lambda state: None)
         self.policy = CapPolicy.for_cap(config.cap_mb) if config.cap_mb > 0 else None
+        # the cap is looked at after this many image bytes are stored, not after every read; a quarter of the
+        # room the policy keeps under the cap
+        self._check_every = (self.policy.cap_bytes - self.policy.high) // 4 if self.policy else float("inf")
+        self._since_check = 0
         if self.policy is not None:
             db.limit_wal(self.policy.wal_bytes)
         self.buffer: collections.deque[tuple[Read, int | None]] = collections.deque()
@@ -71,7 +75,9 @@ class ReadKeeper:
             self._full(exc)
             self._hold(read, hotlist_version)
             return None
-        self.housekeeping(now)
+        self._since_check += len(read.plate_jpeg) + len(read.scene_jpeg)
+        if self._since_check >= self._check_every or now >= self._purge_at:
+            self.housekeeping(now)
         return hit_ids
 
     def _hold(self, read: Read, version: int | None) -> None:
@@ -116,6 +122,7 @@ class ReadKeeper:
 
     def housekeeping(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        self._since_check = 0
         try:
             if self.policy is not None:
                 result = enforce_cap(self.db, self.policy)
@@ -128,9 +135,10 @@ class ReadKeeper:
                         self.out(f"error: storage is over its cap of {self.config.cap_mb:g} MB with nothing left "
                                  "that may be given up (unsent hits, evidence)")
                     self.on_state(state)
-            if self.config.retention_days > 0 and now >= self._purge_at:
+            if now >= self._purge_at:
                 self._purge_at = now + self.PURGE_EVERY_S
-                self.purged += purge_expired(self.db, self.config.retention_days)
+                if self.config.retention_days > 0:
+                    self.purged += purge_expired(self.db, self.config.retention_days)
         except sqlite3.Error as exc:
             if not is_storage_full(exc):
                 raise

@@ -21,30 +21,38 @@ from edge_agent.store import Database, utc_iso
 # The order batches are taken in: hit and alert traffic first, scene images last (they may be deferred).
 KINDS = ("alerts", "dispositions", "reads", "audit", "images")
 
-# per kind: the records waiting, how a batch takes them, and how the station's acknowledgement marks them sent
-_WAITING = {
-    "alerts": "SELECT id FROM alerts WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY id LIMIT ?",
-    "dispositions": "SELECT id FROM dispositions WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY id LIMIT ?",
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """For one kind: the records waiting, how a batch takes them, and how the station's acknowledgement settles them."""
+
+    waiting: str  # :limit
+    take: str  # :batch, :id
+    sent: str  # :batch, :at
+
+
+def _records(table: str, order: str) -> _Outgoing:
+    return _Outgoing(
+        f"SELECT id FROM {table} WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY {order} LIMIT :limit",
+        f"UPDATE {table} SET batch_id = :batch WHERE id = :id",
+        f"UPDATE {table} SET sent_at = :at WHERE batch_id = :batch AND sent_at IS NULL",
+    )
+
+
+_OUTGOING = {
+    "alerts": _records("alerts", "id"),
+    "dispositions": _records("dispositions", "id"),
     # reads that hit a list go before the others; the index reads_waiting has this order
-    "reads": "SELECT id FROM reads WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY (hit_count = 0), captured_at LIMIT ?",
-    "audit": "SELECT id FROM audit_log WHERE sent_at IS NULL AND batch_id IS NULL ORDER BY id LIMIT ?",
+    "reads": _records("reads", "(hit_count = 0), captured_at"),
+    "audit": _records("audit_log", "id"),
     # a scene image goes once its read is at the station
-    "images": "SELECT id FROM reads WHERE scene_pending = 1 AND sent_at IS NOT NULL AND scene_batch_id IS NULL"
-              " ORDER BY captured_at LIMIT ?",
-}
-_TAKE = {
-    "alerts": "UPDATE alerts SET batch_id = ? WHERE id = ?",
-    "dispositions": "UPDATE dispositions SET batch_id = ? WHERE id = ?",
-    "reads": "UPDATE reads SET batch_id = ? WHERE id = ?",
-    "audit": "UPDATE audit_log SET batch_id = ? WHERE id = ?",
-    "images": "UPDATE reads SET scene_batch_id = ? WHERE id = ?",
-}
-_SENT = {
-    "alerts": "UPDATE alerts SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
-    "dispositions": "UPDATE dispositions SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
-    "reads": "UPDATE reads SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
-    "audit": "UPDATE audit_log SET sent_at = ? WHERE batch_id = ? AND sent_at IS NULL",
-    "images": "UPDATE reads SET scene_pending = 0 WHERE scene_batch_id = ? AND scene_pending = 1",
+    "images": _Outgoing(
+        "SELECT id FROM reads WHERE scene_pending = 1 AND sent_at IS NOT NULL AND scene_batch_id IS NULL"
+        " ORDER BY captured_at LIMIT :limit",
+        "UPDATE reads SET scene_batch_id = :batch WHERE id = :id",
+        "UPDATE reads SET scene_pending = 0 WHERE scene_batch_id = :batch AND scene_pending = 1",
+    ),
 }
 
 
@@ -69,13 +77,14 @@ def take_batch(db: Database, limits: BatchLimits = BatchLimits(), kinds: tuple[s
     """The next batch of waiting records, highest priority kind first; None when nothing waits."""
     with db.transaction() as c:
         for kind in kinds:
-            ids = [row[0] for row in c.execute(_WAITING[kind], (limits.for_kind(kind),))]
+            outgoing = _OUTGOING[kind]
+            ids = [row[0] for row in c.execute(outgoing.waiting, {"limit": limits.for_kind(kind)})]
             if not ids:
                 continue
             batch_id = str(uuid.uuid4())
             c.execute("INSERT INTO sync_batches (id, kind, items, created_at) VALUES (?, ?, ?, ?)",
                       (batch_id, kind, len(ids), utc_iso()))
-            c.executemany(_TAKE[kind], [(batch_id, i) for i in ids])
+            c.executemany(outgoing.take, [{"batch": batch_id, "id": i} for i in ids])
             return Batch(batch_id, kind, len(ids))
     return None
 
@@ -142,8 +151,7 @@ def acknowledge_batch(db: Database, batch_id: str, at: datetime | None = None) -
         row = c.execute("SELECT id, kind, items FROM sync_batches WHERE id = ?", (batch_id,)).fetchone()
         if row is None:
             return None
-        params = (batch_id,) if row["kind"] == "images" else (stamp, batch_id)
-        c.execute(_SENT[row["kind"]], params)
+        c.execute(_OUTGOING[row["kind"]].sent, {"batch": batch_id, "at": stamp})
         c.execute("DELETE FROM sync_batches WHERE id = ?", (batch_id,))
     return Batch(row["id"], row["kind"], row["items"])
 

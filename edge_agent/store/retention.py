@@ -83,12 +83,16 @@ class CapResult:
 
 def enforce_cap(db: Database, policy: CapPolicy) -> CapResult:
     """Give records up in SACRIFICE_ORDER until the database is under the policy's low mark (or nothing is left)."""
-    used, _ = db.used_bytes()
-    before = used
+    before, _ = db.used_bytes()
+    used = before
     given_up: dict[str, int] = {}
     if used <= policy.high:
         return CapResult(before, used, given_up, False)
+    events = []
     for what, select, actions in SACRIFICE_ORDER:
+        if used <= policy.low:
+            break
+        tier_start = used
         while used > policy.low:
             with db.transaction() as c:
                 ids = [(row[0],) for row in c.execute(select, (CHUNK,))]
@@ -98,15 +102,25 @@ def enforce_cap(db: Database, policy: CapPolicy) -> CapResult:
                 break
             given_up[what] = given_up.get(what, 0) + len(ids)
             used, _ = db.used_bytes()
-        if used <= policy.low:
-            break
-    if given_up:
+        if what in given_up:
+            events.append((utc_iso(), "cap", given_up[what], tier_start - used, what))
+    if events:
         with db.transaction() as c:
             c.executemany("INSERT INTO storage_events (at, action, records, bytes, detail) VALUES (?, ?, ?, ?, ?)",
-                          [(utc_iso(), "cap", n, 0, what) for what, n in given_up.items()])
-            c.execute("UPDATE storage_events SET bytes = ? WHERE id = (SELECT MAX(id) FROM storage_events)",
-                      (before - used,))
+                          events)
     return CapResult(before, used, given_up, used > policy.high)
+
+
+def storage_summary(db: Database, cap_mb: float) -> dict:
+    """What the database takes, what the cap has given up and retention has purged, what evidence is held."""
+    used, on_disk = db.used_bytes()
+    given_up = db.query("SELECT detail, SUM(records) AS n FROM storage_events WHERE action = 'cap' GROUP BY detail")
+    return {
+        "used_mb": round(used / 1048576, 1), "on_disk_mb": round(on_disk / 1048576, 1), "cap_mb": cap_mb or None,
+        "given_up": {r["detail"]: r["n"] for r in given_up},
+        "purged": db.query("SELECT COALESCE(SUM(records), 0) FROM storage_events WHERE action = 'purge'")[0][0],
+        "evidence_hold": db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0],
+    }
 
 
 def purge_expired(db: Database, retention_days: float, now: datetime | None = None) -> int:

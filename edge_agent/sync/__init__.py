@@ -239,7 +239,8 @@ class MqttSync:
                     if not in_flight:
                         break
                 self._take_acks(in_flight, result, 0.2)
-        self.publish_status()
+        if result.batches or result.batches_refused:
+            self.publish_status()  # what waits has changed
         return result
 
     def _next_batch(self, in_flight: dict[str, float]) -> Batch | None:
