@@ -202,14 +202,13 @@ class TextRecogniser:
 
     @staticmethod
     def _fold_matrix(charset: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The model columns that mean blank or a plate character (either case), and a 0/1 matrix summing them to 37."""
-        columns = [0]
-        targets = [0]
+        """The model columns of plate characters (either case), and a 0/1 matrix summing them onto A-Z 0-9."""
+        columns, targets = [], []
         for i, ch in enumerate(charset):
-            if len(ch) == 1 and ch.isascii() and ch.upper() in PLATE_ALPHABET:
+            if i > 0 and len(ch) == 1 and ch.isascii() and ch.upper() in PLATE_ALPHABET:
                 columns.append(i)
-                targets.append(1 + PLATE_ALPHABET.index(ch.upper()))
-        fold = np.zeros((len(columns), 1 + len(PLATE_ALPHABET)), dtype=np.float32)
+                targets.append(PLATE_ALPHABET.index(ch.upper()))
+        fold = np.zeros((len(columns), len(PLATE_ALPHABET)), dtype=np.float32)
         fold[np.arange(len(columns)), targets] = 1.0
         return np.array(columns), fold
 
@@ -240,5 +239,11 @@ class TextRecogniser:
                 chars.append(self.charset[idx])
                 confs.append(p)
             prev = idx
-        folded = probs[:, self._fold_columns] @ self._fold
+        # Everything that is not a plate character (the dash or dot between
+        # character groups, an emblem read as a symbol, other scripts) counts as
+        # blank: dropping that mass instead would hand it to whichever plate
+        # character came next and insert a phantom character.
+        folded = np.empty((len(probs), 1 + len(PLATE_ALPHABET)), dtype=np.float32)
+        folded[:, 1:] = probs[:, self._fold_columns] @ self._fold
+        folded[:, 0] = np.clip(1.0 - folded[:, 1:].sum(axis=1), 0.0, 1.0)
         return LineReading("".join(chars), float(np.mean(confs)) if confs else 0.0, folded)

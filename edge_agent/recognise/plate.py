@@ -47,10 +47,12 @@ def is_valid_plate(text: str) -> bool:
     return MIN_CHARS <= len(text) <= MAX_CHARS and not _NON_PLATE.search(text)
 
 
-# Most US states leave the letter O out of their serial formats (it is read as
-# zero), so an O must be clearly more likely than 0 before it is believed.
-CHAR_PRIOR = np.ones(1 + len(PLATE_ALPHABET), dtype=np.float32)
-CHAR_PRIOR[1 + PLATE_ALPHABET.index("O")] = 0.25
+# Letter O and digit 0 are one glyph on most US plates (states leave O out of
+# their serial formats, or print both alike), so they are read as 0; where the
+# recogniser saw an O the O spelling is kept as a lower-ranked candidate.
+_ZERO = 1 + PLATE_ALPHABET.index("0")
+_LETTER_O = 1 + PLATE_ALPHABET.index("O")
+O_VARIANT_RANK = 1  # the O spelling's place in the candidate list (0 = first)
 
 
 def looks_like_date(text: str) -> bool:
@@ -61,17 +63,16 @@ def looks_like_date(text: str) -> bool:
     return 1 <= month <= 12 and (len(text) < 8 or 1 <= int(text[6:8]) <= 31)
 
 
-def ctc_characters(probs: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """Collapse the best CTC path: for each emitted character, its distribution and column."""
+def ctc_characters(probs: np.ndarray) -> list[tuple[int, int]]:
+    """Collapse the best CTC path: for each emitted character, the step where it peaks and its column."""
     best = probs.argmax(axis=1)
-    chars: list[tuple[np.ndarray, int]] = []
+    chars: list[tuple[int, int]] = []
     start = 0
     for i in range(1, len(best) + 1):
         if i == len(best) or best[i] != best[start]:
             if best[start] != 0:
-                segment = probs[start:i]
-                peak = segment[segment[:, best[start]].argmax()]
-                chars.append((peak, int(best[start])))
+                col = int(best[start])
+                chars.append((start + int(probs[start:i, col].argmax()), col))
             start = i
     return chars
 
@@ -83,13 +84,15 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
     product of its characters' probabilities, so the list is ranked by how
     likely the whole string is, not by its best character.
     """
-    weighted = probs * CHAR_PRIOR
-    weighted /= weighted.sum(axis=1, keepdims=True)
-    chars = ctc_characters(weighted)
+    merged = probs.copy()
+    merged[:, _ZERO] += merged[:, _LETTER_O]
+    merged[:, _LETTER_O] = 0.0
+    chars = ctc_characters(merged)
     if not chars or (max_length is not None and len(chars) > max_length):
         return []  # swaps keep the length, so a line too long for a plate has no plate candidates
     best_text, best_p, alt_text, alt_p = [], [], [], []
-    for dist, col in chars:
+    for step, col in chars:
+        dist = merged[step]
         best_text.append(PLATE_ALPHABET[col - 1])
         best_p.append(float(dist[col]))
         rest = dist[1:].copy()
@@ -109,7 +112,17 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
                 p *= alt_p[pos] / max(best_p[pos], 1e-6)
             scored.append(("".join(text), p))
     top = heapq.nlargest(limit, scored, key=lambda item: item[1])
-    return [Candidate(text, round(min(1.0, p), 4)) for text, p in top]
+    candidates = [Candidate(text, round(min(1.0, p), 4)) for text, p in top]
+    seen_o = [probs[step, _LETTER_O] > probs[step, _ZERO] for step, _ in chars]
+    if any(seen_o) and limit > 1:
+        spelled = "".join("O" if o else c for o, c in zip(seen_o, best_text))
+        rank = min(O_VARIANT_RANK, len(candidates))
+        below = candidates[rank - 1].confidence if rank else 1.0
+        after = candidates[rank].confidence if rank < len(candidates) else 0.0
+        candidates = [c for c in candidates if c.text != spelled]
+        candidates.insert(rank, Candidate(spelled, round((below + after) / 2, 4)))
+        candidates = candidates[:limit]
+    return candidates
 
 
 def plate_likeness(text: str, raw: str) -> float:
@@ -125,7 +138,7 @@ def plate_likeness(text: str, raw: str) -> float:
     weight = {2: 0.2, 3: 0.3, 4: 0.6}.get(n, 1.0)
     if looks_like_date(text):
         weight *= 0.2
-    if not any(c.isdigit() for c in text):
+    if not any(c.isdigit() for c in raw or text):  # the raw line: 0 in a candidate may be a word's O
         weight *= 0.6
     letters = [c for c in raw if c.isalpha()]
     if letters:

@@ -42,6 +42,7 @@ class PlateReader:
         """Plates in a BGR image, most plate-like first."""
         image = as_bgr8(image)
         boxes = [b for b in self.detector.detect(image) if _could_hold_text(b)]
+        boxes += _joined_neighbours(boxes)
         if not boxes:
             return []
         lines = self.recogniser.recognise([crop_line(image, b.quad) for b in boxes])
@@ -69,7 +70,7 @@ class PlateReader:
         if not any(c.isdigit() for c in candidates[0].text) and grammar.state_from_text(line.text, min_ratio=0.9):
             return None  # the state name printed on the plate, not its number
         state = _state_near(box, boxes, lines)
-        return candidates[0].confidence * likeness, PlateReading(
+        return candidates[0].confidence * likeness * _prominence(box, boxes), PlateReading(
             text=candidates[0].text,
             confidence=candidates[0].confidence,
             box=box.bounds(),
@@ -81,6 +82,35 @@ class PlateReader:
 
 def _could_hold_text(box: TextBox) -> bool:
     return box.height >= 6 and box.width >= 6
+
+
+def _joined_neighbours(boxes: list[TextBox]) -> list[TextBox]:
+    """Character groups the detector split at a gap or a sticker ("832 AXV") joined into one line."""
+    joined = []
+    for a in boxes:
+        for b in boxes:
+            if a is b:
+                continue
+            ha, hb = a.height, b.height
+            h = max(ha, hb)
+            gap = b.quad[0, 0] - a.quad[1, 0]
+            centre_a, centre_b = a.quad[:, 1].mean(), b.quad[:, 1].mean()
+            if abs(ha - hb) < 0.3 * h and abs(centre_a - centre_b) < 0.3 * h and -0.2 * h <= gap <= 1.5 * h:
+                quad = np.array([a.quad[0], b.quad[1], b.quad[2], a.quad[3]], dtype=np.float32)
+                joined.append(TextBox(quad, min(a.score, b.score)))
+    return joined
+
+
+def _prominence(box: TextBox, boxes: list[TextBox]) -> float:
+    """1 for the tallest text on its plate, less for smaller print beside it (stickers, counties, frames)."""
+    x, y, w, h = box.bounds()
+    tallest = h
+    for other in boxes:
+        ox, oy, ow, oh = other.bounds()
+        cx, cy = ox + ow / 2, oy + oh / 2
+        if x - 0.5 * w <= cx <= x + 1.5 * w and y - 1.5 * h <= cy <= y + 2.5 * h and ow < 2 * w:
+            tallest = max(tallest, oh)
+    return (h / tallest) ** 2
 
 
 def _state_near(box: TextBox, boxes: list[TextBox], lines: list[LineReading]) -> tuple[str, float] | None:
