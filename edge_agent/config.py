@@ -51,7 +51,7 @@ class RecognitionConfig:
     intra_op_threads: int = 0
     memory_arena: bool = True
     detector_max_side: int = 960
-    min_confidence: float = 0.5
+    min_confidence: float = 0.3
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
 
 

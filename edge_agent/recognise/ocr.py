@@ -178,6 +178,32 @@ def crop_line(image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT, max
     return cv2.warpPerspective(image, matrix, (out_w, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def plate_columns(charset: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The recogniser's columns of plate characters (either case), and a 0/1 matrix summing them onto A-Z 0-9."""
+    columns, targets = [], []
+    for i, ch in enumerate(charset):
+        if i > 0 and len(ch) == 1 and ch.isascii() and ch.upper() in PLATE_ALPHABET:
+            columns.append(i)
+            targets.append(PLATE_ALPHABET.index(ch.upper()))
+    fold = np.zeros((len(columns), len(PLATE_ALPHABET)), dtype=np.float32)
+    fold[np.arange(len(columns)), targets] = 1.0
+    return np.array(columns, dtype=np.intp), fold
+
+
+def fold_to_plate_alphabet(probs: np.ndarray, columns: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """Per-step distributions over blank + A-Z 0-9 from the recogniser's full character set.
+
+    Everything that is not a plate character (the dash or dot between character
+    groups, an emblem read as a symbol, other scripts) counts as blank: dropping
+    that mass instead would hand it to whichever plate character came next and
+    insert a phantom character ("AG4-V3U" read as AG4AV3U).
+    """
+    folded = np.empty((len(probs), 1 + fold.shape[1]), dtype=np.float32)
+    folded[:, 1:] = probs[:, columns] @ fold
+    folded[:, 0] = np.clip(1.0 - folded[:, 1:].sum(axis=1), 0.0, 1.0)
+    return folded
+
+
 @dataclass
 class LineReading:
     """What the recogniser saw in one text line."""
@@ -198,19 +224,7 @@ class TextRecogniser:
         if "character" not in meta:
             raise ModelError(f"{model}: recogniser has no 'character' metadata")
         self.charset = ["<blank>"] + meta["character"].splitlines() + [" "]
-        self._fold_columns, self._fold = self._fold_matrix(self.charset)
-
-    @staticmethod
-    def _fold_matrix(charset: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The model columns of plate characters (either case), and a 0/1 matrix summing them onto A-Z 0-9."""
-        columns, targets = [], []
-        for i, ch in enumerate(charset):
-            if i > 0 and len(ch) == 1 and ch.isascii() and ch.upper() in PLATE_ALPHABET:
-                columns.append(i)
-                targets.append(PLATE_ALPHABET.index(ch.upper()))
-        fold = np.zeros((len(columns), len(PLATE_ALPHABET)), dtype=np.float32)
-        fold[np.arange(len(columns)), targets] = 1.0
-        return np.array(columns), fold
+        self._fold_columns, self._fold = plate_columns(self.charset)
 
     def recognise(self, strips: Sequence[np.ndarray]) -> list[LineReading]:
         results: list[LineReading | None] = [None] * len(strips)
@@ -239,11 +253,5 @@ class TextRecogniser:
                 chars.append(self.charset[idx])
                 confs.append(p)
             prev = idx
-        # Everything that is not a plate character (the dash or dot between
-        # character groups, an emblem read as a symbol, other scripts) counts as
-        # blank: dropping that mass instead would hand it to whichever plate
-        # character came next and insert a phantom character.
-        folded = np.empty((len(probs), 1 + len(PLATE_ALPHABET)), dtype=np.float32)
-        folded[:, 1:] = probs[:, self._fold_columns] @ self._fold
-        folded[:, 0] = np.clip(1.0 - folded[:, 1:].sum(axis=1), 0.0, 1.0)
+        folded = fold_to_plate_alphabet(probs, self._fold_columns, self._fold)
         return LineReading("".join(chars), float(np.mean(confs)) if confs else 0.0, folded)

@@ -113,7 +113,7 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
             scored.append(("".join(text), p))
     top = heapq.nlargest(limit, scored, key=lambda item: item[1])
     candidates = [Candidate(text, round(min(1.0, p), 4)) for text, p in top]
-    seen_o = [probs[step, _LETTER_O] > probs[step, _ZERO] for step, _ in chars]
+    seen_o = [col == _ZERO and probs[step, _LETTER_O] > probs[step, _ZERO] for step, col in chars]
     if any(seen_o) and limit > 1:
         spelled = "".join("O" if o else c for o, c in zip(seen_o, best_text))
         rank = min(O_VARIANT_RANK, len(candidates))

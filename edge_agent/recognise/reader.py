@@ -45,7 +45,7 @@ class PlateReader:
         boxes += _joined_neighbours(boxes)
         if not boxes:
             return []
-        lines = self.recogniser.recognise([crop_line(image, b.quad) for b in boxes])
+        lines = self.recogniser.recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
         plates: list[tuple[float, PlateReading]] = []
         for box, line in zip(boxes, lines):
             scored = self._plate_from_line(box, line, boxes, lines)
@@ -78,6 +78,23 @@ class PlateReader:
             state=state[0] if state else None,
             state_confidence=state[1] if state else 0.0,
         )
+
+
+# Detector boxes often clip the first or last character of a small plate;
+# a tenth of the line height at each end brings it back without taking in the
+# plate frame's bolts and edges.
+LINE_MARGIN = 0.1
+
+
+def _widened(quad: np.ndarray, by: float) -> np.ndarray:
+    """The quad grown along its baseline by `by` of its height at each end."""
+    along = quad[1] - quad[0]
+    length = float(np.linalg.norm(along))
+    if length < 1:
+        return quad
+    height = float(np.linalg.norm(quad[3] - quad[0]))
+    step = along / length * by * height
+    return np.array([quad[0] - step, quad[1] + step, quad[2] + step, quad[3] - step], dtype=np.float32)
 
 
 def _could_hold_text(box: TextBox) -> bool:
