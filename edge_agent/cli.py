@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--limit", type=int, default=0, help="only the first N images")
     acc.add_argument("--show-misses", action="store_true", help="print each image read wrongly")
     acc.set_defaults(func=cmd_bench_accuracy)
+    sp = bsub.add_parser("speed", parents=[common], help="frames per second, latency, CPU and memory over a video or frames")
+    sp.add_argument("--source", required=True, metavar="PATH", help="a video file, a folder of images or one image")
+    sp.add_argument("--limit", type=int, default=0, help="time only the first N frames")
+    sp.add_argument("--camera", metavar="ID", help="use this configured camera's region (default: the whole frame)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_bench_speed)
     hb = bsub.add_parser("hotlist", parents=[common], help="hotlist import, start-up, memory, lookup speed and false hits")
     hb.add_argument("--list", required=True, metavar="FILE", help="a full extract to import (e.g. a million rows)")
     hb.add_argument("--plates", type=int, default=10_000, help="plates to look up (default 10000)")
@@ -556,6 +562,28 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
             console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
 
     result = bench_accuracy(reader, items, show)
+    _show_result(console, result, args.json)
+    return EXIT_OK
+
+
+def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench.speed import bench_speed, source_frames
+    from edge_agent.capture.gate import Region
+    from edge_agent.recognise.tracker import TrackerSettings
+
+    config = config_for(args)
+    region = Region()
+    if args.camera:
+        camera = next((c for c in config.cameras if c.id == args.camera), None)
+        if camera is None:
+            raise EdgeAgentError(f"no camera {args.camera!r} in {config.source_file}")
+        region = Region(*camera.region)
+    rc = config.recognition
+    result = bench_speed(_reader(config), source_frames(Path(args.source), console.error), region, limit=args.limit,
+                         tracker_settings=TrackerSettings(max_gap_s=rc.track_max_gap_s, max_wait_s=rc.track_max_wait_s,
+                                                          settle_frames=rc.track_settle_frames))
+    result["providers"] = list(rc.providers)
+    result["intra_op_threads"] = rc.intra_op_threads
     _show_result(console, result, args.json)
     return EXIT_OK
 

@@ -36,6 +36,7 @@ class CameraConfig:
     height: int = 0
     max_fps: float = 0.0  # 0: as fast as recognition takes them
     frame_stride: int = 1  # file and video sources: read every Nth frame
+    region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # left, top, right, bottom as fractions
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,22 @@ class AgentConfig:
 class RecognitionConfig:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     intra_op_threads: int = 0
+    inter_op_threads: int = 1
     memory_arena: bool = True
     detector_max_side: int = 960
     min_confidence: float = 0.3
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
+    track_max_wait_s: float = 0.7  # a pass's read is given at most this long after the plate first shows
+    track_max_gap_s: float = 0.5  # a plate unseen this long has left the picture
+    track_settle_frames: int = 3  # this many frames agreeing settle a pass early
+    motion_gate: bool = False  # skip frames in which nothing moved (parked); off while patrolling
+    motion_min_changed: float = 0.002  # share of a 160x90 picture that must change
+
+
+KNOWN_PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider",
+                   "OpenVINOExecutionProvider", "CoreMLExecutionProvider", "ROCMExecutionProvider",
+                   "DmlExecutionProvider", "XnnpackExecutionProvider", "ACLExecutionProvider",
+                   "ArmNNExecutionProvider", "QNNExecutionProvider")
 
 
 HOTLIST_FIELDS = ("action", "plate", "state", "list", "nic", "ori", "oca", "entered", "expires", "remarks",
@@ -246,6 +259,18 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         raise ConfigError(file, "recognition.min_confidence", "must be between 0 and 1")
     if recognition.detector_max_side < 64:
         raise ConfigError(file, "recognition.detector_max_side", "must be at least 64")
+    if not recognition.providers:
+        raise ConfigError(file, "recognition.providers", "needs at least one ONNX Runtime execution provider")
+    for provider in recognition.providers:
+        if provider not in KNOWN_PROVIDERS:
+            raise ConfigError(file, "recognition.providers", f"{provider!r} is not an ONNX Runtime execution provider "
+                                                             f"(expected one of {', '.join(KNOWN_PROVIDERS)})")
+    if recognition.track_settle_frames < 1:
+        raise ConfigError(file, "recognition.track_settle_frames", "must be at least 1")
+    if not 0 < recognition.track_max_wait_s <= 5:
+        raise ConfigError(file, "recognition.track_max_wait_s", "must be above 0 and at most 5 seconds")
+    if not 0 < recognition.motion_min_changed < 1:
+        raise ConfigError(file, "recognition.motion_min_changed", "must be between 0 and 1")
     hotlist = _hotlist(raw.get("hotlist", {}), file, base)
     alerts = _section(AlertConfig, raw.get("alerts", {}), file, "alerts", base)
     storage = _section(StorageConfig, raw.get("storage", {}), file, "storage", base)
@@ -334,6 +359,10 @@ def _camera(raw: Any, file: str, where: str, base: Path) -> CameraConfig:
         raise ConfigError(file, f"{where}.{needs}", f"is required for source = {camera.source!r}")
     if camera.frame_stride < 1:
         raise ConfigError(file, f"{where}.frame_stride", "must be at least 1")
+    left, top, right, bottom = camera.region
+    if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
+        raise ConfigError(file, f"{where}.region", f"must be [left, top, right, bottom] with 0 <= left < right <= 1 "
+                                                   f"and 0 <= top < bottom <= 1, got {list(camera.region)}")
     return camera
 
 
@@ -358,6 +387,11 @@ def _coerce(value: Any, f: dataclasses.Field, file: str, key: str, base: Path) -
             raise ConfigError(file, key, "must be a non-empty path string")
         path = Path(os.path.expanduser(value))
         return path if path.is_absolute() else Path(os.path.normpath(base / path))
+    if kind.startswith("tuple[float"):
+        if (not isinstance(value, list) or len(value) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ConfigError(file, key, f"must be [left, top, right, bottom] as fractions of the frame, got {value!r}")
+        return tuple(float(v) for v in value)
     if kind.startswith("tuple"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(file, key, "must be a list of strings")

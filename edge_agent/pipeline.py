@@ -20,6 +20,7 @@ from typing import Callable
 
 from edge_agent.alert import Alerter
 from edge_agent.capture import FrameSource, open_source
+from edge_agent.capture.gate import MotionGate, Region, moved_to_frame
 from edge_agent.config import Config
 from edge_agent.errors import HotlistError
 from edge_agent.hotlist import entry_details, hotlist_generation, import_payload, load_index
@@ -27,6 +28,7 @@ from edge_agent.hotlist.storage import open_hotlist_db
 from edge_agent.imaging import crop_box, encode_jpeg
 from edge_agent.recognise.ocr import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
+from edge_agent.recognise.tracker import Pass, PlateTracker, TrackerSettings
 from edge_agent.records import Frame, PlateReading, Read
 from edge_agent.store import Database
 from edge_agent.store.keeper import ReadKeeper
@@ -117,7 +119,8 @@ class RunSummary:
 def reader_settings(config: Config) -> ReaderSettings:
     rc = config.recognition
     return ReaderSettings(
-        runtime=RuntimeOptions(providers=rc.providers, intra_op_threads=rc.intra_op_threads, memory_arena=rc.memory_arena),
+        runtime=RuntimeOptions(providers=rc.providers, intra_op_threads=rc.intra_op_threads,
+                               inter_op_threads=rc.inter_op_threads, memory_arena=rc.memory_arena),
         detector_max_side=rc.detector_max_side,
         min_confidence=rc.min_confidence,
     )
@@ -137,7 +140,12 @@ class Agent:
         self._arrivals: queue.Queue[bytes] = queue.Queue(maxsize=4)
         self.screen = self._screen()
         self.alerter = Alerter(config.alerts, config.data_dir, self.db, self._details, self.screen)
-        self.repeats = RepeatFilter(config.recognition.repeat_window_s)
+        rc = config.recognition
+        self.repeats = RepeatFilter(rc.repeat_window_s)
+        self.tracker: PlateTracker[Frame] = PlateTracker(TrackerSettings(
+            max_gap_s=rc.track_max_gap_s, max_wait_s=rc.track_max_wait_s, settle_frames=rc.track_settle_frames))
+        self.motion = MotionGate(rc.motion_min_changed) if rc.motion_gate else None
+        self.regions = {c.id: Region(*c.region) for c in config.cameras}
         self.summary = RunSummary()
         self.sync = None
         self.keeper = ReadKeeper(self.db, config.storage, out, on_state=self._storage_changed)
@@ -227,6 +235,7 @@ class Agent:
             while (frame := board.get(stop)) is not None:
                 self.process(frame)
                 self.keeper.retry()
+            self.settle_passes()
         finally:
             stop.set()
             for s in sources:
@@ -258,29 +267,45 @@ class Agent:
             board.finish(source.camera_id)
 
     def process(self, frame: Frame) -> list[Read]:
+        """Read one frame's plates; the reads of the vehicle passes that settled with it."""
         self.summary.frames += 1
         self.refresh_hotlist()
+        at = frame.captured_at.timestamp()
+        readings: list[PlateReading] = []
+        if self.motion is None or self.motion.should_read(frame.camera_id, frame.image, at):
+            view, dx, dy = self.regions.get(frame.camera_id, Region()).view(frame.image)
+            readings = moved_to_frame(self.reader.read(view), dx, dy)
+        return self._record(self.tracker.update(frame.camera_id, at, readings, frame))
+
+    def settle_passes(self) -> list[Read]:
+        """The reads of the passes still open (the sources have ended)."""
+        return self._record(self.tracker.flush(time.time()))
+
+    def _record(self, passes: list[Pass[Frame]]) -> list[Read]:
         reads = []
-        scene_jpeg = b""  # encoded once per frame, and only when the frame gives a new read
-        for reading in self.reader.read(frame.image):
+        scenes: dict[int, bytes] = {}  # a frame's scene JPEG is encoded once, and only for a new read
+        for settled in passes:
+            frame, reading = settled.best.frame, settled.reading
             now = time.monotonic()
             if not self.repeats.is_new(frame.camera_id, reading, now):
                 continue
-            if not scene_jpeg:
-                scene_jpeg = encode_jpeg(frame.image, self.config.storage.jpeg_quality, self.config.storage.scene_max_side)
+            if id(frame) not in scenes:
+                scenes[id(frame)] = encode_jpeg(frame.image, self.config.storage.jpeg_quality,
+                                                self.config.storage.scene_max_side)
             read = Read(
                 id=str(uuid.uuid4()),
                 captured_at=frame.captured_at,
                 camera_id=frame.camera_id,
                 reading=reading,
                 plate_jpeg=encode_jpeg(crop_box(frame.image, reading.box), self.config.storage.jpeg_quality),
-                scene_jpeg=scene_jpeg,
+                scene_jpeg=scenes[id(frame)],
                 hits=self.hotlist.match(reading.text, reading.state, [c.text for c in reading.candidates[1:]]),
             )
             hit_ids = self.keeper.store(read, self.hotlist.version)
             self.summary.reads += 1
-            self.out(f"read {read.reading.text} conf={read.reading.confidence:.2f} state={read.reading.state or '-'}"
-                     f" camera={read.camera_id} frame={frame.index}")
+            self.out(f"read {reading.text} conf={reading.confidence:.2f} state={reading.state or '-'}"
+                     f" camera={read.camera_id} frame={frame.index} frames={settled.frames}"
+                     f" after={settled.settled_at - settled.first_at:.2f}s")
             if read.hits:
                 self.summary.hits += 1
                 self._alert(read, hit_ids, now)

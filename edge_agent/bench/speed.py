@@ -1,0 +1,100 @@
+"""`edge-agent bench speed`: recognition speed and memory over a video or a folder of frames.
+
+Frames are decoded ahead of the clock (a capture thread does that in the
+agent), then each goes through the region gate, the reader and the tracker as
+in `Agent.process`. Latency is wall time per frame; CPU time counts every
+thread of the process, so on a 2-core unit a frame can cost more CPU seconds
+than wall seconds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from edge_agent.bench import peak_rss_mb, percentile
+from edge_agent.capture import IMAGE_SUFFIXES, decode_image, folder_images
+from edge_agent.capture.gate import Region, moved_to_frame
+from edge_agent.errors import EdgeAgentError, ImageError
+from edge_agent.recognise.reader import PlateReader
+from edge_agent.recognise.tracker import PlateTracker, TrackerSettings
+
+
+def source_frames(source: Path, on_error=lambda message: None) -> Iterator[np.ndarray]:
+    """Frames of a video file, a folder of images or one image; unreadable images are reported and skipped."""
+    source = Path(source)
+    if source.is_dir():
+        paths = folder_images(source)
+        if not paths:
+            raise EdgeAgentError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        for path in paths:
+            try:
+                yield decode_image(path)
+            except ImageError as exc:
+                on_error(str(exc))
+        return
+    if not source.is_file():
+        raise EdgeAgentError(f"{source}: no such file or folder")
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        yield decode_image(source)
+        return
+    capture = cv2.VideoCapture(str(source))
+    try:
+        ok, frame = capture.read()
+        if not ok:
+            raise EdgeAgentError(f"{source}: not a readable video or image")
+        while ok:
+            yield frame
+            ok, frame = capture.read()
+    finally:
+        capture.release()
+
+
+def bench_speed(reader: PlateReader, frames: Iterator[np.ndarray], region: Region = Region(), warmup: int = 2,
+                limit: int = 0, tracker_settings: TrackerSettings = TrackerSettings()) -> dict:
+    tracker: PlateTracker[int] = PlateTracker(tracker_settings)
+    latencies: list[float] = []
+    cpu = 0.0
+    passes = []
+    sizes: set[tuple[int, int]] = set()
+    warm = 0
+    wall_start = None
+    for index, frame in enumerate(frames):
+        if limit and len(latencies) >= limit:
+            break
+        if warm < warmup:  # ONNX Runtime allocates on its first runs at a size
+            view, _, _ = region.view(frame)
+            reader.read(view)
+            warm += 1
+            continue
+        sizes.add((frame.shape[1], frame.shape[0]))
+        if wall_start is None:
+            wall_start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        view, dx, dy = region.view(frame)
+        readings = moved_to_frame(reader.read(view), dx, dy)
+        passes += tracker.update("bench", time.perf_counter(), readings, index)
+        latencies.append((time.perf_counter() - start) * 1000)
+        cpu += time.process_time() - cpu_start
+    if not latencies:
+        raise EdgeAgentError(f"no frames to time (warm-up takes the first {warmup})")
+    wall = time.perf_counter() - wall_start
+    passes += tracker.flush(time.perf_counter())
+    waits = [p.settled_at - p.first_at for p in passes if p.reason != "flushed"]
+    return {
+        "frames": len(latencies),
+        "frame_sizes": sorted(f"{w}x{h}" for w, h in sizes),
+        "fps": round(len(latencies) / wall, 2),
+        "median_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "cpu_s_per_frame": round(cpu / len(latencies), 4),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "passes": len(passes),
+        "first_frame_to_read_s_median": round(statistics.median(waits), 3) if waits else None,
+        "first_frame_to_read_s_max": round(max(waits), 3) if waits else None,
+    }
