@@ -88,3 +88,22 @@ def test_altered_model_file_stops_start_up(tmp_path: Path):
     with pytest.raises(ModelError) as info:
         verify_model(dataclasses.replace(spec, version="0.0.1"))
     assert "rapidocr==0.0.1" in str(info.value)
+
+
+def test_8k_grey_and_16bit_frames_are_read_or_give_nothing(tmp_path: Path):
+    plate = render_plate("6WNP018", width=1400)
+    huge = np.full((4320, 7680, 3), 120, np.uint8)
+    huge[2000:2000 + plate.shape[0], 3000:3000 + plate.shape[1]] = plate
+    grey16 = (cv2.cvtColor(render_scene([("4XYZ890", "California")], size=(800, 450), plate_width=220),
+                           cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257)
+    blank16 = np.zeros((720, 1280), np.uint16)
+    names = []
+    for name, image in [("8k.png", huge), ("grey16.png", grey16), ("blank16.png", blank16)]:
+        cv2.imwrite(str(tmp_path / name), image)
+        names.append(tmp_path / name)
+    result = run_cli("read", *names, "--json")
+    assert result.code == 0, result.err
+    rows = [json.loads(line) for line in result.lines]
+    assert rows[0]["plates"][0]["text"] == "6WNP018"
+    assert rows[1]["plates"][0]["text"] == "4XYZ890"
+    assert rows[2]["plates"] == [] and "error" not in rows[2]

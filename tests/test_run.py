@@ -54,6 +54,13 @@ def test_run_without_broker_keeps_reads_waiting(tmp_path: Path, clip: Path):
     result = run_cli("run", "--config", config)
     assert result.code == 0, result.err
     assert "done: frames=27 reads=3 hits=2 alerts=2 waiting_to_sync=3" in result.out
+    # one read per car, voted over the frames it was seen in, given within a second of its first frame
+    read_lines = [line.split() for line in result.lines if line.startswith("read ")]
+    assert [fields[1] for fields in read_lines] == PLATES
+    for fields in read_lines:
+        values = dict(f.split("=", 1) for f in fields[2:])
+        assert int(values["frames"]) >= 3
+        assert float(values["after"].rstrip("s")) < 1.0
     alerts = [line for line in result.lines if line.startswith("ALERT")]
     assert "AMBER_ALERT" in alerts[1] and "8LMN905" in alerts[1]
     with Database.in_data_dir(tmp_path / "data") as db:
