@@ -56,11 +56,19 @@ O_VARIANT_RANK = 1  # the O spelling's place in the candidate list (0 = first)
 
 
 def looks_like_date(text: str) -> bool:
-    """Camera overlays stamp dates (20140428, 201405...) that are not plates."""
-    if not text.isdigit() or len(text) < 6 or text[:2] not in ("19", "20"):
+    """Years on registration stickers (2012) and dates stamped by cameras (20140428, 201405) are not plates."""
+    if not text.isdigit() or len(text) < 4 or not 1980 <= int(text[:4]) <= 2039:
         return False
-    month = int(text[4:6])
-    return 1 <= month <= 12 and (len(text) < 8 or 1 <= int(text[6:8]) <= 31)
+    if len(text) >= 6 and not 1 <= int(text[4:6]) <= 12:
+        return False
+    return len(text) < 8 or 1 <= int(text[6:8]) <= 31
+
+
+def looks_like_time(text: str) -> bool:
+    """Times of day stamped by cameras (073126, 14062514) are not plates."""
+    if not text.isdigit() or len(text) not in (6, 8):
+        return False
+    return int(text[0:2]) < 24 and int(text[2:4]) < 60 and int(text[4:6]) < 60
 
 
 def ctc_characters(probs: np.ndarray) -> list[tuple[int, int]]:
@@ -136,7 +144,7 @@ def plate_likeness(text: str, raw: str) -> float:
     if not MIN_CHARS <= n <= MAX_CHARS:
         return 0.0
     weight = {2: 0.2, 3: 0.3, 4: 0.6}.get(n, 1.0)
-    if looks_like_date(text):
+    if looks_like_date(text) or looks_like_time(text):
         weight *= 0.2
     if not any(c.isdigit() for c in raw or text):  # the raw line: 0 in a candidate may be a word's O
         weight *= 0.6

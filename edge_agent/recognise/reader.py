@@ -18,7 +18,7 @@ from edge_agent.recognise.ocr import (
     TextRecogniser,
     crop_line,
 )
-from edge_agent.records import PlateReading
+from edge_agent.records import Candidate, PlateReading
 
 
 @dataclass(frozen=True)
@@ -46,22 +46,50 @@ class PlateReader:
         if not boxes:
             return []
         lines = self.recogniser.recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
-        plates: list[tuple[float, PlateReading]] = []
+        found: list[tuple[float, TextBox, list[Candidate]]] = []
         for box, line in zip(boxes, lines):
-            scored = self._plate_from_line(box, line, boxes, lines)
-            if scored is not None:
-                plates.append(scored)
+            rank = self._plate_rank(box, line, boxes)
+            if rank is not None:
+                found.append(rank)
+        found.sort(key=lambda item: item[0], reverse=True)
+        found = found[: self.settings.max_plates]
+        if not found:
+            return []
+        # Read each uncertain plate again from slightly different crops and let
+        # the crops vote: a character one crop clips or doubles, the others see
+        # right. Plates read with confidence already skip this.
+        unsure = [i for i, (_, _, candidates) in enumerate(found[:RECHECK_PLATES]) if candidates[0].confidence < RECHECK_BELOW]
+        variants = [crop_line(image, _widened(_taller(found[i][1].quad, grow), margin))
+                    for i in unsure for margin, grow in CROP_VARIANTS]
+        extra = iter(self.recogniser.recognise(variants))
+        plates: list[tuple[float, PlateReading]] = []
+        for i, (score, box, candidates) in enumerate(found):
+            voted = candidates
+            if i in unsure:
+                voted = _vote([candidates] + [self._candidates(next(extra)) for _ in CROP_VARIANTS], self.settings.candidates)
+            if not voted or voted[0].confidence < self.settings.min_confidence:
+                continue
+            state = _state_near(box, boxes, lines)
+            plates.append((score * voted[0].confidence / max(candidates[0].confidence, 1e-6), PlateReading(
+                text=voted[0].text,
+                confidence=voted[0].confidence,
+                box=box.bounds(),
+                candidates=tuple(voted),
+                state=state[0] if state else None,
+                state_confidence=state[1] if state else 0.0,
+            )))
         plates.sort(key=lambda item: item[0], reverse=True)
-        return [r for score, r in plates if score > 0][: self.settings.max_plates]
+        return [r for score, r in plates if score > 0]
 
-    def _plate_from_line(
-        self, box: TextBox, line: LineReading, boxes: list[TextBox], lines: list[LineReading]
-    ) -> tuple[float, PlateReading] | None:
-        """The plate a text line holds, with its rank score (confidence times plate-likeness), or None."""
-        candidates = [
+    def _candidates(self, line: LineReading) -> list[Candidate]:
+        return [
             c for c in grammar.plate_candidates(line.plate_probs, limit=self.settings.candidates * 2, max_length=grammar.MAX_CHARS)
             if grammar.is_valid_plate(c.text)
         ][: self.settings.candidates]
+
+    def _plate_rank(self, box: TextBox, line: LineReading, boxes: list[TextBox]) -> tuple[float, TextBox, list[Candidate]] | None:
+        """How likely a text line is a plate's number (confidence times plate-likeness times prominence), or None."""
+        candidates = self._candidates(line)
         if not candidates or candidates[0].confidence < self.settings.min_confidence:
             return None
         likeness = grammar.plate_likeness(candidates[0].text, line.text)
@@ -69,15 +97,32 @@ class PlateReader:
             return None
         if not any(c.isdigit() for c in candidates[0].text) and grammar.state_from_text(line.text, min_ratio=0.9):
             return None  # the state name printed on the plate, not its number
-        state = _state_near(box, boxes, lines)
-        return candidates[0].confidence * likeness * _prominence(box, boxes), PlateReading(
-            text=candidates[0].text,
-            confidence=candidates[0].confidence,
-            box=box.bounds(),
-            candidates=tuple(candidates),
-            state=state[0] if state else None,
-            state_confidence=state[1] if state else 0.0,
-        )
+        return candidates[0].confidence * likeness * _prominence(box, boxes), box, candidates
+
+
+# Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
+CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
+RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
+RECHECK_PLATES = 2  # the most plate-like lines of a frame that may be read again
+
+
+def _taller(quad: np.ndarray, by: float) -> np.ndarray:
+    """The quad grown about its centre line to `by` times its height."""
+    if by == 1.0:
+        return quad
+    top, bottom = (quad[0] + quad[1]) / 2, (quad[3] + quad[2]) / 2
+    grow = (bottom - top) * (by - 1.0) / 2
+    return np.array([quad[0] - grow, quad[1] - grow, quad[2] + grow, quad[3] + grow], dtype=np.float32)
+
+
+def _vote(readings: list[list[Candidate]], limit: int) -> list[Candidate]:
+    """Candidates of several crops of one line, by summed confidence over the crops."""
+    scores: dict[str, float] = {}
+    for candidates in readings:
+        for c in candidates:
+            scores[c.text] = scores.get(c.text, 0.0) + c.confidence
+    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
+    return [Candidate(text, round(score / len(readings), 4)) for text, score in ranked]
 
 
 # Detector boxes often clip the first or last character of a small plate;
