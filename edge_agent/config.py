@@ -52,6 +52,7 @@ class RecognitionConfig:
     intra_op_threads: int = 0
     inter_op_threads: int = 1
     memory_arena: bool = True
+    spin_wait: bool = False
     detector_max_side: int = 960
     min_confidence: float = 0.3
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass

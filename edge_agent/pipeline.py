@@ -120,7 +120,8 @@ def reader_settings(config: Config) -> ReaderSettings:
     rc = config.recognition
     return ReaderSettings(
         runtime=RuntimeOptions(providers=rc.providers, intra_op_threads=rc.intra_op_threads,
-                               inter_op_threads=rc.inter_op_threads, memory_arena=rc.memory_arena),
+                               inter_op_threads=rc.inter_op_threads, memory_arena=rc.memory_arena,
+                               spin_wait=rc.spin_wait),
         detector_max_side=rc.detector_max_side,
         min_confidence=rc.min_confidence,
     )

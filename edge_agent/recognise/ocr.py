@@ -37,6 +37,7 @@ class RuntimeOptions:
     intra_op_threads: int = 0  # 0 lets ONNX Runtime choose (one per core)
     inter_op_threads: int = 1
     memory_arena: bool = True
+    spin_wait: bool = False  # let idle ONNX Runtime threads spin (only worth it with cores to spare)
 
 
 def make_session(path: Path, options: RuntimeOptions) -> ort.InferenceSession:
@@ -48,6 +49,10 @@ def make_session(path: Path, options: RuntimeOptions) -> ort.InferenceSession:
     # The arena keeps the peak allocation of every input size: about 15% faster,
     # about 120 MB more resident; a 2 GB unit may turn it off.
     so.enable_cpu_mem_arena = options.memory_arena
+    # Two sessions (detector, recogniser) each keep a thread pool; spinning
+    # threads of the idle one steal the cores the busy one needs, which on a
+    # 2-core unit costs a third of the frame time.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spin_wait else "0")
     available = set(ort.get_available_providers())
     providers = [p for p in options.providers if p in available]
     if not providers:
