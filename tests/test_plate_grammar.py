@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from edge_agent.recognise.ocr import PLATE_ALPHABET
 from edge_agent.recognise.plate import (
     is_valid_plate,
+    looks_like_date,
+    looks_like_time,
     normalise_plate,
     plate_candidates,
     plate_likeness,
@@ -109,6 +111,16 @@ def test_state_names_are_found_despite_ocr_slips():
     assert state_from_text("Metro") is None
 
 
+def test_longer_state_name_wins_and_slogans_name_the_state():
+    assert state_from_text("West Virginia")[0] == "WV"
+    assert state_from_text("Virginia")[0] == "VA"
+    assert state_from_text("Washington, D.C.")[0] == "DC"
+    assert state_from_text("Washington")[0] == "WA"
+    assert state_from_text("Land of Lincoln")[0] == "IL"
+    assert state_from_text("10,000 lakes")[0] == "MN"
+    assert state_from_text("Live Free or Die")[0] == "NH"
+
+
 def _two_way(first: str, p_first: float, second: str) -> np.ndarray:
     step = np.zeros(37)
     step[1 + PLATE_ALPHABET.index(first)] = p_first
@@ -121,3 +133,11 @@ def test_letter_o_is_read_as_zero_with_the_o_spelling_kept_as_a_candidate():
     assert [c.text for c in plate_candidates(_two_way("O", 0.97, "0"))][:2] == ["0", "O"]
     assert [c.text for c in plate_candidates(_two_way("0", 0.6, "O"))][0] == "0"
     assert plate_candidates(_two_way("B", 0.6, "8"))[0].text == "B"
+
+
+def test_sticker_years_and_camera_stamps_are_not_plate_like():
+    for stamp in ("2012", "201405", "20140428", "073126", "14062514"):
+        assert looks_like_date(stamp) or looks_like_time(stamp), stamp
+        assert plate_likeness(stamp, stamp) <= 0.2
+    for plate in ("1049338", "197659", "7364", "988526"):
+        assert not looks_like_date(plate) and not looks_like_time(plate), plate

@@ -35,7 +35,56 @@ US_STATES = {
 # Canada and Mexico appear on California hotlists too.
 OTHER_JURISDICTIONS = {"MX", "BC", "AB", "ON", "QC"}
 # Plates often print the state as a domain or slogan; these spellings count too.
-_STATE_ALIASES = {"DC": ["WASHINGTON DC"], "NY": ["EMPIRE STATE"], "PA": ["VISITPA"]}
+# Plates often print the state as a slogan or web address instead of, or
+# beside, its name; these count too (the mottos states have put on plates).
+_STATE_ALIASES = {
+    "AK": ["NORTH TO THE FUTURE", "THE LAST FRONTIER"],
+    "AL": ["HEART OF DIXIE", "STARS FELL ON ALABAMA", "SWEET HOME ALABAMA"],
+    "AR": ["THE NATURAL STATE"],
+    "AZ": ["GRAND CANYON STATE"],
+    "CA": ["DMV CA GOV"],
+    "CO": ["COLORFUL COLORADO"],
+    "CT": ["CONSTITUTION STATE"],
+    "DC": ["WASHINGTON DC", "TAXATION WITHOUT REPRESENTATION", "CELEBRATE DIVERSITY"],
+    "DE": ["THE FIRST STATE"],
+    "FL": ["SUNSHINE STATE", "MYFLORIDA COM"],
+    "GA": ["PEACH STATE"],
+    "HI": ["ALOHA STATE"],
+    "ID": ["FAMOUS POTATOES", "SCENIC IDAHO"],
+    "IL": ["LAND OF LINCOLN"],
+    "IN": ["CROSSROADS OF AMERICA", "IN GOD WE TRUST"],
+    "KY": ["UNBRIDLED SPIRIT"],
+    "LA": ["SPORTSMANS PARADISE", "SPORTSMAN S PARADISE"],
+    "MA": ["THE SPIRIT OF AMERICA"],
+    "ME": ["VACATIONLAND"],
+    "MI": ["PURE MICHIGAN", "GREAT LAKES"],
+    "MN": ["EXPLORE MINNESOTA", "10000 LAKES"],
+    "MO": ["SHOW ME STATE"],
+    "MS": ["MAGNOLIA STATE"],
+    "MT": ["BIG SKY COUNTRY", "TREASURE STATE"],
+    "NC": ["FIRST IN FLIGHT", "FIRST IN FREEDOM"],
+    "ND": ["PEACE GARDEN STATE", "DISCOVER THE SPIRIT"],
+    "NH": ["LIVE FREE OR DIE"],
+    "NJ": ["GARDEN STATE"],
+    "NM": ["LAND OF ENCHANTMENT"],
+    "NV": ["SILVER STATE", "HOME MEANS NEVADA"],
+    "NY": ["EMPIRE STATE"],
+    "OH": ["BIRTHPLACE OF AVIATION", "HEART OF IT ALL"],
+    "OK": ["NATIVE AMERICA", "EXPLORE OKLAHOMA"],
+    "OR": ["PACIFIC WONDERLAND"],
+    "PA": ["VISITPA", "KEYSTONE STATE"],
+    "RI": ["OCEAN STATE"],
+    "SC": ["WHILE I BREATHE I HOPE"],
+    "SD": ["GREAT FACES GREAT PLACES", "MOUNT RUSHMORE"],
+    "TN": ["VOLUNTEER STATE"],
+    "TX": ["LONE STAR STATE"],
+    "UT": ["LIFE ELEVATED", "GREATEST SNOW ON EARTH"],
+    "VA": ["VIRGINIA IS FOR LOVERS"],
+    "VT": ["GREEN MOUNTAIN STATE"],
+    "WA": ["EVERGREEN STATE"],
+    "WI": ["AMERICAS DAIRYLAND"],
+    "WV": ["WILD WONDERFUL"],
+}
 
 
 def normalise_plate(text: str) -> str:
@@ -162,7 +211,7 @@ def plate_likeness(text: str, raw: str) -> float:
 def _state_names() -> list[tuple[str, str]]:
     names = [(name.replace(" ", ""), code) for code, name in US_STATES.items()]
     for code, aliases in _STATE_ALIASES.items():
-        names.extend((alias.replace(" ", ""), code) for alias in aliases)
+        names.extend(("".join(c for c in alias if "A" <= c <= "Z"), code) for alias in aliases)
     return names
 
 
@@ -175,12 +224,16 @@ def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | No
     if len(letters) < 4:
         return None
     best: tuple[str, float] | None = None
+    best_key = None
     for name, code in _STATE_NAMES:
         if name in letters:
             # a name inside a longer line ("VISIT FLORIDA.COM") still names the state
             ratio = 1.0 if len(letters) <= len(name) + 6 else 0.9
         else:
             ratio = difflib.SequenceMatcher(None, letters, name).ratio()
-        if ratio >= min_ratio and (best is None or ratio > best[1]):
-            best = (code, ratio)
+        # the longer of two names that fit wins: WEST VIRGINIA, not VIRGINIA;
+        # WASHINGTON DC, not WASHINGTON
+        key = (ratio, len(name))
+        if ratio >= min_ratio and (best_key is None or key > best_key):
+            best, best_key = (code, ratio), key
     return best
