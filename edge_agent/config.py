@@ -59,6 +59,9 @@ class RecognitionConfig:
     track_max_wait_s: float = 0.7  # a pass's read is given at most this long after the plate first shows
     track_max_gap_s: float = 0.5  # a plate unseen this long has left the picture
     track_settle_frames: int = 3  # this many frames agreeing settle a pass early
+    plate_detector: Path | None = None  # an ONNX plate detector with a YOLO output layout; text detection otherwise
+    plate_detector_min_score: float = 0.35
+    plate_class: int = -1  # the detector's class index for plates; -1: every class
     motion_gate: bool = False  # skip frames in which nothing moved (parked); off while patrolling
     motion_min_changed: float = 0.002  # share of a 160x90 picture that must change
 
@@ -270,6 +273,8 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         raise ConfigError(file, "recognition.track_settle_frames", "must be at least 1")
     if not 0 < recognition.track_max_wait_s <= 5:
         raise ConfigError(file, "recognition.track_max_wait_s", "must be above 0 and at most 5 seconds")
+    if recognition.plate_detector is not None and not recognition.plate_detector.is_file():
+        raise ConfigError(file, "recognition.plate_detector", f"{recognition.plate_detector} is not a file")
     if not 0 < recognition.motion_min_changed < 1:
         raise ConfigError(file, "recognition.motion_min_changed", "must be between 0 and 1")
     hotlist = _hotlist(raw.get("hotlist", {}), file, base)

@@ -124,6 +124,9 @@ def reader_settings(config: Config) -> ReaderSettings:
                                spin_wait=rc.spin_wait),
         detector_max_side=rc.detector_max_side,
         min_confidence=rc.min_confidence,
+        plate_detector=rc.plate_detector,
+        plate_detector_min_score=rc.plate_detector_min_score,
+        plate_class=rc.plate_class,
     )
 
 

@@ -56,7 +56,8 @@ def test_region_and_motion_gate_in_the_config(tmp_path: Path):
     for bad, key in [({"camera": [{"id": "f", "source": "v4l2", "region": [0.5, 0, 0.2, 1]}]}, "camera[0].region"),
                      ({"camera": [{"id": "f", "source": "v4l2", "region": [0, 0, 1]}]}, "camera[0].region"),
                      ({"recognition": {"providers": ["GPUExecutionProvider"]}}, "recognition.providers"),
-                     ({"recognition": {"providers": []}}, "recognition.providers")]:
+                     ({"recognition": {"providers": []}}, "recognition.providers"),
+                     ({"recognition": {"plate_detector": "nowhere.onnx"}}, "recognition.plate_detector")]:
         with pytest.raises(ConfigError) as err:
             parse_config(bad, "unit.toml")
         assert key in str(err.value) and "unit.toml" in str(err.value)

@@ -118,15 +118,16 @@ class TextDetector:
         self.unclip_ratio = unclip_ratio
         self.max_boxes = max_boxes
 
-    def input_size(self, height: int, width: int) -> tuple[int, int]:
-        scale = min(1.0, self.max_side / max(height, width))
+    def input_size(self, height: int, width: int, long_side: int = 0) -> tuple[int, int]:
+        scale = long_side / max(height, width) if long_side else min(1.0, self.max_side / max(height, width))
         h = max(32, int(round(height * scale / 32)) * 32)
         w = max(32, int(round(width * scale / 32)) * 32)
         return h, w
 
-    def detect(self, image: np.ndarray) -> list[TextBox]:
+    def detect(self, image: np.ndarray, long_side: int = 0) -> list[TextBox]:
+        """Text boxes in frame pixels; `long_side` scales the image to that size (up or down) instead of max_side."""
         height, width = image.shape[:2]
-        in_h, in_w = self.input_size(height, width)
+        in_h, in_w = self.input_size(height, width, long_side)
         resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
         blob = resized.astype(np.float32)
         blob *= _DET_SCALE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class ReaderSettings:
     candidates: int = 5
     max_plates: int = 4
     manifest: Path = DEFAULT_MANIFEST
+    plate_detector: Path | None = None  # an ONNX plate detector with a YOLO output layout (yolo.py)
+    plate_detector_min_score: float = 0.35
+    plate_class: int = -1  # the detector's plate class; -1: every class
 
 
 class PlateReader:
@@ -37,11 +41,38 @@ class PlateReader:
         models = load_manifest(settings.manifest)
         self.detector = TextDetector(verify_model(models["detect"]), settings.runtime, max_side=settings.detector_max_side)
         self.recogniser = TextRecogniser(verify_model(models["recognise"]), settings.runtime)
+        self.plate_detector = None
+        if settings.plate_detector is not None:
+            from edge_agent.recognise.yolo import YoloPlateDetector
+
+            self.plate_detector = YoloPlateDetector(settings.plate_detector, settings.runtime,
+                                                    settings.plate_detector_min_score, plate_class=settings.plate_class)
 
     def read(self, image: np.ndarray) -> list[PlateReading]:
         """Plates in a BGR image, most plate-like first."""
         image = as_bgr8(image)
-        boxes = [b for b in self.detector.detect(image) if _could_hold_text(b)]
+        if self.plate_detector is None:
+            return self._read_text(image)
+        return self._read_detected_plates(image)
+
+    def _read_detected_plates(self, image: np.ndarray) -> list[PlateReading]:
+        """The plate detector's boxes, each read by the text path on its own (enlarged) crop."""
+        height, width = image.shape[:2]
+        plates = []
+        for (x, y, w, h), _score in self.plate_detector.detect(image)[: self.settings.max_plates]:
+            mx, my = int(0.1 * w), int(0.15 * h)
+            x0, y0 = max(0, x - mx), max(0, y - my)
+            view = image[y0:min(height, y + h + my), x0:min(width, x + w + mx)]
+            if min(view.shape[:2]) < 4:
+                continue
+            found = self._read_text(view, long_side=PLATE_CROP_SIDE)
+            if found:
+                plates.append(dataclasses.replace(found[0], box=(x, y, w, h)))
+        return plates
+
+    def _read_text(self, image: np.ndarray, long_side: int = 0) -> list[PlateReading]:
+        """Plates found by text detection: the lines that read and look most like plate numbers."""
+        boxes = [b for b in self.detector.detect(image, long_side) if _could_hold_text(b)]
         boxes += _joined_neighbours(boxes)
         if not boxes:
             return []
@@ -95,11 +126,12 @@ class PlateReader:
         likeness = grammar.plate_likeness(candidates[0].text, line.text)
         if likeness == 0:
             return None
-        if not any(c.isdigit() for c in candidates[0].text) and grammar.state_from_text(line.text, min_ratio=0.9):
+        if not any(c.isdigit() for c in line.text) and grammar.state_from_text(line.text, min_ratio=0.9):
             return None  # the state name printed on the plate, not its number
         return candidates[0].confidence * likeness * _prominence(box, boxes), box, candidates
 
 
+PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
 CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
 RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
