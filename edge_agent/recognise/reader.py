@@ -22,6 +22,19 @@ from edge_agent.recognise.ocr import (
 from edge_agent.records import Candidate, PlateReading
 
 
+# Detector boxes often clip the first or last character of a small plate;
+# a tenth of the line height at each end brings it back without taking in the
+# plate frame's bolts and edges.
+LINE_MARGIN = 0.1
+
+
+PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
+# Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
+CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
+RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
+RECHECK_PLATES = 2  # the most plate-like lines of a frame that may be read again
+
+
 @dataclass(frozen=True)
 class ReaderSettings:
     runtime: RuntimeOptions = RuntimeOptions()
@@ -86,31 +99,32 @@ class PlateReader:
         found = found[: self.settings.max_plates]
         if not found:
             return []
-        # Read each uncertain plate again from slightly different crops and let
-        # the crops vote: a character one crop clips or doubles, the others see
-        # right. Plates read with confidence already skip this.
-        unsure = [i for i, (_, _, candidates) in enumerate(found[:RECHECK_PLATES]) if candidates[0].confidence < RECHECK_BELOW]
-        variants = [crop_line(image, _widened(_taller(found[i][1].quad, grow), margin))
-                    for i in unsure for margin, grow in CROP_VARIANTS]
-        extra = iter(self.recogniser.recognise(variants))
-        plates: list[tuple[float, PlateReading]] = []
-        for i, (score, box, candidates) in enumerate(found):
-            voted = candidates
-            if i in unsure:
-                voted = _vote([candidates] + [self._candidates(next(extra)) for _ in CROP_VARIANTS], self.settings.candidates)
-            if not voted or voted[0].confidence < self.settings.min_confidence:
-                continue
-            state = _state_near(box, boxes, lines)
-            plates.append((score * voted[0].confidence / max(candidates[0].confidence, 1e-6), PlateReading(
-                text=voted[0].text,
-                confidence=voted[0].confidence,
-                box=box.bounds(),
-                candidates=tuple(voted),
-                state=state[0] if state else None,
-                state_confidence=state[1] if state else 0.0,
-            )))
+        plates = [self._reading(image, box, candidates, score, i < RECHECK_PLATES, boxes, lines)
+                  for i, (score, box, candidates) in enumerate(found)]
+        plates = [p for p in plates if p is not None]
         plates.sort(key=lambda item: item[0], reverse=True)
         return [r for score, r in plates if score > 0]
+
+    def _reading(self, image: np.ndarray, box: TextBox, candidates: list[Candidate], score: float, recheck: bool,
+                 boxes: list[TextBox], lines: list[LineReading]) -> tuple[float, PlateReading] | None:
+        """The plate a line holds, read again from more crops when unsure, with its state; or None."""
+        voted = candidates
+        if recheck and candidates[0].confidence < RECHECK_BELOW:
+            # the crops vote: a character one crop clips or doubles, the others see right
+            crops = [crop_line(image, _widened(_taller(box.quad, grow), margin)) for margin, grow in CROP_VARIANTS]
+            voted = _vote([candidates] + [self._candidates(line) for line in self.recogniser.recognise(crops)],
+                          self.settings.candidates)
+        if not voted or voted[0].confidence < self.settings.min_confidence:
+            return None
+        state = _state_near(box, boxes, lines)
+        return score * voted[0].confidence / max(candidates[0].confidence, 1e-6), PlateReading(
+            text=voted[0].text,
+            confidence=voted[0].confidence,
+            box=box.bounds(),
+            candidates=tuple(voted),
+            state=state[0] if state else None,
+            state_confidence=state[1] if state else 0.0,
+        )
 
     def _candidates(self, line: LineReading) -> list[Candidate]:
         return [
@@ -131,13 +145,6 @@ class PlateReader:
         return candidates[0].confidence * likeness * _prominence(box, boxes), box, candidates
 
 
-PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
-# Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
-CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
-RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
-RECHECK_PLATES = 2  # the most plate-like lines of a frame that may be read again
-
-
 def _taller(quad: np.ndarray, by: float) -> np.ndarray:
     """The quad grown about its centre line to `by` times its height."""
     if by == 1.0:
@@ -155,12 +162,6 @@ def _vote(readings: list[list[Candidate]], limit: int) -> list[Candidate]:
             scores[c.text] = scores.get(c.text, 0.0) + c.confidence
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
     return [Candidate(text, round(score / len(readings), 4)) for text, score in ranked]
-
-
-# Detector boxes often clip the first or last character of a small plate;
-# a tenth of the line height at each end brings it back without taking in the
-# plate frame's bolts and edges.
-LINE_MARGIN = 0.1
 
 
 def _widened(quad: np.ndarray, by: float) -> np.ndarray:
