@@ -107,3 +107,20 @@ def test_8k_grey_and_16bit_frames_are_read_or_give_nothing(tmp_path: Path):
     assert rows[0]["plates"][0]["text"] == "6WNP018"
     assert rows[1]["plates"][0]["text"] == "4XYZ890"
     assert rows[2]["plates"] == [] and "error" not in rows[2]
+
+
+def test_recogniser_cut_to_latin_reads_as_the_full_model():
+    from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, verify_model
+    from edge_agent.recognise.ocr import PLATE_ALPHABET, RuntimeOptions, TextRecogniser, crop_line, latin_classifier
+
+    path = verify_model(load_manifest(DEFAULT_MANIFEST)["recognise"])
+    model, charset = latin_classifier(path)
+    assert isinstance(model, bytes) and charset[0] == "<blank>" and len(charset) < 100
+    assert set(PLATE_ALPHABET) <= set(charset) and "-" in charset and "a" in charset
+    cut = TextRecogniser(path, RuntimeOptions())
+    plate = render_plate("8LMN905", width=300)
+    h, w = plate.shape[:2]
+    quad = np.array([[0, h * 0.25], [w, h * 0.25], [w, h * 0.8], [0, h * 0.8]], np.float32)
+    (line,) = cut.recognise([crop_line(plate, quad)])
+    assert line.text.replace(" ", "") == "8LMN905"
+    assert np.allclose(line.plate_probs.sum(axis=1), 1.0, atol=1e-3)

@@ -40,7 +40,55 @@ class RuntimeOptions:
     spin_wait: bool = False  # let idle ONNX Runtime threads spin (only worth it with cores to spare)
 
 
-def make_session(path: Path, options: RuntimeOptions) -> ort.InferenceSession:
+def latin_classifier(path: Path) -> tuple[Path | bytes, list[str]]:
+    """The recogniser with its classifier cut down to the blank and the printable ASCII characters.
+
+    PP-OCR's multilingual recogniser scores 18,710 characters at every step;
+    a US plate needs 37 of them, and the dash, dot and symbols beside them to
+    tell a gap from a character. Keeping those ~100 columns of the last layer
+    saves most of its work and the (batch, steps, 18,710) output, and leaves
+    the model file as the manifest pinned it (the cut is made in memory).
+    Returns the model (bytes, or the path when its layout is not the expected
+    MatMul, Add, Softmax tail) and its character set, blank first.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises its own untyped errors
+        raise ModelError(f"{path}: not a readable ONNX model: {exc}") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "character" not in meta:
+        raise ModelError(f"{path}: recogniser has no 'character' metadata")
+    charset = ["<blank>"] + meta["character"].splitlines() + [" "]
+    graph = model.graph
+    nodes = {n.output[0]: n for n in graph.node}
+    inits = {i.name: i for i in graph.initializer}
+    softmax = nodes.get(graph.output[0].name)
+    chain = [softmax]
+    while chain[-1] is not None and chain[-1].op_type in ("Softmax", "Identity"):
+        chain.append(nodes.get(chain[-1].input[0]))
+    add = chain[-1]
+    matmul = nodes.get(add.input[0]) if add is not None and add.op_type == "Add" else None
+    if softmax is None or softmax.op_type != "Softmax" or matmul is None or matmul.op_type != "MatMul" \
+            or matmul.input[1] not in inits or add.input[1] not in inits:
+        return path, charset
+    weight = numpy_helper.to_array(inits[matmul.input[1]])
+    bias = numpy_helper.to_array(inits[add.input[1]])
+    if weight.shape[-1] != len(charset) or bias.shape[-1] != len(charset):
+        return path, charset
+    keep = [0] + [i for i, ch in enumerate(charset) if i > 0 and len(ch) == 1 and " " <= ch <= "~"]
+    inits[matmul.input[1]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weight[..., keep]), matmul.input[1]))
+    inits[add.input[1]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(bias[..., keep]), add.input[1]))
+    graph.output[0].type.tensor_type.shape.dim[-1].dim_value = len(keep)
+    for info in list(graph.value_info):
+        if info.name in (matmul.output[0], add.output[0]) or info.name in {n.output[0] for n in chain[:-1] if n}:
+            graph.value_info.remove(info)
+    return model.SerializeToString(), [charset[i] for i in keep]
+
+
+def make_session(path: Path | bytes, options: RuntimeOptions) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = options.intra_op_threads
     so.inter_op_num_threads = options.inter_op_threads
@@ -61,9 +109,10 @@ def make_session(path: Path, options: RuntimeOptions) -> ort.InferenceSession:
             f"(available: {sorted(available)})"
         )
     try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"{path}: ONNX Runtime cannot load the model: {exc}") from None
+        name = "the recogniser (cut down in memory)" if isinstance(path, bytes) else path
+        raise ModelError(f"{name}: ONNX Runtime cannot load the model: {exc}") from None
 
 
 @dataclass
@@ -223,13 +272,11 @@ class TextRecogniser:
     """SVTR/CTC line recogniser; keeps per-step distributions folded onto A-Z 0-9."""
 
     def __init__(self, model: Path, options: RuntimeOptions, batch_size: int = 8):
-        self.session = make_session(model, options)
+        source, charset = latin_classifier(model)
+        self.session = make_session(source, options)
         self.input_name = self.session.get_inputs()[0].name
         self.batch_size = batch_size
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "character" not in meta:
-            raise ModelError(f"{model}: recogniser has no 'character' metadata")
-        self.charset = ["<blank>"] + meta["character"].splitlines() + [" "]
+        self.charset = charset
         self._fold_columns, self._fold = plate_columns(self.charset)
 
     def recognise(self, strips: Sequence[np.ndarray]) -> list[LineReading]:
