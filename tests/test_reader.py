@@ -124,3 +124,11 @@ def test_recogniser_cut_to_latin_reads_as_the_full_model():
     (line,) = cut.recognise([crop_line(plate, quad)])
     assert line.text.replace(" ", "") == "8LMN905"
     assert np.allclose(line.plate_probs.sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_signs_badges_and_sticker_years_are_not_read_as_plates(reader):
+    scene = render_scene([("7ABC123", "California")], size=(1280, 720), plate_width=200)
+    cv2.putText(scene, "NO PARKING ANY TIME", (60, 120), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (20, 20, 20), 4)
+    cv2.putText(scene, "Toyota", (900, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (30, 30, 30), 3)
+    cv2.putText(scene, "2012", (1000, 650), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (10, 10, 10), 2)
+    assert [p.text for p in reader.read(scene)] == ["7ABC123"]

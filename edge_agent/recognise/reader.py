@@ -28,6 +28,12 @@ from edge_agent.records import Candidate, PlateReading
 LINE_MARGIN = 0.1
 
 
+# A line must score this (confidence x plate-likeness x prominence) to be a
+# plate at all; a second plate in the frame must score this share of the first.
+# Brand badges, signs, stickers and dealer frames score below; a second car's
+# plate that does not is read in the next frames, as it comes closer.
+MIN_PLATE_SCORE = 0.2
+OTHER_PLATE_SHARE = 0.5
 PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
 CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
@@ -101,9 +107,12 @@ class PlateReader:
             return []
         plates = [self._reading(image, box, candidates, score, i < RECHECK_PLATES, boxes, lines)
                   for i, (score, box, candidates) in enumerate(found)]
-        plates = [p for p in plates if p is not None]
-        plates.sort(key=lambda item: item[0], reverse=True)
-        return [r for score, r in plates if score > 0]
+        plates = sorted((p for p in plates if p is not None), key=lambda item: item[0], reverse=True)
+        if not plates:
+            return []
+        top = plates[0][0]
+        return [r for i, (score, r) in enumerate(plates)
+                if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
 
     def _reading(self, image: np.ndarray, box: TextBox, candidates: list[Candidate], score: float, recheck: bool,
                  boxes: list[TextBox], lines: list[LineReading]) -> tuple[float, PlateReading] | None:
