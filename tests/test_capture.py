@@ -105,3 +105,35 @@ def test_truncated_empty_and_non_image_files_name_the_file(tmp_path: Path):
         with pytest.raises(ImageError) as info:
             decode_image(path)
         assert path.name in str(info.value)
+
+
+def test_live_camera_never_waits_for_recognition_and_the_newest_frame_wins(tmp_path: Path):
+    import threading
+    import time
+
+    from edge_agent.capture import OpenCVSource
+    from edge_agent.pipeline import FrameBoard
+    from edge_agent.synthetic import render_drive_by
+
+    clip = render_drive_by(tmp_path / "clip.avi", ["7ABC123", "5TRK442"], frames_per_car=10)
+    camera = OpenCVSource("front", str(clip.path), live=True)  # a stream: it does not wait for the reader
+    board = FrameBoard([camera])
+    stop = threading.Event()
+    captured = []
+
+    def capture():
+        for frame in camera.frames():
+            board.put(frame, stop)
+            captured.append(time.monotonic())
+        board.finish("front")
+
+    thread = threading.Thread(target=capture)
+    thread.start()
+    seen = []
+    while (frame := board.get(stop)) is not None:
+        seen.append(frame.index)
+        time.sleep(0.05)  # a slow reader
+    thread.join()
+    assert len(captured) == clip.frames  # capture kept going at its own pace
+    assert board.dropped > 0 and len(seen) + board.dropped == clip.frames
+    assert seen == sorted(seen) and seen[-1] == clip.frames - 1  # always the newest, and the last one too
