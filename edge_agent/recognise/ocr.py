@@ -177,11 +177,12 @@ class TextDetector:
         """Text boxes in frame pixels; `long_side` scales the image to that size (up or down) instead of max_side."""
         height, width = image.shape[:2]
         in_h, in_w = self.input_size(height, width, long_side)
-        resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-        blob = resized.astype(np.float32)
-        blob *= _DET_SCALE
-        blob -= _DET_SHIFT
-        blob = blob.transpose(2, 0, 1)[np.newaxis]
+        # one C++ pass resizes into a contiguous NCHW float blob; normalised in place per channel
+        blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h))
+        for channel in range(3):
+            plane = blob[0, channel]
+            plane *= _DET_SCALE[channel]
+            plane -= _DET_SHIFT[channel]
         prob = self.session.run(None, {self.input_name: blob})[0][0, 0]
         return self._boxes(prob, width / in_w, height / in_h)
 

@@ -230,7 +230,11 @@ def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | No
             # a name inside a longer line ("VISIT FLORIDA.COM") still names the state
             ratio = 1.0 if len(letters) <= len(name) + 6 else 0.9
         else:
-            ratio = difflib.SequenceMatcher(None, letters, name).ratio()
+            matcher = difflib.SequenceMatcher(None, letters, name)
+            # the cheap upper bounds rule out most of the ~150 names before the real ratio
+            if matcher.real_quick_ratio() < min_ratio or matcher.quick_ratio() < min_ratio:
+                continue
+            ratio = matcher.ratio()
         # the longer of two names that fit wins: WEST VIRGINIA, not VIRGINIA;
         # WASHINGTON DC, not WASHINGTON
         key = (ratio, len(name))

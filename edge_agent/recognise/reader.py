@@ -105,7 +105,14 @@ class PlateReader:
         found = found[: self.settings.max_plates]
         if not found:
             return []
-        plates = [self._reading(image, box, candidates, score, i < RECHECK_PLATES, boxes, lines)
+        # Uncertain plates are read again from more crops, all in one batch; the
+        # crops vote: a character one crop clips or doubles, the others see right.
+        unsure = [i for i, (_, _, candidates) in enumerate(found[:RECHECK_PLATES]) if candidates[0].confidence < RECHECK_BELOW]
+        crops = [crop_line(image, _widened(_taller(found[i][1].quad, grow), margin))
+                 for i in unsure for margin, grow in CROP_VARIANTS]
+        again = iter(self.recogniser.recognise(crops))
+        second = {i: [next(again) for _ in CROP_VARIANTS] for i in unsure}
+        plates = [self._reading(box, candidates, score, second.get(i, []), boxes, lines)
                   for i, (score, box, candidates) in enumerate(found)]
         plates = sorted((p for p in plates if p is not None), key=lambda item: item[0], reverse=True)
         if not plates:
@@ -114,15 +121,12 @@ class PlateReader:
         return [r for i, (score, r) in enumerate(plates)
                 if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
 
-    def _reading(self, image: np.ndarray, box: TextBox, candidates: list[Candidate], score: float, recheck: bool,
+    def _reading(self, box: TextBox, candidates: list[Candidate], score: float, second: list[LineReading],
                  boxes: list[TextBox], lines: list[LineReading]) -> tuple[float, PlateReading] | None:
-        """The plate a line holds, read again from more crops when unsure, with its state; or None."""
+        """The plate a line holds, voted with its second readings if any, with its state; or None."""
         voted = candidates
-        if recheck and candidates[0].confidence < RECHECK_BELOW:
-            # the crops vote: a character one crop clips or doubles, the others see right
-            crops = [crop_line(image, _widened(_taller(box.quad, grow), margin)) for margin, grow in CROP_VARIANTS]
-            voted = _vote([candidates] + [self._candidates(line) for line in self.recogniser.recognise(crops)],
-                          self.settings.candidates)
+        if second:
+            voted = _vote([candidates] + [self._candidates(line) for line in second], self.settings.candidates)
         if not voted or voted[0].confidence < self.settings.min_confidence:
             return None
         state = _state_near(box, boxes, lines)
