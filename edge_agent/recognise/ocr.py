@@ -27,6 +27,7 @@ _DET_SCALE = (1.0 / (255.0 * _DET_STD)).astype(np.float32)
 _DET_SHIFT = (_DET_MEAN / _DET_STD).astype(np.float32)
 
 REC_HEIGHT = 48
+MIN_STRIP_WIDTH = 320
 
 
 @dataclass(frozen=True)
@@ -282,11 +283,9 @@ class TextRecogniser:
 
     def recognise(self, strips: Sequence[np.ndarray]) -> list[LineReading]:
         results: list[LineReading | None] = [None] * len(strips)
-        order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = max(strips[i].shape[1] for i in chunk)
-            batch = np.zeros((len(chunk), 3, REC_HEIGHT, width), dtype=np.float32)
+        for width, chunk in self._batches(strips):
+            # padding is 0 after normalisation (mid grey), as PP-OCR pads when it trains
+            batch = np.full((len(chunk), 3, REC_HEIGHT, width), 127.5, dtype=np.float32)
             for row, i in enumerate(chunk):
                 strip = strips[i]
                 batch[row, :, :, : strip.shape[1]] = strip.transpose(2, 0, 1)
@@ -297,6 +296,18 @@ class TextRecogniser:
                 steps = max(1, int(np.ceil(probs.shape[1] * strips[i].shape[1] / width)))
                 results[i] = self._decode(probs[row, :steps])
         return [r for r in results if r is not None]
+
+    def _batches(self, strips: Sequence[np.ndarray]) -> list[tuple[int, list[int]]]:
+        """Strips grouped by the width they are padded to, so that a strip reads the same whatever
+        else is in the frame: at least 320 pixels (PP-OCR pads to that when it trains), else up to
+        the next multiple of 32."""
+        groups: dict[int, list[int]] = {}
+        for i, strip in enumerate(strips):
+            width = max(MIN_STRIP_WIDTH, -(-strip.shape[1] // 32) * 32)
+            groups.setdefault(width, []).append(i)
+        return [(width, members[start:start + self.batch_size])
+                for width, members in sorted(groups.items())
+                for start in range(0, len(members), self.batch_size)]
 
     def _decode(self, probs: np.ndarray) -> LineReading:
         best = probs.argmax(axis=1)
