@@ -132,3 +132,18 @@ def test_signs_badges_and_sticker_years_are_not_read_as_plates(reader):
     cv2.putText(scene, "Toyota", (900, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (30, 30, 30), 3)
     cv2.putText(scene, "2012", (1000, 650), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (10, 10, 10), 2)
     assert [p.text for p in reader.read(scene)] == ["7ABC123"]
+
+
+def test_a_line_reads_the_same_whatever_else_is_in_the_frame(reader):
+    from edge_agent.recognise.ocr import crop_line
+
+    plate = render_plate("6WNP018", width=160)
+    h, w = plate.shape[:2]
+    quad = np.array([[0, h * 0.25], [w, h * 0.25], [w, h * 0.8], [0, h * 0.8]], np.float32)
+    strip = crop_line(plate, quad)
+    sign = np.full((48, 600, 3), 200, np.uint8)
+    cv2.putText(sign, "WESTBOUND ONLY", (5, 38), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
+    (alone,) = reader.recogniser.recognise([strip])
+    together = reader.recogniser.recognise([sign, strip, strip[:, : strip.shape[1] // 2]])
+    assert alone.text == together[1].text
+    assert np.allclose(alone.plate_probs, together[1].plate_probs, atol=1e-4)
