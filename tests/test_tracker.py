@@ -98,3 +98,22 @@ def test_majority_reading_wins_and_each_pass_gives_one_read(plate, n_frames, err
     if right > n_frames / 2:
         assert passes[0].reading.text == plate
     assert passes[0].settled_at - passes[0].first_at <= 0.7 + 1 / FPS
+
+
+def test_a_car_waiting_in_view_holds_no_frames_once_read():
+    import weakref
+
+    class Picture:  # stands for a frame: a few MB each on a unit
+        pass
+
+    tracker = PlateTracker()
+    pictures = []
+    for i in range(100):  # ten seconds at a light behind the same car
+        picture = Picture()
+        pictures.append(weakref.ref(picture))
+        text = "7ABC123" if i % 4 else misread("7ABC123", random.Random(i))
+        tracker.update("front", i / FPS, [reading(text, 300 + (i % 3))], picture)
+        del picture
+        alive = sum(1 for ref in pictures if ref() is not None)
+        assert alive <= 5  # an open pass keeps a few frames; a settled one none
+    assert sum(1 for ref in pictures[:90] if ref() is not None) == 0

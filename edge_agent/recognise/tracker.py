@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 from edge_agent.records import Candidate, PlateReading
 
 FrameRef = TypeVar("FrameRef")
+MAX_FRAMES_HELD = 4  # per open pass: the best frame of each of its likeliest readings
 
 
 @dataclass(frozen=True)
@@ -49,30 +50,43 @@ class Pass(Generic[FrameRef]):
 
 @dataclass
 class _Track(Generic[FrameRef]):
+    """One plate followed across frames. It holds at most one frame per text read (the most
+    confident), and none once settled, so a car waiting in view for minutes holds no frames."""
+
     first_at: float
     last_at: float
     box: tuple[int, int, int, int]
-    sightings: list[Sighting[FrameRef]] = field(default_factory=list)
+    last_text: str = ""
+    texts: list[str] = field(default_factory=list)  # what each frame read, for counting agreement
+    frames: int = 0
     votes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     state_votes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    best_by_text: dict[str, Sighting[FrameRef]] = field(default_factory=dict)
     settled: bool = False
-    best: Sighting[FrameRef] | None = None  # the most confident frame, whatever it read
 
     def add(self, sighting: Sighting[FrameRef]) -> None:
         reading = sighting.reading
         self.last_at = sighting.at
         self.box = reading.box
-        self.sightings.append(sighting)
-        if len(self.sightings) > 16:  # bounded: the earliest frames have voted already
-            del self.sightings[1]
+        self.last_text = reading.text
+        self.frames += 1
+        if self.settled:
+            return  # it only absorbs the plate's later frames now
+        self.texts.append(reading.text)
         for rank, candidate in enumerate(reading.candidates or (Candidate(reading.text, reading.confidence),)):
             # the first candidate carries the frame's vote; runners-up add a little, so
             # a character the recogniser was unsure of in every frame can still win
             self.votes[candidate.text] += candidate.confidence * (1.0 if rank == 0 else 0.5)
         if reading.state:
             self.state_votes[reading.state] += reading.state_confidence
-        if self.best is None or reading.confidence > self.best.reading.confidence:
-            self.best = sighting
+        kept = self.best_by_text.get(reading.text)
+        if kept is None or reading.confidence > kept.reading.confidence:
+            self.best_by_text[reading.text] = sighting
+        if len(self.best_by_text) > MAX_FRAMES_HELD:
+            leader, _ = self.leader()
+            worst = min((t for t in self.best_by_text if t != leader),
+                        key=lambda t: self.votes.get(t, 0.0))
+            del self.best_by_text[worst]
 
     def leader(self) -> tuple[str, float]:
         text = max(self.votes, key=self.votes.__getitem__)
@@ -80,7 +94,12 @@ class _Track(Generic[FrameRef]):
         return text, (self.votes[text] / total if total else 0.0)
 
     def agreeing_frames(self, text: str) -> int:
-        return sum(1 for s in self.sightings if s.reading.text == text)
+        return self.texts.count(text)
+
+    def release(self) -> None:
+        self.settled = True
+        self.best_by_text.clear()
+        self.texts.clear()
 
 
 def _distance(a: str, b: str) -> int:
@@ -157,7 +176,7 @@ class PlateTracker(Generic[FrameRef]):
             if not _near(reading.box, track.box, elapsed):
                 continue
             leader, _ = track.leader()
-            distance = min(_distance(reading.text, leader), _distance(reading.text, track.sightings[-1].reading.text))
+            distance = min(_distance(reading.text, leader), _distance(reading.text, track.last_text))
             if distance > max(2, len(leader) // 2):
                 continue  # another plate beside this one
             key = (distance, elapsed)
@@ -184,21 +203,23 @@ class PlateTracker(Generic[FrameRef]):
         return settled
 
     def _settle(self, camera_id: str, track: _Track, at: float, reason: str) -> Pass[FrameRef]:
-        track.settled = True
         reading, best = vote(track)
-        return Pass(camera_id, reading, best, len(track.sightings), track.first_at, at, reason)
+        frames = track.frames
+        track.release()
+        return Pass(camera_id, reading, best, frames, track.first_at, at, reason)
 
 
 def vote(track: _Track[FrameRef]) -> tuple[PlateReading, Sighting[FrameRef]]:
     """The pass's reading (the text with most votes, with its state) and the frame that showed it best."""
     ranked = sorted(track.votes.items(), key=lambda item: item[1], reverse=True)
     total = sum(track.votes.values()) or 1.0
-    agreeing = [s for s in track.sightings if s.reading.text == ranked[0][0]]
-    best = max(agreeing, key=lambda s: s.reading.confidence) if agreeing else track.best
+    best = track.best_by_text.get(ranked[0][0])
+    if best is None:  # the winner was only ever a runner-up: the most confident frame shows the plate
+        best = max(track.best_by_text.values(), key=lambda s: s.reading.confidence)
     state, state_confidence = None, 0.0
     if track.state_votes:
         state = max(track.state_votes, key=track.state_votes.__getitem__)
-        state_confidence = min(1.0, track.state_votes[state] / len(track.sightings))
+        state_confidence = min(1.0, track.state_votes[state] / max(1, len(track.texts)))
     reading = PlateReading(
         text=ranked[0][0],
         confidence=best.reading.confidence,
