@@ -164,9 +164,6 @@ class PlateTracker(Generic[FrameRef]):
         self._tracks.clear()
         return settled
 
-    def open_tracks(self, camera_id: str) -> int:
-        return sum(1 for t in self._tracks[camera_id] if not t.settled)
-
     def _match(self, tracks: list[_Track[FrameRef]], reading: PlateReading, at: float, claimed: set[int]) -> _Track | None:
         best, best_key = None, None
         for track in tracks:
