@@ -147,3 +147,25 @@ def test_a_line_reads_the_same_whatever_else_is_in_the_frame(reader):
     together = reader.recogniser.recognise([sign, strip, strip[:, : strip.shape[1] // 2]])
     assert alone.text == together[1].text
     assert np.allclose(alone.plate_probs, together[1].plate_probs, atol=1e-4)
+
+
+def test_plate_with_stacked_characters_reads_its_main_line(reader):
+    from PIL import Image, ImageDraw
+
+    from edge_agent.synthetic import _font
+
+    # two small letters stacked beside the number, as plate-type or county codes are printed
+    picture = Image.new("RGB", (360, 180), (245, 245, 245))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([3, 3, 356, 176], outline=(20, 20, 20), width=4)
+    draw.text((30, 40), "D", font=_font(40), fill=(10, 10, 90))
+    draw.text((30, 88), "V", font=_font(40), fill=(10, 10, 90))
+    draw.text((80, 40), "4521", font=_font(90), fill=(10, 10, 90))
+    draw.text((110, 140), "OREGON", font=_font(24), fill=(10, 10, 90))
+    plate = cv2.cvtColor(np.array(picture), cv2.COLOR_RGB2BGR)
+    scene = np.full((720, 1280, 3), 90, np.uint8)
+    scene[300:480, 500:860] = plate
+    for image in (plate, scene):
+        (found,) = reader.read(image)
+        assert found.text == "4521"
+        assert found.state == "OR"
