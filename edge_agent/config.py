@@ -53,6 +53,8 @@ class RecognitionConfig:
     inter_op_threads: int = 1
     memory_arena: bool = True
     spin_wait: bool = False
+    trt_cache_dir: Path | None = None  # TensorRT engine cache; default DATA_DIR/trt-cache
+    trt_fp16: bool = True
     detector_max_side: int = 960
     min_confidence: float = 0.3
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass

@@ -121,7 +121,8 @@ def reader_settings(config: Config) -> ReaderSettings:
     return ReaderSettings(
         runtime=RuntimeOptions(providers=rc.providers, intra_op_threads=rc.intra_op_threads,
                                inter_op_threads=rc.inter_op_threads, memory_arena=rc.memory_arena,
-                               spin_wait=rc.spin_wait),
+                               spin_wait=rc.spin_wait, trt_cache_dir=rc.trt_cache_dir or config.data_dir / "trt-cache",
+                               trt_fp16=rc.trt_fp16),
         detector_max_side=rc.detector_max_side,
         min_confidence=rc.min_confidence,
         plate_detector=rc.plate_detector,

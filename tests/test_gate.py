@@ -98,3 +98,19 @@ def test_bench_speed_over_a_folder_reports_bad_files(tmp_path: Path):
 def test_bench_speed_on_nothing_is_a_clear_error(tmp_path: Path):
     result = run_cli("bench", "speed", "--source", tmp_path / "missing.mp4")
     assert result.code == 2 and "missing.mp4" in result.err
+
+
+def test_tensorrt_gets_its_engine_cache_and_precision_and_missing_providers_are_skipped(tmp_path: Path):
+    from edge_agent.config import parse_config
+    from edge_agent.pipeline import reader_settings
+    from edge_agent.recognise.ocr import provider_list
+
+    config = parse_config({"agent": {"data_dir": str(tmp_path / "data")}, "recognition": {
+        "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}})
+    runtime = reader_settings(config).runtime
+    on_jetson = provider_list(runtime, {"TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"})
+    assert [name for name, _ in on_jetson] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    trt = on_jetson[0][1]
+    assert trt["trt_engine_cache_enable"] == "True" and trt["trt_fp16_enable"] == "True"
+    assert trt["trt_engine_cache_path"] == str(tmp_path / "data" / "trt-cache")
+    assert provider_list(runtime, {"CPUExecutionProvider"}) == [("CPUExecutionProvider", {})]

@@ -8,6 +8,7 @@ done that can be done once (normalisation constants, column maps, sessions).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +18,8 @@ import numpy as np
 import onnxruntime as ort
 
 from edge_agent.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -39,6 +42,25 @@ class RuntimeOptions:
     inter_op_threads: int = 1
     memory_arena: bool = True
     spin_wait: bool = False  # let idle ONNX Runtime threads spin (only worth it with cores to spare)
+    trt_cache_dir: Path | None = None  # where TensorRT keeps built engines (else each start builds them again)
+    trt_fp16: bool = True  # TensorRT may run layers in half precision (Jetson GPUs are built for it)
+
+
+def provider_list(options: RuntimeOptions, available: set[str]) -> list[tuple[str, dict[str, str]]]:
+    """The configured providers that are available here, in order, each with its options."""
+    chosen = []
+    for name in options.providers:
+        if name not in available:
+            continue
+        settings: dict[str, str] = {}
+        if name == "TensorrtExecutionProvider":
+            settings["trt_fp16_enable"] = "True" if options.trt_fp16 else "False"
+            if options.trt_cache_dir is not None:
+                # building engines takes minutes on a Jetson: keep them across restarts
+                settings["trt_engine_cache_enable"] = "True"
+                settings["trt_engine_cache_path"] = str(options.trt_cache_dir)
+        chosen.append((name, settings))
+    return chosen
 
 
 def latin_classifier(path: Path) -> tuple[Path | bytes, list[str]]:
@@ -103,14 +125,21 @@ def make_session(path: Path | bytes, options: RuntimeOptions) -> ort.InferenceSe
     # 2-core unit costs a third of the frame time.
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spin_wait else "0")
     available = set(ort.get_available_providers())
-    providers = [p for p in options.providers if p in available]
+    providers = provider_list(options, available)
+    missing = [p for p in options.providers if p not in available]
+    if providers and missing:
+        # a Jetson whose GPU runtime is broken still reads plates, slowly; say so once per model
+        log.warning("ONNX Runtime providers %s are not available here; running on %s", missing, [p for p, _ in providers])
     if not providers:
         raise ModelError(
             f"none of the configured ONNX Runtime providers {list(options.providers)} is available here "
             f"(available: {sorted(available)})"
         )
     try:
-        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=so, providers=providers)
+        if options.trt_cache_dir is not None and any(p == "TensorrtExecutionProvider" for p, _ in providers):
+            Path(options.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=so,
+                                    providers=[p for p, _ in providers], provider_options=[o for _, o in providers])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         name = "the recogniser (cut down in memory)" if isinstance(path, bytes) else path
         raise ModelError(f"{name}: ONNX Runtime cannot load the model: {exc}") from None
