@@ -127,10 +127,10 @@ class PlateReader:
         voted = candidates
         if second:
             voted = _vote([candidates] + [self._candidates(line) for line in second], self.settings.candidates)
-        if not voted or voted[0].confidence < self.settings.min_confidence:
+        if not voted:  # the line passed min_confidence when first read; the vote only splits it
             return None
         state = _state_near(box, boxes, lines)
-        return score * voted[0].confidence / max(candidates[0].confidence, 1e-6), PlateReading(
+        return score, PlateReading(
             text=voted[0].text,
             confidence=voted[0].confidence,
             box=box.bounds(),
