@@ -569,7 +569,7 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
 def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench.speed import bench_speed, source_frames
     from edge_agent.capture.gate import Region
-    from edge_agent.recognise.tracker import TrackerSettings
+    from edge_agent.pipeline import tracker_settings
 
     config = config_for(args)
     region = Region()
@@ -578,12 +578,10 @@ def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
         if camera is None:
             raise EdgeAgentError(f"no camera {args.camera!r} in {config.source_file}")
         region = Region(*camera.region)
-    rc = config.recognition
-    result = bench_speed(_reader(config), source_frames(Path(args.source), console.error), region, limit=args.limit,
-                         tracker_settings=TrackerSettings(max_gap_s=rc.track_max_gap_s, max_wait_s=rc.track_max_wait_s,
-                                                          settle_frames=rc.track_settle_frames))
-    result["providers"] = list(rc.providers)
-    result["intra_op_threads"] = rc.intra_op_threads
+    result = bench_speed(_reader(config), source_frames(args.source, console.error), region, limit=args.limit,
+                         tracker_settings=tracker_settings(config))
+    result["providers"] = list(config.recognition.providers)
+    result["intra_op_threads"] = config.recognition.intra_op_threads
     _show_result(console, result, args.json)
     return EXIT_OK
 

@@ -20,7 +20,7 @@ from typing import Callable
 
 from edge_agent.alert import Alerter
 from edge_agent.capture import FrameSource, open_source
-from edge_agent.capture.gate import MotionGate, Region, moved_to_frame
+from edge_agent.capture.gate import MotionGate, Region, read_in
 from edge_agent.config import Config
 from edge_agent.errors import HotlistError
 from edge_agent.hotlist import entry_details, hotlist_generation, import_payload, load_index
@@ -131,6 +131,15 @@ def reader_settings(config: Config) -> ReaderSettings:
     )
 
 
+def tracker_settings(config: Config) -> TrackerSettings:
+    rc = config.recognition
+    return TrackerSettings(max_gap_s=rc.track_max_gap_s, max_wait_s=rc.track_max_wait_s,
+                           settle_frames=rc.track_settle_frames)
+
+
+WHOLE_FRAME = Region()
+
+
 class Agent:
     HOTLIST_POLL_S = 2.0  # how often the worker looks for a new list in force
 
@@ -147,8 +156,7 @@ class Agent:
         self.alerter = Alerter(config.alerts, config.data_dir, self.db, self._details, self.screen)
         rc = config.recognition
         self.repeats = RepeatFilter(rc.repeat_window_s)
-        self.tracker: PlateTracker[Frame] = PlateTracker(TrackerSettings(
-            max_gap_s=rc.track_max_gap_s, max_wait_s=rc.track_max_wait_s, settle_frames=rc.track_settle_frames))
+        self.tracker: PlateTracker[Frame] = PlateTracker(tracker_settings(config))
         self.motion = MotionGate(rc.motion_min_changed) if rc.motion_gate else None
         self.regions = {c.id: Region(*c.region) for c in config.cameras}
         self.summary = RunSummary()
@@ -278,8 +286,7 @@ class Agent:
         at = frame.captured_at.timestamp()
         readings: list[PlateReading] = []
         if self.motion is None or self.motion.should_read(frame.camera_id, frame.image, at):
-            view, dx, dy = self.regions.get(frame.camera_id, Region()).view(frame.image)
-            readings = moved_to_frame(self.reader.read(view), dx, dy)
+            readings = read_in(self.regions.get(frame.camera_id, WHOLE_FRAME), self.reader.read, frame.image)
         return self._record(self.tracker.update(frame.camera_id, at, readings, frame))
 
     def settle_passes(self) -> list[Read]:

@@ -11,51 +11,27 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from edge_agent.bench import peak_rss_mb, percentile
-from edge_agent.capture import IMAGE_SUFFIXES, decode_image, folder_images
-from edge_agent.capture.gate import Region, moved_to_frame
-from edge_agent.errors import EdgeAgentError, ImageError
+from edge_agent.capture import ErrorHandler, open_source
+from edge_agent.capture.gate import Region, read_in
+from edge_agent.config import camera_for_path
+from edge_agent.errors import EdgeAgentError
 from edge_agent.recognise.reader import PlateReader
 from edge_agent.recognise.tracker import PlateTracker, TrackerSettings
 
 
-def source_frames(source: Path, on_error=lambda message: None) -> Iterator[np.ndarray]:
-    """Frames of a video file, a folder of images or one image; unreadable images are reported and skipped."""
-    source = Path(source)
-    if source.is_dir():
-        paths = folder_images(source)
-        if not paths:
-            raise EdgeAgentError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-        for path in paths:
-            try:
-                yield decode_image(path)
-            except ImageError as exc:
-                on_error(str(exc))
-        return
-    if not source.is_file():
-        raise EdgeAgentError(f"{source}: no such file or folder")
-    if source.suffix.lower() in IMAGE_SUFFIXES:
-        yield decode_image(source)
-        return
-    capture = cv2.VideoCapture(str(source))
-    try:
-        ok, frame = capture.read()
-        if not ok:
-            raise EdgeAgentError(f"{source}: not a readable video or image")
-        while ok:
-            yield frame
-            ok, frame = capture.read()
-    finally:
-        capture.release()
+def source_frames(source: str, on_error: ErrorHandler) -> Iterator[np.ndarray]:
+    """The frames of a video, a folder of images, one image or a camera, through the agent's own sources
+    (unreadable images are reported through `on_error` and skipped)."""
+    for frame in open_source(camera_for_path(source, "bench"), on_error).frames():
+        yield frame.image
 
 
-def bench_speed(reader: PlateReader, frames: Iterator[np.ndarray], region: Region = Region(), warmup: int = 2,
+def bench_speed(reader: PlateReader, frames: Iterable[np.ndarray], region: Region = Region(), warmup: int = 2,
                 limit: int = 0, tracker_settings: TrackerSettings = TrackerSettings()) -> dict:
     tracker: PlateTracker[int] = PlateTracker(tracker_settings)
     latencies: list[float] = []
@@ -68,16 +44,14 @@ def bench_speed(reader: PlateReader, frames: Iterator[np.ndarray], region: Regio
         if limit and len(latencies) >= limit:
             break
         if warm < warmup:  # ONNX Runtime allocates on its first runs at a size
-            view, _, _ = region.view(frame)
-            reader.read(view)
+            read_in(region, reader.read, frame)
             warm += 1
             continue
         sizes.add((frame.shape[1], frame.shape[0]))
         if wall_start is None:
             wall_start = time.perf_counter()
         start, cpu_start = time.perf_counter(), time.process_time()
-        view, dx, dy = region.view(frame)
-        readings = moved_to_frame(reader.read(view), dx, dy)
+        readings = read_in(region, reader.read, frame)
         passes += tracker.update("bench", time.perf_counter(), readings, index)
         latencies.append((time.perf_counter() - start) * 1000)
         cpu += time.process_time() - cpu_start

@@ -11,6 +11,7 @@ costs it one small difference image a frame and skips nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -42,6 +43,12 @@ class Region:
             return image, 0, 0
         x0, y0, x1, y1 = self.pixels(*image.shape[:2])
         return image[y0:y1, x0:x1], x0, y0
+
+
+def read_in(region: Region, read: Callable[[np.ndarray], list[PlateReading]], image: np.ndarray) -> list[PlateReading]:
+    """`read` over the region of `image`, with boxes in frame pixels."""
+    view, dx, dy = region.view(image)
+    return moved_to_frame(read(view), dx, dy)
 
 
 def moved_to_frame(readings: list[PlateReading], dx: int, dy: int) -> list[PlateReading]:

@@ -105,9 +105,9 @@ def latin_classifier(path: Path) -> tuple[Path | bytes, list[str]]:
     inits[matmul.input[1]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weight[..., keep]), matmul.input[1]))
     inits[add.input[1]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(bias[..., keep]), add.input[1]))
     graph.output[0].type.tensor_type.shape.dim[-1].dim_value = len(keep)
-    for info in list(graph.value_info):
-        if info.name in (matmul.output[0], add.output[0]) or info.name in {n.output[0] for n in chain[:-1] if n}:
-            graph.value_info.remove(info)
+    resized = {matmul.output[0], add.output[0]} | {n.output[0] for n in chain[:-1]}  # shapes now wrong
+    for info in [i for i in graph.value_info if i.name in resized]:
+        graph.value_info.remove(info)
     return model.SerializeToString(), [charset[i] for i in keep]
 
 
