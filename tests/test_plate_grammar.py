@@ -102,6 +102,12 @@ def test_plate_likeness_prefers_plates_to_signs():
     assert plate_likeness("7ABC123", "7ABC-123") > 0.9
 
 
+def test_clock_times_are_not_plates_even_cut_off():
+    assert plate_likeness("07312", "07:31:2") <= 0.2  # a camera's stamp, cut off at the frame's edge
+    assert plate_likeness("1432", "14 : 32") <= 0.2
+    assert plate_likeness("7FR971", "7FR-971") == 1.0
+
+
 def test_state_names_are_found_despite_ocr_slips():
     assert state_from_text("California")[0] == "CA"
     assert state_from_text("CALIFORNlA")[0] == "CA"

@@ -169,3 +169,33 @@ def test_plate_with_stacked_characters_reads_its_main_line(reader):
         (found,) = reader.read(image)
         assert found.text == "4521"
         assert found.state == "OR"
+
+
+def test_sticker_in_the_plates_corner_is_not_the_plate(reader):
+    # a month-year sticker reads more confidently than a worn number, but it is small print on the same plate
+    plate = render_plate("5KDR662", width=360)
+    cv2.rectangle(plate, (300, 8), (352, 40), (40, 160, 240), -1)
+    cv2.putText(plate, "12-07", (302, 31), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (10, 10, 10), 2)
+    scene = np.full((720, 1280, 3), 90, np.uint8)
+    scene[300:480, 460:820] = plate
+    for image in (plate, scene):
+        reads = reader.read(image)
+        assert reads and reads[0].text == "5KDR662"
+        assert "1207" not in [r.text for r in reads]
+
+
+def test_of_two_numbers_that_read_alike_the_lower_comes_first(reader):
+    # a fleet number high on a truck's body and the plate at bumper height
+    scene = np.full((720, 1280, 3), 200, np.uint8)
+    cv2.putText(scene, "4821937", (520, 150), cv2.FONT_HERSHEY_DUPLEX, 1.4, (20, 20, 20), 3)
+    plate = render_plate("7TRK405", width=240)
+    scene[520:640, 520:760] = plate
+    reads = reader.read(scene)
+    assert [r.text for r in reads][:1] == ["7TRK405"]
+
+
+def test_camera_time_stamp_is_not_read_as_a_plate(reader):
+    scene = render_scene([("3XYZ288", "California")], size=(1280, 720), plate_width=160)
+    cv2.putText(scene, "07:31:26", (1120, 705), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+    reads = reader.read(scene)
+    assert [r.text for r in reads] == ["3XYZ288"]

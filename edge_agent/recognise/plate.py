@@ -182,6 +182,10 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
     return candidates
 
 
+# Plates carry no colons; cameras stamp the time of day with them ("07:31:2", cut off at the frame's edge).
+_CLOCK = re.compile(r"\d\s?:\s?\d")
+
+
 def plate_likeness(text: str, raw: str) -> float:
     """How much a recognised line looks like a US plate rather than other text, 0..1.
 
@@ -193,7 +197,7 @@ def plate_likeness(text: str, raw: str) -> float:
     if not MIN_CHARS <= n <= MAX_CHARS:
         return 0.0
     weight = {2: 0.2, 3: 0.3, 4: 0.6}.get(n, 1.0)
-    if looks_like_date(text) or looks_like_time(text):
+    if looks_like_date(text) or looks_like_time(text) or _CLOCK.search(raw):
         weight *= 0.2
     if not any(c.isdigit() for c in raw or text):  # the raw line: 0 in a candidate may be a word's O
         weight *= 0.6

@@ -34,6 +34,13 @@ LINE_MARGIN = 0.1
 # plate that does not is read in the next frames, as it comes closer.
 MIN_PLATE_SCORE = 0.2
 OTHER_PLATE_SHARE = 0.5
+# A plate reaches about this share of its main line's width past either end, and this many
+# line heights above and below its centre: print within that is on the same plate.
+PLATE_AROUND_LINE = 0.3
+PLATE_HEIGHTS = 1.3
+# Plates are mounted at bumper height, below a car's other text (fleet numbers,
+# signs behind it): of two lines that read alike, the lower one is likelier the plate.
+LOW_IN_FRAME = 0.1  # at most this much added to a line's score, at the bottom of the frame
 PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
 CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
@@ -98,7 +105,7 @@ class PlateReader:
         lines = self.recogniser.recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
         found: list[tuple[float, TextBox, list[Candidate]]] = []
         for box, line in zip(boxes, lines):
-            rank = self._plate_rank(box, line, boxes)
+            rank = self._plate_rank(box, line, boxes, image.shape[0])
             if rank is not None:
                 found.append(rank)
         found.sort(key=lambda item: item[0], reverse=True)
@@ -145,8 +152,9 @@ class PlateReader:
             if grammar.is_valid_plate(c.text)
         ][: self.settings.candidates]
 
-    def _plate_rank(self, box: TextBox, line: LineReading, boxes: list[TextBox]) -> tuple[float, TextBox, list[Candidate]] | None:
-        """How likely a text line is a plate's number (confidence times plate-likeness times prominence), or None."""
+    def _plate_rank(self, box: TextBox, line: LineReading, boxes: list[TextBox], frame_height: int) -> tuple[float, TextBox, list[Candidate]] | None:
+        """How likely a text line is a plate's number (confidence times plate-likeness times prominence, a
+        little more the lower it sits in the frame), or None."""
         candidates = self._candidates(line)
         if not candidates or candidates[0].confidence < self.settings.min_confidence:
             return None
@@ -155,7 +163,8 @@ class PlateReader:
             return None
         if not any(c.isdigit() for c in line.text) and grammar.state_from_text(line.text, min_ratio=0.9):
             return None  # the state name printed on the plate, not its number
-        return candidates[0].confidence * likeness * _prominence(box, boxes), box, candidates
+        low = 1.0 + LOW_IN_FRAME * float(box.quad[:, 1].mean()) / frame_height
+        return candidates[0].confidence * likeness * _prominence(box, boxes) * low, box, candidates
 
 
 def _taller(quad: np.ndarray, by: float) -> np.ndarray:
@@ -212,11 +221,15 @@ def _joined_neighbours(boxes: list[TextBox]) -> list[TextBox]:
 def _prominence(box: TextBox, boxes: list[TextBox]) -> float:
     """1 for the tallest text on its plate, less for smaller print beside it (stickers, counties, frames)."""
     x, y, w, h = box.bounds()
+    cx, cy = x + w / 2, y + h / 2
     tallest = h
     for other in boxes:
         ox, oy, ow, oh = other.bounds()
-        cx, cy = ox + ow / 2, oy + oh / 2
-        if x - 0.5 * w <= cx <= x + 1.5 * w and y - 1.5 * h <= cy <= y + 2.5 * h and ow < 2 * w:
+        ocx, ocy = ox + ow / 2, oy + oh / 2
+        near_box = x - 0.5 * w <= ocx <= x + 1.5 * w and y - 1.5 * h <= ocy <= y + 2.5 * h and ow < 2 * w
+        on_its_plate = ow >= oh and ox - PLATE_AROUND_LINE * ow <= cx <= ox + (1 + PLATE_AROUND_LINE) * ow \
+            and abs(cy - ocy) <= PLATE_HEIGHTS * oh
+        if near_box or on_its_plate:
             tallest = max(tallest, oh)
     return (h / tallest) ** 2
 
