@@ -30,6 +30,7 @@ _DET_SCALE = (1.0 / (255.0 * _DET_STD)).astype(np.float32)
 _DET_SHIFT = (_DET_MEAN / _DET_STD).astype(np.float32)
 
 REC_HEIGHT = 48
+MAX_UPSCALE = 2.0  # the most the detector enlarges an image smaller than its max_side
 MIN_STRIP_WIDTH = 320
 
 
@@ -198,7 +199,9 @@ class TextDetector:
         self.max_boxes = max_boxes
 
     def input_size(self, height: int, width: int, long_side: int = 0) -> tuple[int, int]:
-        scale = long_side / max(height, width) if long_side else min(1.0, self.max_side / max(height, width))
+        # Images smaller than max_side are brought up to it too: the network sees too little of
+        # a small frame or a plate crop at its own size (its coarsest maps are 1/32 of the input).
+        scale = long_side / max(height, width) if long_side else min(MAX_UPSCALE, self.max_side / max(height, width))
         h = max(32, int(round(height * scale / 32)) * 32)
         w = max(32, int(round(width * scale / 32)) * 32)
         return h, w
