@@ -219,18 +219,17 @@ def _joined_neighbours(boxes: list[TextBox]) -> list[TextBox]:
 
 
 def _prominence(box: TextBox, boxes: list[TextBox]) -> float:
-    """1 for the tallest text on its plate, less for smaller print beside it (stickers, counties, frames)."""
+    """1 for the tallest text on its plate, less for smaller print on the same plate (stickers,
+    serials, counties, slogans): print is on a line's plate when it lies within the plate's
+    reach around that line."""
     x, y, w, h = box.bounds()
     cx, cy = x + w / 2, y + h / 2
     tallest = h
     for other in boxes:
         ox, oy, ow, oh = other.bounds()
-        ocx, ocy = ox + ow / 2, oy + oh / 2
-        near_box = x - 0.5 * w <= ocx <= x + 1.5 * w and y - 1.5 * h <= ocy <= y + 2.5 * h and ow < 2 * w
-        on_its_plate = ow >= oh and ox - PLATE_AROUND_LINE * ow <= cx <= ox + (1 + PLATE_AROUND_LINE) * ow \
-            and abs(cy - ocy) <= PLATE_HEIGHTS * oh
-        if near_box or on_its_plate:
-            tallest = max(tallest, oh)
+        if oh > tallest and ow >= oh and ox - PLATE_AROUND_LINE * ow <= cx <= ox + (1 + PLATE_AROUND_LINE) * ow \
+                and abs(cy - (oy + oh / 2)) <= PLATE_HEIGHTS * oh:
+            tallest = oh
     return (h / tallest) ** 2
 
 
