@@ -59,6 +59,20 @@ def test_first_candidate_is_the_best_path_with_letter_o_read_as_zero(plate, conf
     assert len({c.text for c in candidates}) == len(candidates)
 
 
+@given(plates.filter(lambda p: len(p) >= 3 and "O" not in p), st.data())
+def test_a_character_read_from_an_emblem_may_be_dropped_but_never_first(plate, data):
+    # one step read as a character with blank close behind it: an emblem or bolt between characters
+    at = data.draw(st.integers(0, len(plate) - 1))
+    probs = ctc_probs(plate, 0.99)
+    step = probs[2 * at + 1]
+    step[:] = 0.0
+    step[1 + PLATE_ALPHABET.index(plate[at])] = 0.55
+    step[0] = 0.45
+    candidates = plate_candidates(probs)
+    assert candidates[0].text == plate
+    assert plate[:at] + plate[at + 1:] in [c.text for c in candidates[:3]]
+
+
 @given(st.text(alphabet=PLATE_ALPHABET.replace("O", ""), min_size=2, max_size=8), st.floats(min_value=0.51, max_value=0.7))
 @settings(max_examples=50)
 def test_runner_up_characters_give_the_next_candidates(plate, confidence):

@@ -137,9 +137,10 @@ def ctc_characters(probs: np.ndarray) -> list[tuple[int, int]]:
 def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_length: int | None = None) -> list[Candidate]:
     """Ranked whole-plate strings from per-step probabilities (column 0 = blank, then PLATE_ALPHABET).
 
-    Each character's runner-up may replace it; a candidate's confidence is the
-    product of its characters' probabilities, so the list is ranked by how
-    likely the whole string is, not by its best character.
+    Each character's runner-up may replace it, or the character may be dropped
+    (its step read as blank); a candidate's confidence is the product of its
+    characters' probabilities, so the list is ranked by how likely the whole
+    string is, not by its best character.
     """
     merged = probs.copy()
     merged[:, _ZERO] += merged[:, _LETTER_O]
@@ -147,11 +148,12 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
     chars = ctc_characters(merged)
     if not chars or (max_length is not None and len(chars) > max_length):
         return []  # swaps keep the length, so a line too long for a plate has no plate candidates
-    best_text, best_p, alt_text, alt_p = [], [], [], []
+    best_text, best_p, alt_text, alt_p, blank_p = [], [], [], [], []
     for step, col in chars:
         dist = merged[step]
         best_text.append(PLATE_ALPHABET[col - 1])
         best_p.append(float(dist[col]))
+        blank_p.append(float(dist[0]))
         rest = dist[1:].copy()
         rest[col - 1] = -1.0
         alt = int(rest.argmax())
@@ -168,6 +170,14 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
                 text[pos] = alt_text[pos]
                 p *= alt_p[pos] / max(best_p[pos], 1e-6)
             scored.append(("".join(text), p))
+    # an emblem or bolt between characters read as one: the path where that step is blank instead
+    # (dropping either of two like characters gives one string; it keeps the likelier path, so
+    # no dropped reading outranks the best path)
+    dropped: dict[str, float] = {}
+    for pos in positions:
+        text = "".join(best_text[:pos] + best_text[pos + 1:])
+        dropped[text] = max(dropped.get(text, 0.0), base * blank_p[pos] / max(best_p[pos], 1e-6))
+    scored.extend(dropped.items())
     top = heapq.nlargest(limit, scored, key=lambda item: item[1])
     candidates = [Candidate(text, round(min(1.0, p), 4)) for text, p in top]
     seen_o = [col == _ZERO and probs[step, _LETTER_O] > probs[step, _ZERO] for step, col in chars]
