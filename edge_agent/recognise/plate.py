@@ -34,7 +34,6 @@ US_STATES = {
 }
 # Canada and Mexico appear on California hotlists too.
 OTHER_JURISDICTIONS = {"MX", "BC", "AB", "ON", "QC"}
-# Plates often print the state as a domain or slogan; these spellings count too.
 # Plates often print the state as a slogan or web address instead of, or
 # beside, its name; these count too (the mottos states have put on plates).
 _STATE_ALIASES = {

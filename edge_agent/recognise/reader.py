@@ -45,7 +45,7 @@ PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for tex
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
 CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
 RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
-RECHECK_PLATES = 1  # the most plate-like lines of a frame that may be read again
+RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read again
 
 
 @dataclass(frozen=True)
