@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 
 from edge_agent.recognise.ocr import PLATE_ALPHABET
 from edge_agent.recognise.plate import (
+    blank_end_characters,
+    ctc_characters,
     is_valid_plate,
     looks_like_date,
     looks_like_time,
@@ -71,6 +73,26 @@ def test_a_character_read_from_an_emblem_may_be_dropped_but_never_first(plate, d
     candidates = plate_candidates(probs)
     assert candidates[0].text == plate
     assert plate[:at] + plate[at + 1:] in [c.text for c in candidates[:3]]
+
+
+@given(plates, st.lists(st.tuples(st.integers(0, 150), st.integers(0, 40)), max_size=3))
+def test_print_beside_the_number_is_read_as_blank_only_at_its_ends(plate, spans):
+    # ctc_probs puts character i at step 2i + 1: x = (2i + 1.5) * 8 with 8 strip pixels a step
+    spans = [(x, x + width) for x, width in spans]
+    probs = ctc_probs(plate, 0.9)
+    steps = [step for step, _ in ctc_characters(probs)]
+    kept = [step for step, _ in ctc_characters(blank_end_characters(probs, spans, 8.0))]
+    assert kept and kept == steps[steps.index(kept[0]):steps.index(kept[0]) + len(kept)]  # a run of the line, never empty
+    for step in set(steps) - set(kept):
+        assert any(x0 - 4 <= (step + 0.5) * 8 <= x1 + 4 for x0, x1 in spans)
+
+
+def test_stacked_print_at_either_end_leaves_the_number():
+    probs = ctc_probs("F3887H", 0.95)  # characters centred at x = 12, 28, 44, 60, 76, 92
+    assert plate_candidates(blank_end_characters(probs, [(6, 18)], 8.0))[0].text == "3887H"
+    assert plate_candidates(blank_end_characters(probs, [(6, 18), (86, 99)], 8.0))[0].text == "3887"
+    assert plate_candidates(blank_end_characters(probs, [(40, 48)], 8.0))[0].text == "F3887H"  # inside: kept
+    assert blank_end_characters(probs, [], 8.0) is probs
 
 
 @given(st.text(alphabet=PLATE_ALPHABET.replace("O", ""), min_size=2, max_size=8), st.floats(min_value=0.51, max_value=0.7))

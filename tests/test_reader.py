@@ -171,6 +171,61 @@ def test_plate_with_stacked_characters_reads_its_main_line(reader):
         assert found.state == "OR"
 
 
+def _plate_with_stacked_pairs(number: str, left: str = "", right: str = "") -> np.ndarray:
+    """A plate whose small stacked letters stand close against the number, so that the text
+    detector takes them into the number's line (Delaware's "PC", Minnesota's "HH")."""
+    from PIL import Image, ImageDraw
+
+    from edge_agent.synthetic import _font
+
+    picture = Image.new("RGB", (360, 180), (245, 245, 245))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([3, 3, 356, 176], outline=(20, 20, 20), width=4)
+    big, small = _font(70), _font(30)
+    x, base = 20, 112
+    top = draw.textbbox((0, base), number, font=big, anchor="ls")[1]
+
+    def pair(x: float, letters: str) -> float:
+        draw.text((x, top + (base - top) * 0.45), letters[0], font=small, fill=(10, 10, 90), anchor="ls")
+        draw.text((x, base), letters[1], font=small, fill=(10, 10, 90), anchor="ls")
+        return x + draw.textlength(letters[0], font=small) + 6
+
+    if left:
+        x = pair(x, left)
+    draw.text((x, base), number, font=big, fill=(10, 10, 90), anchor="ls")
+    if right:
+        pair(x + draw.textlength(number, font=big) + 4, right)
+    draw.text((120, 145), "DELAWARE", font=_font(24), fill=(10, 10, 90))
+    return cv2.cvtColor(np.array(picture), cv2.COLOR_RGB2BGR)
+
+
+def test_letters_stacked_against_the_number_are_not_read_into_it(reader):
+    for number, left, right in (("2678", "", "HH"), ("197659", "PC", "")):
+        plate = _plate_with_stacked_pairs(number, left, right)
+        scene = np.full((720, 1280, 3), 90, np.uint8)
+        scene[300:480, 500:860] = plate
+        for image in (plate, scene):
+            reads = reader.read(image)
+            assert reads and reads[0].text == number
+
+
+def test_stacked_pairs_are_found_beside_the_number_not_in_its_characters(reader):
+    from edge_agent.recognise.ocr import crop_line
+    from edge_agent.recognise.reader import LINE_MARGIN, _widened
+    from edge_agent.recognise.stacked import stacked_pairs
+
+    def strip(plate: np.ndarray) -> np.ndarray:
+        boxes = sorted(reader.detector.detect(plate), key=lambda b: b.height, reverse=True)
+        return crop_line(plate, _widened(boxes[0].quad, LINE_MARGIN))
+
+    line = strip(_plate_with_stacked_pairs("2678", right="HH"))
+    ((x0, _),) = stacked_pairs(line)
+    assert x0 > 0.7 * line.shape[1]  # the pair at the right end
+    # the holes of 8 and B are pairs one above the other, inside a character
+    assert stacked_pairs(strip(_plate_with_stacked_pairs("B8B808"))) == []
+    assert stacked_pairs(strip(render_plate("8BB3880", width=360))) == []
+
+
 def test_sticker_in_the_plates_corner_is_not_the_plate(reader):
     # a month-year sticker reads more confidently than a worn number, but it is small print on the same plate
     plate = render_plate("5KDR662", width=360)

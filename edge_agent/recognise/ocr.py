@@ -300,6 +300,7 @@ class LineReading:
     text: str  # best path over the full character set
     confidence: float
     plate_probs: np.ndarray = field(repr=False)  # (steps, 1 + len(PLATE_ALPHABET)); column 0 is the CTC blank
+    step_px: float = 8.0  # strip pixels a step covers
 
 
 class TextRecogniser:
@@ -326,7 +327,7 @@ class TextRecogniser:
             probs = self.session.run(None, {self.input_name: batch})[0]
             for row, i in enumerate(chunk):
                 steps = max(1, int(np.ceil(probs.shape[1] * strips[i].shape[1] / width)))
-                results[i] = self._decode(probs[row, :steps])
+                results[i] = self._decode(probs[row, :steps], width / probs.shape[1])
         return [r for r in results if r is not None]
 
     def _batches(self, strips: Sequence[np.ndarray]) -> list[tuple[int, list[int]]]:
@@ -341,7 +342,7 @@ class TextRecogniser:
                 for width, members in sorted(groups.items())
                 for start in range(0, len(members), self.batch_size)]
 
-    def _decode(self, probs: np.ndarray) -> LineReading:
+    def _decode(self, probs: np.ndarray, step_px: float) -> LineReading:
         best = probs.argmax(axis=1)
         best_p = probs[np.arange(len(best)), best]
         chars, confs, prev = [], [], -1
@@ -351,4 +352,4 @@ class TextRecogniser:
                 confs.append(p)
             prev = idx
         folded = fold_to_plate_alphabet(probs, self._fold_columns, self._fold)
-        return LineReading("".join(chars), float(np.mean(confs)) if confs else 0.0, folded)
+        return LineReading("".join(chars), float(np.mean(confs)) if confs else 0.0, folded, step_px)

@@ -119,18 +119,53 @@ def looks_like_time(text: str) -> bool:
     return int(text[0:2]) < 24 and int(text[2:4]) < 60 and int(text[4:6]) < 60
 
 
-def ctc_characters(probs: np.ndarray) -> list[tuple[int, int]]:
-    """Collapse the best CTC path: for each emitted character, the step where it peaks and its column."""
+def ctc_runs(probs: np.ndarray) -> list[tuple[int, int, int]]:
+    """The best CTC path's characters: (first step, step after the last, column) of each."""
     best = probs.argmax(axis=1)
-    chars: list[tuple[int, int]] = []
+    runs: list[tuple[int, int, int]] = []
     start = 0
     for i in range(1, len(best) + 1):
         if i == len(best) or best[i] != best[start]:
             if best[start] != 0:
-                col = int(best[start])
-                chars.append((start + int(probs[start:i, col].argmax()), col))
+                runs.append((start, i, int(best[start])))
             start = i
-    return chars
+    return runs
+
+
+def ctc_characters(probs: np.ndarray) -> list[tuple[int, int]]:
+    """Collapse the best CTC path: for each emitted character, the step where it peaks and its column."""
+    return [(start + int(probs[start:end, col].argmax()), col) for start, end, col in ctc_runs(probs)]
+
+
+def blank_end_characters(probs: np.ndarray, spans: list[tuple[int, int]], step_px: float) -> np.ndarray:
+    """`probs` with the characters at either end of the line that lie in one of `spans` (x ranges
+    in the strip, `step_px` strip pixels a step) read as blank: print beside the number that is not
+    part of it. Characters inside the line are kept, and so is at least one."""
+    if not spans:
+        return probs
+    merged = probs.copy()
+    merged[:, _ZERO] += merged[:, _LETTER_O]  # O and 0 are one character here, as in plate_candidates
+    runs = ctc_runs(merged)
+    tolerance = step_px / 2
+
+    def inside(run: tuple[int, int, int]) -> bool:
+        start, end, col = run
+        x = (start + int(merged[start:end, col].argmax()) + 0.5) * step_px
+        return any(x0 - tolerance <= x <= x1 + tolerance for x0, x1 in spans)
+
+    first, last = 0, len(runs)
+    while first < last - 1 and inside(runs[first]):
+        first += 1
+    while last - 1 > first and inside(runs[last - 1]):
+        last -= 1
+    dropped = runs[:first] + runs[last:]
+    if not dropped:
+        return probs
+    out = probs.copy()
+    for start, end, _ in dropped:
+        out[start:end] = 0.0
+        out[start:end, 0] = 1.0
+    return out
 
 
 def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_length: int | None = None) -> list[Candidate]:

@@ -19,6 +19,7 @@ from edge_agent.recognise.ocr import (
     TextRecogniser,
     crop_line,
 )
+from edge_agent.recognise.stacked import stacked_pairs
 from edge_agent.records import Candidate, PlateReading
 
 
@@ -102,7 +103,7 @@ class PlateReader:
         boxes += _joined_neighbours(boxes)
         if not boxes:
             return []
-        lines = self.recogniser.recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
+        lines = self._recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
         found: list[tuple[float, TextBox, list[Candidate]]] = []
         for box, line in zip(boxes, lines):
             rank = self._plate_rank(box, line, boxes, image.shape[0])
@@ -117,7 +118,7 @@ class PlateReader:
         unsure = [i for i, (_, _, candidates) in enumerate(found[:RECHECK_PLATES]) if candidates[0].confidence < RECHECK_BELOW]
         crops = [crop_line(image, _widened(_taller(found[i][1].quad, grow), margin))
                  for i in unsure for margin, grow in CROP_VARIANTS]
-        again = iter(self.recogniser.recognise(crops))
+        again = iter(self._recognise(crops))
         second = {i: [next(again) for _ in CROP_VARIANTS] for i in unsure}
         plates = [self._reading(box, candidates, score, second.get(i, []), boxes, lines)
                   for i, (score, box, candidates) in enumerate(found)]
@@ -127,6 +128,15 @@ class PlateReader:
         top = plates[0][0]
         return [r for i, (score, r) in enumerate(plates)
                 if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
+
+    def _recognise(self, strips: list[np.ndarray]) -> list[LineReading]:
+        """The strips' readings, with small characters stacked beside a number read as blank."""
+        lines = self.recogniser.recognise(strips)
+        for strip, line in zip(strips, lines):
+            spans = stacked_pairs(strip)
+            if spans:
+                line.plate_probs = grammar.blank_end_characters(line.plate_probs, spans, line.step_px)
+        return lines
 
     def _reading(self, box: TextBox, candidates: list[Candidate], score: float, second: list[LineReading],
                  boxes: list[TextBox], lines: list[LineReading]) -> tuple[float, PlateReading] | None:
