@@ -14,11 +14,11 @@ import numpy as np
 
 # A full-height character of the line: at least this share of the strip's height.
 MAIN_MIN_HEIGHT = 0.45
-# Each of a stacked pair is this share of the line's character height, and the two differ
-# by at most STACK_HEIGHT_RATIO (a character broken by glare or a thin waist, like an 8,
-# splits into unequal parts, or parts that touch).
+# Each of a stacked pair is this share of the line's character height. A full-height character
+# that binarising broke in two (glare, a thin waist like an 8's) gives parts of unequal height,
+# parts that touch or thin slivers, which the ratio, the gap and the width rule out.
 STACK_MIN_HEIGHT, STACK_MAX_HEIGHT = 0.2, 0.6
-STACK_HEIGHT_RATIO = 0.7
+STACK_HEIGHT_RATIO = 0.7  # the shorter of the two is at least this share of the taller
 STACK_MIN_WIDTH = 0.25  # of the character height, the pair's width
 STACK_MIN_GAP = 0.06  # of the character height, between the upper and the lower character
 STACK_ALIGN = 0.2  # of the character height: the pair spans the line's characters, top to bottom
