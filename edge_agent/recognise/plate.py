@@ -103,6 +103,14 @@ _LETTER_O = 1 + PLATE_ALPHABET.index("O")
 O_VARIANT_RANK = 1  # the O spelling's place in the candidate list (0 = first)
 
 
+def _o_read_as_zero(probs: np.ndarray) -> np.ndarray:
+    """A copy of `probs` with the letter O's probability given to the digit 0."""
+    merged = probs.copy()
+    merged[:, _ZERO] += merged[:, _LETTER_O]
+    merged[:, _LETTER_O] = 0.0
+    return merged
+
+
 def looks_like_date(text: str) -> bool:
     """Years on registration stickers (2012) and dates stamped by cameras (20140428, 201405) are not plates."""
     if not text.isdigit() or len(text) < 4 or not 1980 <= int(text[:4]) <= 2039:
@@ -143,8 +151,7 @@ def blank_end_characters(probs: np.ndarray, spans: list[tuple[int, int]], step_p
     part of it. Characters inside the line are kept, and so is at least one."""
     if not spans:
         return probs
-    merged = probs.copy()
-    merged[:, _ZERO] += merged[:, _LETTER_O]  # O and 0 are one character here, as in plate_candidates
+    merged = _o_read_as_zero(probs)  # the characters plate_candidates reads
     runs = ctc_runs(merged)
     tolerance = step_px / 2
 
@@ -176,9 +183,7 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
     characters' probabilities, so the list is ranked by how likely the whole
     string is, not by its best character.
     """
-    merged = probs.copy()
-    merged[:, _ZERO] += merged[:, _LETTER_O]
-    merged[:, _LETTER_O] = 0.0
+    merged = _o_read_as_zero(probs)
     chars = ctc_characters(merged)
     if not chars or (max_length is not None and len(chars) > max_length):
         return []  # swaps keep the length, so a line too long for a plate has no plate candidates
