@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_agent.imaging import as_bgr8
 from edge_agent.recognise import plate as grammar
+from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, verify_model
 from edge_agent.recognise.ocr import (
     LineReading,
@@ -140,13 +141,16 @@ class PlateReader:
 
     def _reading(self, box: TextBox, candidates: list[Candidate], score: float, second: list[LineReading],
                  boxes: list[TextBox], lines: list[LineReading]) -> tuple[float, PlateReading] | None:
-        """The plate a line holds, voted with its second readings if any, with its state; or None."""
+        """The plate a line holds, voted with its second readings if any, with its state (whose serial
+        formats rank the candidates); or None."""
         voted = candidates
         if second:
             voted = _vote([candidates] + [self._candidates(line) for line in second], self.settings.candidates)
         if not voted:  # the line passed min_confidence when first read; the vote only splits it
             return None
         state = _state_near(box, boxes, lines)
+        if state:
+            voted = rank_by_state_format(voted, state[0])[: self.settings.candidates]
         return score, PlateReading(
             text=voted[0].text,
             confidence=voted[0].confidence,

@@ -1,0 +1,119 @@
+"""Serial formats of US standard-issue plates, used to rank a reading's candidates.
+
+Pure functions, no I/O. A pattern spells each position as `A` (a letter), `9` (a
+digit) or `?` (either): California's 1ABC234 is `9AAA999`. Each state lists the
+formats of its standard passenger issues of the last few decades (plates stay on
+the road for twenty years and more), from the published serial formats, not
+from any photographs. States whose serials are county-coded or vary too much to
+list (Alabama, Idaho, Maine, Massachusetts, Montana, Nebraska, South Dakota,
+Utah, West Virginia, Wyoming) have no entry: no format is assumed for them.
+Vanity and specialty plates follow no format, so a format only ranks the
+candidates of one reading; it never rejects a reading. It settles what the
+recogniser left open: a state name or graphic read as an extra character
+(Arizona's cactus as a leading 4: 4176NWN, where 176NWN fits 999AAA), and O
+against 0 (N0X218 in Arkansas is NOX218).
+"""
+
+from __future__ import annotations
+
+from edge_agent.records import Candidate
+
+SERIAL_FORMATS: dict[str, tuple[str, ...]] = {
+    "AK": ("AAA999",),
+    "AR": ("AAA99A", "999AAA", "AAA999"),
+    "AZ": ("AAA9999", "999AAA", "AAA999", "???9??"),
+    "CA": ("9AAA999", "9A99999", "AAA999", "999AAA"),
+    "CO": ("AAAA99", "AAA999", "999AAA"),
+    "CT": ("AA99999", "999AAA"),
+    "DC": ("AA9999",),
+    "DE": ("9", "99", "999", "9999", "99999", "999999"),
+    "FL": ("??????",),
+    "GA": ("AAA9999", "AAA999"),
+    "HI": ("AAA999",),
+    "IA": ("AAA999", "999AAA"),
+    "IL": ("A999999", "AA99999"),
+    "IN": ("999AAA", "9999AAA", "AAA999"),
+    "KS": ("999AAA", "9999AAA"),
+    "KY": ("999AAA", "AAA999"),
+    "LA": ("AAA999",),
+    "MD": ("9AA9999", "AAA999"),
+    "MI": ("AAA9999", "AAA999", "999AAA"),
+    "MN": ("AAA999", "999AAA"),
+    "MO": ("AA9A9A", "AAA999", "999AAA"),
+    "MS": ("AAA9999", "AAA999"),
+    "NC": ("AAA9999", "AAA999"),
+    "ND": ("999AAA", "AAA999"),
+    "NH": ("9999999", "999999"),
+    "NJ": ("A99AAA", "AAA99A", "AAA999"),
+    "NM": ("AAA999", "999AAA"),
+    "NV": ("999AAA",),
+    "NY": ("AAA9999", "AAA999"),
+    "OH": ("AAA9999", "AAA999"),
+    "OK": ("AAA999", "999AAA"),
+    "OR": ("999AAA", "AAA999"),
+    "PA": ("AAA9999", "AAA999"),
+    "RI": ("999999", "99999"),
+    "SC": ("AAA999", "999AAA"),
+    "TN": ("AAA9999", "999AAA"),
+    "TX": ("AAA9999", "AA9A999", "999AAA", "AAA999"),
+    "VA": ("AAA9999", "AAA999"),
+    "VT": ("AAA999", "999AAA"),
+    "WA": ("AAA9999", "999AAA"),
+    "WI": ("AAA9999", "999AAA", "AAA999"),
+}
+
+# A candidate that fits none of its state's formats counts for this share of its
+# confidence while another candidate of the same reading does fit.
+OFF_FORMAT = 0.1
+
+
+def fits(text: str, pattern: str) -> bool:
+    return len(text) == len(pattern) and all(
+        p == "?" or (p == "9") == c.isdigit() for c, p in zip(text, pattern)
+    )
+
+
+def fits_state(text: str, state: str | None) -> bool | None:
+    """Whether `text` has one of the state's serial formats; None when no format is known for it."""
+    formats = SERIAL_FORMATS.get(state or "")
+    if formats is None:
+        return None
+    return any(fits(text, p) for p in formats)
+
+
+def o_spelling_to_fit(text: str, state: str | None) -> str | None:
+    """`text` with digit 0 read as letter O where one of the state's formats has a letter
+    (3550CT in Arkansas, 999AAA: 355OCT), or None when no format fits that way."""
+    for pattern in SERIAL_FORMATS.get(state or "", ()):
+        if len(pattern) == len(text) and "0" in text:
+            spelled = "".join("O" if c == "0" and p == "A" else c for c, p in zip(text, pattern))
+            if spelled != text and fits(spelled, pattern):
+                return spelled
+    return None
+
+
+def rank_by_state_format(candidates: list[Candidate], state: str | None) -> list[Candidate]:
+    """Candidates re-ranked by the serial formats of the plate's state.
+
+    A candidate whose 0 stands where the state's format has a letter is also
+    spelled with O there (the two are one glyph on most plates). With no known
+    format for the state, or when no candidate fits one (a vanity plate), the
+    list is returned as it came. Otherwise candidates that do not fit count for
+    OFF_FORMAT of their confidence, so a fitting one comes first.
+    """
+    if SERIAL_FORMATS.get(state or "") is None:
+        return candidates
+    seen = {c.text for c in candidates}
+    spelled_o = []
+    for c in candidates:
+        spelled = None if fits_state(c.text, state) else o_spelling_to_fit(c.text, state)
+        if spelled and spelled not in seen:
+            seen.add(spelled)
+            spelled_o.append(Candidate(spelled, c.confidence))  # one glyph: the same reading
+    candidates = candidates + spelled_o
+    fitting = [fits_state(c.text, state) for c in candidates]
+    if not any(fitting):
+        return candidates
+    scored = [Candidate(c.text, c.confidence if fit else round(c.confidence * OFF_FORMAT, 4))
+              for c, fit in zip(candidates, fitting)]
+    return sorted(scored, key=lambda c: c.confidence, reverse=True)

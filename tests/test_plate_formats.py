@@ -1,0 +1,78 @@
+"""State serial formats ranking a reading's candidates: pure functions with Hypothesis, then the reader."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge_agent.recognise.formats import SERIAL_FORMATS, fits, fits_state, rank_by_state_format
+from edge_agent.recognise.ocr import PLATE_ALPHABET
+from edge_agent.records import Candidate
+from edge_agent.synthetic import render_plate
+
+plates = st.text(alphabet=PLATE_ALPHABET, min_size=2, max_size=8)
+states = st.sampled_from(sorted(SERIAL_FORMATS) + ["WY", "ID", "MX"])  # the last three have no formats
+candidate_lists = st.lists(
+    st.builds(Candidate, plates, st.floats(min_value=0.0, max_value=1.0)), min_size=1, max_size=6,
+    unique_by=lambda c: c.text,
+).map(lambda cs: sorted(cs, key=lambda c: c.confidence, reverse=True))
+
+
+def test_the_issues_california_formats_and_others_fit():
+    assert fits_state("1ABC234", "CA") and fits_state("1A23456", "CA")
+    assert not fits_state("ABC1234", "CA")
+    assert fits_state("ABC1234", "NY") and fits_state("ABC1234", "TX")
+    assert fits_state("123456", "DE") and not fits_state("A23456", "DE")
+    assert fits_state("H507VU", "FL")  # Florida's six characters come in many arrangements
+    assert fits_state("ANYTHING", "WY") is None  # county-coded: no format assumed
+    assert fits("1ABC234", "9AAA999") and not fits("1ABC23", "9AAA999")
+
+
+@given(candidate_lists, states)
+def test_ranking_keeps_every_candidate_and_puts_a_fitting_one_first(candidates, state):
+    ranked = rank_by_state_format(candidates, state)
+    texts = [c.text for c in ranked]
+    assert {c.text for c in candidates} <= set(texts)
+    assert len(texts) == len(set(texts))
+    added = set(texts) - {c.text for c in candidates}
+    for text in added:  # only O spellings of a candidate's 0s, made to fit the state
+        assert fits_state(text, state)
+        assert any(len(c.text) == len(text) and all(a == b or (a, b) == ("0", "O") for a, b in zip(c.text, text))
+                   for c in candidates)
+    if fits_state(ranked[0].text, state) is None:
+        assert ranked == candidates
+    elif any(fits_state(t, state) for t in texts):
+        assert fits_state(ranked[0].text, state)
+    else:
+        assert ranked == candidates  # a vanity plate: nothing fits, nothing changes
+    assert [c.confidence for c in ranked] == sorted((c.confidence for c in ranked), reverse=True)
+
+
+@given(candidate_lists, states)
+def test_fitting_candidates_keep_their_order_and_confidence(candidates, state):
+    ranked = rank_by_state_format(candidates, state)
+    before = [c for c in candidates if fits_state(c.text, state)]
+    after = [c for c in ranked if c in before]
+    assert after == before
+
+
+def test_an_extra_character_that_breaks_the_format_gives_way():
+    read = [Candidate("4176NWN", 0.58), Candidate("176NWN", 0.39), Candidate("176NW", 0.13)]
+    assert rank_by_state_format(read, "AZ")[0].text == "176NWN"  # Arizona: 999AAA
+    assert rank_by_state_format(read, None) == read
+
+
+def test_zero_where_the_format_has_a_letter_is_spelled_o():
+    ranked = rank_by_state_format([Candidate("3550CT", 0.98), Candidate("355QCT", 0.01)], "AR")
+    assert ranked[0] == Candidate("355OCT", 0.98)
+    # a vanity plate fits no format and keeps its reading, 0 and all
+    vanity = [Candidate("G0FAST", 0.97), Candidate("G0FST", 0.02)]
+    assert rank_by_state_format(vanity, "CA") == vanity
+
+
+def test_reader_ranks_by_the_format_of_the_state_printed_on_the_plate(reader):
+    (arkansas,) = reader.read(render_plate("NOX218", state="Arkansas"))
+    assert (arkansas.text, arkansas.state) == ("NOX218", "AR")
+    (new_york,) = reader.read(render_plate("ABO1234", state="New York"))
+    assert (new_york.text, new_york.state) == ("ABO1234", "NY")
+    # a vanity plate keeps the digit reading, as everywhere else
+    (vanity,) = reader.read(render_plate("G0FAST", state="California"))
+    assert (vanity.text, vanity.state) == ("G0FAST", "CA")
