@@ -15,7 +15,7 @@ KEYS = {"images", "exact", "exact_rate", "top3_rate", "median_ms", "p95_ms", "pe
 # Floors a little under the figures measured when they were set (see the README's
 # accuracy table); a change that reads worse fails here.
 ENDTOEND_EXACT_FLOOR = 0.82
-CROPS_EXACT_FLOOR = 0.91
+CROPS_EXACT_FLOOR = 0.92
 CROPS_STATE_FLOOR = 0.94
 
 

@@ -254,3 +254,19 @@ def test_camera_time_stamp_is_not_read_as_a_plate(reader):
     cv2.putText(scene, "07:31:26", (1120, 705), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
     reads = reader.read(scene)
     assert [r.text for r in reads] == ["3XYZ288"]
+
+
+def test_groups_split_by_a_graphic_are_joined_even_when_one_box_reaches_over_it():
+    from edge_agent.recognise.ocr import TextBox
+    from edge_agent.recognise.reader import _joined_neighbours
+
+    def box(x0: float, x1: float, y0: float = 40, y1: float = 135) -> TextBox:
+        return TextBox(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32), 0.9)
+
+    # Louisiana's TAF [pelican] 389: the detector gives TAF, and a box from the pelican over 389
+    taf, pelican_389 = box(5, 149), box(103, 318)
+    (joined,) = _joined_neighbours([taf, pelican_389])
+    assert joined.bounds() == (5, 40, 313, 95)
+    # a box inside another, or one on another line, is not a second group
+    assert _joined_neighbours([box(5, 318), box(103, 250)]) == []
+    assert _joined_neighbours([taf, box(160, 318, 150, 180)]) == []

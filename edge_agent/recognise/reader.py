@@ -28,6 +28,10 @@ from edge_agent.records import Candidate, PlateReading
 # a tenth of the line height at each end brings it back without taking in the
 # plate frame's bolts and edges.
 LINE_MARGIN = 0.1
+# Character groups split by a graphic (Louisiana's pelican between TAF and 389)
+# come back as two boxes, one of which may reach over the graphic into the other
+# group: boxes overlapping by up to this share of their height are joined too.
+JOIN_OVERLAP = 0.6
 
 
 # A line must score this (confidence x plate-likeness x prominence) to be a
@@ -216,7 +220,8 @@ def _could_hold_text(box: TextBox) -> bool:
 
 
 def _joined_neighbours(boxes: list[TextBox]) -> list[TextBox]:
-    """Character groups the detector split at a gap or a sticker ("832 AXV") joined into one line."""
+    """Character groups the detector split at a gap, a sticker or a graphic ("832 AXV", "TAF 389")
+    joined into one line: the second group starts and ends right of the first."""
     joined = []
     for a in boxes:
         for b in boxes:
@@ -226,7 +231,8 @@ def _joined_neighbours(boxes: list[TextBox]) -> list[TextBox]:
             h = max(ha, hb)
             gap = b.quad[0, 0] - a.quad[1, 0]
             centre_a, centre_b = a.quad[:, 1].mean(), b.quad[:, 1].mean()
-            if abs(ha - hb) < 0.3 * h and abs(centre_a - centre_b) < 0.3 * h and -0.2 * h <= gap <= 1.5 * h:
+            if abs(ha - hb) < 0.3 * h and abs(centre_a - centre_b) < 0.3 * h and -JOIN_OVERLAP * h <= gap <= 1.5 * h \
+                    and b.quad[0, 0] > a.quad[0, 0] and b.quad[1, 0] > a.quad[1, 0]:
                 quad = np.array([a.quad[0], b.quad[1], b.quad[2], a.quad[3]], dtype=np.float32)
                 joined.append(TextBox(quad, min(a.score, b.score)))
     return joined
