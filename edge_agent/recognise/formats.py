@@ -68,6 +68,7 @@ OFF_FORMAT = 0.1
 
 
 def fits(text: str, pattern: str) -> bool:
+    """Whether `text` has the format `pattern` (A a letter, 9 a digit, ? either)."""
     return len(text) == len(pattern) and all(
         p == "?" or (p == "9") == c.isdigit() for c, p in zip(text, pattern)
     )
@@ -99,21 +100,22 @@ def rank_by_state_format(candidates: list[Candidate], state: str | None) -> list
     spelled with O there (the two are one glyph on most plates). With no known
     format for the state, or when no candidate fits one (a vanity plate), the
     list is returned as it came. Otherwise candidates that do not fit count for
-    OFF_FORMAT of their confidence, so a fitting one comes first.
+    OFF_FORMAT of their confidence: a fitting one comes first unless the
+    recogniser found it ten times less likely.
     """
     if SERIAL_FORMATS.get(state or "") is None:
         return candidates
-    seen = {c.text for c in candidates}
-    spelled_o = []
+    scored: dict[str, float] = {}
     for c in candidates:
-        spelled = None if fits_state(c.text, state) else o_spelling_to_fit(c.text, state)
-        if spelled and spelled not in seen:
-            seen.add(spelled)
-            spelled_o.append(Candidate(spelled, c.confidence))  # one glyph: the same reading
-    candidates = candidates + spelled_o
-    fitting = [fits_state(c.text, state) for c in candidates]
-    if not any(fitting):
-        return candidates
-    scored = [Candidate(c.text, c.confidence if fit else round(c.confidence * OFF_FORMAT, 4))
-              for c, fit in zip(candidates, fitting)]
-    return sorted(scored, key=lambda c: c.confidence, reverse=True)
+        if fits_state(c.text, state):
+            scored[c.text] = max(scored.get(c.text, 0.0), c.confidence)
+            continue
+        scored.setdefault(c.text, round(c.confidence * OFF_FORMAT, 4))
+        spelled = o_spelling_to_fit(c.text, state)
+        if spelled:  # one glyph: the same reading, spelled to fit
+            scored[spelled] = max(scored.get(spelled, 0.0), c.confidence)
+    if not any(fits_state(text, state) for text in scored):
+        return candidates  # a vanity plate
+    # a fitting candidate wins a tie
+    ranked = sorted(scored.items(), key=lambda item: (item[1], bool(fits_state(item[0], state))), reverse=True)
+    return [Candidate(text, confidence) for text, confidence in ranked]
