@@ -106,16 +106,19 @@ def rank_by_state_format(candidates: list[Candidate], state: str | None) -> list
     if SERIAL_FORMATS.get(state or "") is None:
         return candidates
     scored: dict[str, float] = {}
+    fitting: set[str] = set()
     for c in candidates:
         if fits_state(c.text, state):
+            fitting.add(c.text)
             scored[c.text] = max(scored.get(c.text, 0.0), c.confidence)
             continue
         scored.setdefault(c.text, round(c.confidence * OFF_FORMAT, 4))
         spelled = o_spelling_to_fit(c.text, state)
         if spelled:  # one glyph: the same reading, spelled to fit
+            fitting.add(spelled)
             scored[spelled] = max(scored.get(spelled, 0.0), c.confidence)
-    if not any(fits_state(text, state) for text in scored):
+    if not fitting:
         return candidates  # a vanity plate
     # a fitting candidate wins a tie
-    ranked = sorted(scored.items(), key=lambda item: (item[1], bool(fits_state(item[0], state))), reverse=True)
+    ranked = sorted(scored.items(), key=lambda item: (item[1], item[0] in fitting), reverse=True)
     return [Candidate(text, confidence) for text, confidence in ranked]
