@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--limit", type=int, default=0, help="only the first N images")
     acc.add_argument("--show-misses", action="store_true", help="print each image read wrongly")
     acc.set_defaults(func=cmd_bench_accuracy)
+    fr = bsub.add_parser("false-reads", parents=[common],
+                         help="reads left on labelled frames once their plate is painted out (badges, signs, stamps)")
+    fr.add_argument("--dataset", required=True, metavar="DIR", help="frames with NAME.txt labels giving the plate's box")
+    fr.add_argument("--json", action="store_true")
+    fr.add_argument("--limit", type=int, default=0, help="only the first N images")
+    fr.set_defaults(func=cmd_bench_false_reads)
     sp = bsub.add_parser("speed", parents=[common], help="frames per second, latency, CPU and memory over a video or frames")
     sp.add_argument("--source", required=True, metavar="PATH", help="a video file, a folder of images or one image")
     sp.add_argument("--limit", type=int, default=0, help="time only the first N frames")
@@ -563,6 +569,22 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
 
     result = bench_accuracy(reader, items, show)
     _show_result(console, result, args.json)
+    return EXIT_OK
+
+
+def cmd_bench_false_reads(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench import bench_false_reads, load_dataset
+
+    items = load_dataset(Path(args.dataset))
+    if args.limit:
+        items = items[: args.limit]
+    result = bench_false_reads(_reader(config_for(args)), items)
+    if args.json:
+        console.json(result)
+    else:
+        for read in result["reads"]:
+            console.print(f"{read['image']}: {read['read']}")
+        console.print(" ".join(f"{k}={v}" for k, v in result.items() if k != "reads"))
     return EXIT_OK
 
 

@@ -56,7 +56,7 @@ class RecognitionConfig:
     trt_cache_dir: Path | None = None  # TensorRT engine cache; default DATA_DIR/trt-cache
     trt_fp16: bool = True
     detector_max_side: int = 960
-    min_confidence: float = 0.3
+    min_confidence: float = 0.25
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
     track_max_wait_s: float = 0.7  # a pass's read is given at most this long after the plate first shows
     track_max_gap_s: float = 0.5  # a plate unseen this long has left the picture

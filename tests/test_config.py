@@ -21,7 +21,7 @@ def test_shipped_configs_parse():
 
 
 def test_no_config_gives_defaults():
-    assert parse_config({}).recognition.min_confidence == 0.3
+    assert parse_config({}).recognition.min_confidence == 0.25
 
 
 @pytest.mark.parametrize(

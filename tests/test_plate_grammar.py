@@ -144,6 +144,12 @@ def test_clock_times_are_not_plates_even_cut_off():
     assert plate_likeness("7FR971", "7FR-971") == 1.0
 
 
+def test_a_whole_date_stamp_weighs_less_than_six_digits_that_read_like_a_date():
+    # 20140502 is a camera's stamp; 198606 may be a plate (Delaware, Rhode Island)
+    assert plate_likeness("20140502", "20140502") <= 0.1
+    assert 0.1 < plate_likeness("198606", "198606") <= 0.2
+
+
 def test_state_names_are_found_despite_ocr_slips():
     assert state_from_text("California")[0] == "CA"
     assert state_from_text("CALIFORNlA")[0] == "CA"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from edge_agent.capture import decode_image
 from edge_agent.errors import EdgeAgentError, ImageError
 from edge_agent.recognise.plate import normalise_plate
@@ -51,6 +52,54 @@ def load_dataset(folder: Path) -> list[LabelledImage]:
     if not items:
         raise EdgeAgentError(f"{folder}: no groundtruth.csv and no NAME.txt labels")
     return items
+
+
+# Of the labelled plate's width and height: its frame, bolts and stickers are painted out too.
+PAINT_MARGIN = (0.15, 0.3)
+
+
+def paint_out(image: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """Paint a plate, with its frame, in the colour of the car just above it (in place)."""
+    x, y, w, h = box
+    height, width = image.shape[:2]
+    mx, my = int(PAINT_MARGIN[0] * w), int(PAINT_MARGIN[1] * h)
+    x0, x1 = max(0, x - mx), min(width, x + w + mx)
+    y0, y1 = max(0, y - my), min(height, y + h + my)
+    if x1 <= x0 or y1 <= y0:
+        return
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    above = image[max(0, y0 - 3):y0, x0:x1]
+    source = above if above.size else image[y0:y1, x0:x1]
+    image[y0:y1, x0:x1] = source.reshape(-1, channels).mean(axis=0).reshape(image.shape[2:])
+
+
+def bench_false_reads(reader: PlateReader, items: list[LabelledImage]) -> dict:
+    """Frames that still give a read once their labelled plate is painted out: badges, signs,
+    stickers and stamps taken for plates. Another car's plate in the frame counts too, so this
+    is an upper bound on false reads."""
+    framed = [item for item in items if item.box is not None]
+    if not framed:
+        raise EdgeAgentError("false reads need frames labelled with the plate's box (NAME.txt beside NAME.jpg)")
+    reads: list[dict] = []
+    errors = 0
+    for item in framed:
+        try:
+            image = decode_image(item.path)
+        except ImageError:
+            errors += 1
+            continue
+        paint_out(image, item.box)  # type: ignore[arg-type]
+        plates = reader.read(image)
+        if plates:
+            reads.append({"image": item.path.name, "read": plates[0].text})
+    frames = len(framed) - errors
+    return {
+        "frames": frames,
+        "frames_with_a_read": len(reads),
+        "false_read_rate": round(len(reads) / frames, 4) if frames else 0.0,
+        "unreadable_files": errors,
+        "reads": reads,
+    }
 
 
 def peak_rss_mb() -> float:

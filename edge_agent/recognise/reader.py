@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_agent.imaging import as_bgr8
 from edge_agent.recognise import plate as grammar
+from edge_agent.recognise.badges import looks_like_badge
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, verify_model
 from edge_agent.recognise.ocr import (
@@ -47,6 +48,10 @@ PLATE_HEIGHTS = 1.3
 # Plates are mounted at bumper height, below a car's other text (fleet numbers,
 # signs behind it): of two lines that read alike, the lower one is likelier the plate.
 LOW_IN_FRAME = 0.1  # at most this much added to a line's score, at the bottom of the frame
+# A car's badge (CAMRY, YUKON) is not a plate: with this weight it falls below MIN_PLATE_SCORE,
+# beside the plate or on a frame whose plate is hidden. A state name near it is no proof of a
+# plate, as the badge often sits just above the plate's own.
+BADGE_WEIGHT = 0.25
 PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
 CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
@@ -58,7 +63,7 @@ RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read ag
 class ReaderSettings:
     runtime: RuntimeOptions = RuntimeOptions()
     detector_max_side: int = 960
-    min_confidence: float = 0.3  # below this a line is not reported as a plate
+    min_confidence: float = 0.25  # below this a line is not reported as a plate
     candidates: int = 5
     max_plates: int = 4
     manifest: Path = DEFAULT_MANIFEST
@@ -181,6 +186,8 @@ class PlateReader:
             return None
         if not any(c.isdigit() for c in line.text) and grammar.state_from_text(line.text, min_ratio=0.9):
             return None  # the state name printed on the plate, not its number
+        if looks_like_badge(candidates[0].text):
+            likeness *= BADGE_WEIGHT
         low = 1.0 + LOW_IN_FRAME * float(box.quad[:, 1].mean()) / frame_height
         return candidates[0].confidence * likeness * _prominence(box, boxes) * low, box, candidates
 
