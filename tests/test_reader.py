@@ -270,3 +270,21 @@ def test_groups_split_by_a_graphic_are_joined_even_when_one_box_reaches_over_it(
     # a box inside another, or one on another line, is not a second group
     assert _joined_neighbours([box(5, 318), box(103, 250)]) == []
     assert _joined_neighbours([taf, box(160, 318, 150, 180)]) == []
+
+
+def test_a_character_the_detectors_box_clips_is_read_again_from_a_wider_crop(reader):
+    from edge_agent.recognise.ocr import TextBox, crop_line
+    from edge_agent.recognise.reader import LINE_MARGIN, _second_crops, _widened
+
+    plate = render_plate("7EAV033", width=240)
+    h, w = plate.shape[:2]
+    ink = np.where((plate[int(h * 0.35):int(h * 0.75), 10:w - 10].min(axis=2) < 120).any(axis=0))[0] + 10
+    top, bottom = 0.28 * h, 0.8 * h
+    # the box starts 0.45 line heights into the 7, as the detector's did on a real photograph
+    left = ink[0] + 0.45 * (bottom - top)
+    box = TextBox(np.array([[left, top], [ink[-1], top], [ink[-1], bottom], [left, bottom]], np.float32), 0.9)
+    (first,) = reader._recognise([crop_line(plate, _widened(box.quad, LINE_MARGIN))])
+    assert first.text == "EAV033"
+    second = reader._recognise(_second_crops(plate, box.quad))
+    _, reading = reader._reading(box, reader._candidates(first), 1.0, second, [box], [first])
+    assert "7EAV033" in [c.text for c in reading.candidates[:3]]

@@ -54,7 +54,9 @@ LOW_IN_FRAME = 0.1  # at most this much added to a line's score, at the bottom o
 BADGE_WEIGHT = 0.25
 PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
-CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9))
+# The widest reaches past a character the detector's box clipped (7EAV033 read EAV033); in the
+# first reading such a margin would take in the plate frame's bolts and edges on every line.
+CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9), (0.3, 1.0))
 RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
 RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read again
 
@@ -126,8 +128,7 @@ class PlateReader:
         # Uncertain plates are read again from more crops, all in one batch; the
         # crops vote: a character one crop clips or doubles, the others see right.
         unsure = [i for i, (_, _, candidates) in enumerate(found[:RECHECK_PLATES]) if candidates[0].confidence < RECHECK_BELOW]
-        crops = [crop_line(image, _widened(_taller(found[i][1].quad, grow), margin))
-                 for i in unsure for margin, grow in CROP_VARIANTS]
+        crops = [crop for i in unsure for crop in _second_crops(image, found[i][1].quad)]
         again = iter(self._recognise(crops))
         second = {i: [next(again) for _ in CROP_VARIANTS] for i in unsure}
         plates = [self._reading(box, candidates, score, second.get(i, []), boxes, lines)
@@ -190,6 +191,11 @@ class PlateReader:
             likeness *= BADGE_WEIGHT
         low = 1.0 + LOW_IN_FRAME * float(box.quad[:, 1].mean()) / frame_height
         return candidates[0].confidence * likeness * _prominence(box, boxes) * low, box, candidates
+
+
+def _second_crops(image: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
+    """The strips an uncertain plate is read again from, one for each of CROP_VARIANTS."""
+    return [crop_line(image, _widened(_taller(quad, grow), margin)) for margin, grow in CROP_VARIANTS]
 
 
 def _taller(quad: np.ndarray, by: float) -> np.ndarray:
