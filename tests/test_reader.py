@@ -274,7 +274,7 @@ def test_groups_split_by_a_graphic_are_joined_even_when_one_box_reaches_over_it(
 
 def test_a_character_the_detectors_box_clips_is_read_again_from_a_wider_crop(reader):
     from edge_agent.recognise.ocr import TextBox, crop_line
-    from edge_agent.recognise.reader import LINE_MARGIN, _second_crops, _widened
+    from edge_agent.recognise.reader import LINE_MARGIN, RankedLine, _second_crops, _widened
 
     plate = render_plate("7EAV033", width=240)
     h, w = plate.shape[:2]
@@ -286,5 +286,14 @@ def test_a_character_the_detectors_box_clips_is_read_again_from_a_wider_crop(rea
     (first,) = reader._recognise([crop_line(plate, _widened(box.quad, LINE_MARGIN))])
     assert first.text == "EAV033"
     second = reader._recognise(_second_crops(plate, box.quad))
-    _, reading = reader._reading(box, reader._candidates(first), 1.0, second, [box], [first])
+    _, reading = reader._reading(RankedLine(1.0, box, reader._candidates(first), None), second)
     assert "7EAV033" in [c.text for c in reading.candidates[:3]]
+
+
+def test_of_a_fleet_number_and_a_plate_the_one_with_a_state_name_comes_first(reader):
+    # a school bus: its painted number sits lower than its plate and reads as well
+    scene = np.full((720, 1280, 3), (40, 190, 230), np.uint8)
+    scene[300:400, 300:500] = render_plate("5RIN962", "California", width=200)
+    cv2.putText(scene, "219906", (850, 390), cv2.FONT_HERSHEY_DUPLEX, 1.9, (20, 20, 20), 4)
+    reads = reader.read(scene)
+    assert [(r.text, r.state) for r in reads][:1] == [("5RIN962", "CA")]

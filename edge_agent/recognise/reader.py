@@ -52,6 +52,9 @@ LOW_IN_FRAME = 0.1  # at most this much added to a line's score, at the bottom o
 # beside the plate or on a frame whose plate is hidden. A state name near it is no proof of a
 # plate, as the badge often sits just above the plate's own.
 BADGE_WEIGHT = 0.25
+# A state name printed around a line is evidence that the line is on a plate (a MONTH sticker
+# and the number on one plate, a bus's fleet number and its plate): its score grows by a tenth.
+STATE_NEAR_BOOST = 1.1
 PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
 # The widest reaches past a character the detector's box clipped (7EAV033 read EAV033); in the
@@ -59,6 +62,16 @@ PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for tex
 CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9), (0.3, 1.0))
 RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
 RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read again
+
+
+@dataclass(frozen=True)
+class RankedLine:
+    """A text line that may be a plate: its score, box, first-reading candidates and the state printed near it."""
+
+    score: float
+    box: TextBox
+    candidates: list[Candidate]
+    state: tuple[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -116,23 +129,22 @@ class PlateReader:
         if not boxes:
             return []
         lines = self._recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
-        found: list[tuple[float, TextBox, list[Candidate]]] = []
+        found: list[RankedLine] = []
         for box, line in zip(boxes, lines):
-            rank = self._plate_rank(box, line, boxes, image.shape[0])
+            rank = self._plate_rank(box, line, boxes, lines, image.shape[0])
             if rank is not None:
                 found.append(rank)
-        found.sort(key=lambda item: item[0], reverse=True)
+        found.sort(key=lambda item: item.score, reverse=True)
         found = found[: self.settings.max_plates]
         if not found:
             return []
         # Uncertain plates are read again from more crops, all in one batch; the
         # crops vote: a character one crop clips or doubles, the others see right.
-        unsure = [i for i, (_, _, candidates) in enumerate(found[:RECHECK_PLATES]) if candidates[0].confidence < RECHECK_BELOW]
-        crops = [crop for i in unsure for crop in _second_crops(image, found[i][1].quad)]
+        unsure = [i for i, ranked in enumerate(found[:RECHECK_PLATES]) if ranked.candidates[0].confidence < RECHECK_BELOW]
+        crops = [crop for i in unsure for crop in _second_crops(image, found[i].box.quad)]
         again = iter(self._recognise(crops))
         second = {i: [next(again) for _ in CROP_VARIANTS] for i in unsure}
-        plates = [self._reading(box, candidates, score, second.get(i, []), boxes, lines)
-                  for i, (score, box, candidates) in enumerate(found)]
+        plates = [self._reading(ranked, second.get(i, [])) for i, ranked in enumerate(found)]
         plates = sorted((p for p in plates if p is not None), key=lambda item: item[0], reverse=True)
         if not plates:
             return []
@@ -149,22 +161,21 @@ class PlateReader:
                 line.plate_probs = grammar.blank_end_characters(line.plate_probs, spans, line.step_px)
         return lines
 
-    def _reading(self, box: TextBox, candidates: list[Candidate], score: float, second: list[LineReading],
-                 boxes: list[TextBox], lines: list[LineReading]) -> tuple[float, PlateReading] | None:
+    def _reading(self, ranked: RankedLine, second: list[LineReading]) -> tuple[float, PlateReading] | None:
         """The plate a line holds, voted with its second readings if any, with its state (whose serial
         formats rank the candidates); or None."""
-        voted = candidates
+        voted = ranked.candidates
         if second:
-            voted = _vote([candidates] + [self._candidates(line) for line in second], self.settings.candidates)
+            voted = _vote([voted] + [self._candidates(line) for line in second], self.settings.candidates)
         if not voted:  # the line passed min_confidence when first read; the vote only splits it
             return None
-        state = _state_near(box, boxes, lines)
+        state = ranked.state
         if state:
             voted = rank_by_state_format(voted, state[0])[: self.settings.candidates]
-        return score, PlateReading(
+        return ranked.score, PlateReading(
             text=voted[0].text,
             confidence=voted[0].confidence,
-            box=box.bounds(),
+            box=ranked.box.bounds(),
             candidates=tuple(voted),
             state=state[0] if state else None,
             state_confidence=state[1] if state else 0.0,
@@ -176,9 +187,10 @@ class PlateReader:
             if grammar.is_valid_plate(c.text)
         ][: self.settings.candidates]
 
-    def _plate_rank(self, box: TextBox, line: LineReading, boxes: list[TextBox], frame_height: int) -> tuple[float, TextBox, list[Candidate]] | None:
+    def _plate_rank(self, box: TextBox, line: LineReading, boxes: list[TextBox], lines: list[LineReading],
+                    frame_height: int) -> RankedLine | None:
         """How likely a text line is a plate's number (confidence times plate-likeness times prominence, a
-        little more the lower it sits in the frame), or None."""
+        little more the lower it sits in the frame or with a state name around it), or None."""
         candidates = self._candidates(line)
         if not candidates or candidates[0].confidence < self.settings.min_confidence:
             return None
@@ -189,8 +201,12 @@ class PlateReader:
             return None  # the state name printed on the plate, not its number
         if looks_like_badge(candidates[0].text):
             likeness *= BADGE_WEIGHT
-        low = 1.0 + LOW_IN_FRAME * float(box.quad[:, 1].mean()) / frame_height
-        return candidates[0].confidence * likeness * _prominence(box, boxes) * low, box, candidates
+        score = candidates[0].confidence * likeness * _prominence(box, boxes)
+        score *= 1.0 + LOW_IN_FRAME * float(box.quad[:, 1].mean()) / frame_height
+        state = _state_near(box, boxes, lines)
+        if state:
+            score *= STATE_NEAR_BOOST
+        return RankedLine(score, box, candidates, state)
 
 
 def _second_crops(image: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
