@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge_agent.synthetic import render_plate, render_scene
@@ -71,6 +72,19 @@ def test_false_reads_paint_out_the_labelled_plate_and_count_what_is_still_read(t
     other = ({"4XYZ890", "8KLM456"} - {labels["two-cars"].text}).pop()
     assert figures["reads"] == [{"image": "two-cars.png", "read": other}]
     assert figures["false_read_rate"] == round(1 / 3, 4)
+
+
+def test_paint_out_covers_the_plate_and_its_frame_on_colour_and_grey_frames_even_at_the_edge():
+    from edge_agent.bench import paint_out
+
+    colour = np.full((100, 200, 3), 50, np.uint8)
+    colour[40:60, 80:120] = 255  # the plate
+    paint_out(colour, (80, 40, 40, 20))
+    assert (colour == 50).all()
+    grey = np.full((100, 200), 90, np.uint8)
+    grey[0:20, 180:200] = 0  # a plate in the corner: nothing above it to take the colour from
+    paint_out(grey, (180, 0, 20, 20))
+    assert len(np.unique(grey[0:26, 177:200])) == 1
 
 
 def test_false_reads_need_frames_labelled_with_a_box(tmp_path: Path):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
 from edge_agent.capture import decode_image
 from edge_agent.errors import EdgeAgentError, ImageError
 from edge_agent.recognise.plate import normalise_plate
