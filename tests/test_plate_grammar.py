@@ -138,6 +138,12 @@ def test_plate_likeness_prefers_plates_to_signs():
     assert plate_likeness("7ABC123", "7ABC-123") > 0.9
 
 
+def test_a_stray_lower_case_mark_beside_a_number_is_not_a_word():
+    # West Virginia's 7524 with a graphic at its left read as "s"
+    assert plate_likeness("7524", "s7524") > 0.8 * plate_likeness("7524", "7524")
+    assert plate_likeness("TOYOTA", "Toyota") < 0.3
+
+
 def test_clock_times_are_not_plates_even_cut_off():
     assert plate_likeness("07312", "07:31:2") <= 0.2  # a camera's stamp, cut off at the frame's edge
     assert plate_likeness("1432", "14 : 32") <= 0.2

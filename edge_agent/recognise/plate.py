@@ -251,9 +251,11 @@ def plate_likeness(text: str, raw: str) -> float:
         weight *= 0.1 if n == 8 else 0.2
     if not any(c.isdigit() for c in raw or text):  # the raw line: 0 in a candidate may be a word's O
         weight *= 0.6
-    letters = [c for c in raw if c.isalpha()]
-    if letters:
-        lower = sum(1 for c in letters if c.islower()) / len(letters)
+    # lower case over all the line's characters, digits too: a word is mostly lower case, while a
+    # graphic beside a number read as one lower-case letter ("s7524") is not a word
+    characters = [c for c in raw if c.isalnum()]
+    if characters:
+        lower = sum(1 for c in characters if c.islower()) / len(characters)
         weight *= 1.0 - 0.8 * lower
     noise = sum(1 for c in raw if not (c.isalnum() or c in " -·.")) / max(1, len(raw))
     weight *= 1.0 - min(1.0, 2 * noise)
