@@ -557,9 +557,7 @@ def _show_result(console: Console, result: dict, as_json: bool) -> None:
 def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench import bench_accuracy, load_dataset
 
-    items = load_dataset(Path(args.dataset))
-    if args.limit:
-        items = items[: args.limit]
+    items = load_dataset(Path(args.dataset), args.limit)
     reader = _reader(config_for(args))
 
     def show(item, plates, ms) -> None:
@@ -575,9 +573,7 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
 def cmd_bench_false_reads(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench import bench_false_reads, load_dataset
 
-    items = load_dataset(Path(args.dataset))
-    if args.limit:
-        items = items[: args.limit]
+    items = load_dataset(Path(args.dataset), args.limit)
     result = bench_false_reads(_reader(config_for(args)), items)
     if args.json:
         console.json(result)

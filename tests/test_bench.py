@@ -33,6 +33,8 @@ def test_frames_with_txt_labels(tmp_path: Path):
     assert KEYS <= set(figures)
     assert figures["images"] == 3 and figures["exact_rate"] == 1.0 and figures["top3_rate"] == 1.0
     assert "state_rate" not in figures  # these labels give no state
+    limited = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--limit", "2", "--json").out)
+    assert limited["images"] == 2
 
 
 def test_crops_with_groundtruth_csv_report_state(tmp_path: Path):
@@ -95,11 +97,14 @@ def test_false_reads_need_frames_labelled_with_a_box(tmp_path: Path):
     assert result.code == 2 and "box" in result.err
 
 
+def _bench_on_shared(bench: str, dataset: str) -> dict:
+    return json.loads(run_cli("bench", bench, "--dataset", shared_path("data", "us-plates", dataset), "--json").out)
+
+
 @pytest.mark.shared
 @pytest.mark.slow
 def test_real_photographs_do_not_regress():
-    dataset = shared_path("data", "us-plates", "endtoend")
-    figures = json.loads(run_cli("bench", "accuracy", "--dataset", dataset, "--json").out)
+    figures = _bench_on_shared("accuracy", "endtoend")
     assert figures["images"] == 99
     assert figures["exact_rate"] >= ENDTOEND_EXACT_FLOOR, figures
 
@@ -107,8 +112,7 @@ def test_real_photographs_do_not_regress():
 @pytest.mark.shared
 @pytest.mark.slow
 def test_real_crops_do_not_regress():
-    dataset = shared_path("data", "us-plates", "crops")
-    figures = json.loads(run_cli("bench", "accuracy", "--dataset", dataset, "--json").out)
+    figures = _bench_on_shared("accuracy", "crops")
     assert figures["images"] >= 600
     assert figures["exact_rate"] >= CROPS_EXACT_FLOOR, figures
     assert figures["state_rate"] >= CROPS_STATE_FLOOR, figures
@@ -117,7 +121,6 @@ def test_real_crops_do_not_regress():
 @pytest.mark.shared
 @pytest.mark.slow
 def test_real_photographs_without_their_plate_give_few_reads():
-    dataset = shared_path("data", "us-plates", "endtoend")
-    figures = json.loads(run_cli("bench", "false-reads", "--dataset", dataset, "--json").out)
+    figures = _bench_on_shared("false-reads", "endtoend")
     assert figures["frames"] == 99
     assert figures["frames_with_a_read"] <= ENDTOEND_FALSE_READS_CEILING, figures["reads"]

@@ -26,8 +26,9 @@ class LabelledImage:
     box: tuple[int, int, int, int] | None = None
 
 
-def load_dataset(folder: Path) -> list[LabelledImage]:
-    """Either layout of ../shared/data/us-plates: groundtruth.csv (file,state,plate) or NAME.txt beside each image."""
+def load_dataset(folder: Path, limit: int = 0) -> list[LabelledImage]:
+    """Either layout of ../shared/data/us-plates: groundtruth.csv (file,state,plate) or NAME.txt beside each
+    image; with `limit`, only the first that many."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgeAgentError(f"{folder}: dataset folder does not exist")
@@ -40,7 +41,7 @@ def load_dataset(folder: Path) -> list[LabelledImage]:
                     raise EdgeAgentError(f"{truth}: line {line}: needs file and plate columns")
                 state = (row.get("state") or "").strip().upper() or None
                 items.append(LabelledImage(folder / row["file"], normalise_plate(row["plate"]), state))
-        return items
+        return items[:limit] if limit else items
     for label in sorted(folder.glob("*.txt")):
         fields = label.read_text().split()
         if len(fields) < 6:
@@ -52,7 +53,7 @@ def load_dataset(folder: Path) -> list[LabelledImage]:
         items.append(LabelledImage(folder / fields[0], normalise_plate(fields[5]), None, box))  # type: ignore[arg-type]
     if not items:
         raise EdgeAgentError(f"{folder}: no groundtruth.csv and no NAME.txt labels")
-    return items
+    return items[:limit] if limit else items
 
 
 # Of the labelled plate's width and height: its frame, bolts and stickers are painted out too.
@@ -71,7 +72,7 @@ def paint_out(image: np.ndarray, box: tuple[int, int, int, int]) -> None:
     channels = 1 if image.ndim == 2 else image.shape[2]
     above = image[max(0, y0 - 3):y0, x0:x1]
     source = above if above.size else image[y0:y1, x0:x1]
-    image[y0:y1, x0:x1] = source.reshape(-1, channels).mean(axis=0).reshape(image.shape[2:])
+    image[y0:y1, x0:x1] = source.reshape(-1, channels).mean(axis=0)
 
 
 def bench_false_reads(reader: PlateReader, items: list[LabelledImage]) -> dict:
