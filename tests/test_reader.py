@@ -290,6 +290,46 @@ def test_a_character_the_detectors_box_clips_is_read_again_from_a_wider_crop(rea
     assert "7EAV033" in [c.text for c in reading.candidates[:3]]
 
 
+def test_an_unsure_plates_line_is_found_again_closer_up_and_the_clipped_character_read(reader):
+    from edge_agent.recognise.ocr import TextBox, crop_line
+    from edge_agent.recognise.reader import LINE_MARGIN, RankedLine, _widened
+
+    # a small plate in a street frame, whose box at frame scale starts inside the 7
+    plate = render_plate("7EAV033", width=120)
+    h, w = plate.shape[:2]
+    scene = np.full((720, 1280, 3), 70, np.uint8)
+    scene[420:420 + h, 600:600 + w] = plate
+    ink = np.where((plate[int(h * 0.35):int(h * 0.75), 4:w - 4].min(axis=2) < 120).any(axis=0))[0] + 604
+    top, bottom = 420 + 0.28 * h, 420 + 0.8 * h
+    left = ink[0] + 0.45 * (bottom - top)
+    box = TextBox(np.array([[left, top], [ink[-1], top], [ink[-1], bottom], [left, bottom]], np.float32), 0.9)
+    (first,) = reader._recognise([crop_line(scene, _widened(box.quad, LINE_MARGIN))])
+    assert first.text == "EAV033"
+
+    closer = reader._relook(scene, box.quad)
+    x, y, bw, bh = TextBox(closer, 0.9).bounds()
+    assert x <= ink[0] and x + bw >= ink[-1] and abs((y + bh / 2) - (top + bottom) / 2) < 0.25 * (bottom - top)
+    second = reader._recognise(reader._second_strips(scene, box.quad))
+    _, reading = reader._reading(RankedLine(1.0, box, reader._candidates(first), None), second)
+    assert reading.text == "7EAV033"
+
+
+def test_a_line_found_again_is_the_same_line_not_its_neighbour():
+    from edge_agent.recognise.ocr import TextBox
+    from edge_agent.recognise.reader import _same_line
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> TextBox:
+        return TextBox(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32), 0.9)
+
+    line = (40, 50, 100, 30)  # x, y, width, height
+    state_name, sticker = box(30, 20, 150, 35), box(150, 50, 170, 60)
+    whole, part = box(25, 48, 142, 80), box(40, 50, 90, 80)
+    found = _same_line(line, [state_name, sticker, part, whole], offset=(200, 100))
+    assert TextBox(found, 0.9).bounds() == (225, 148, 117, 32)
+    assert _same_line(line, [state_name, sticker]) is None
+    assert _same_line(line, [box(40, 48, 140, 140)]) is None  # the whole plate, not its line
+
+
 def test_of_a_fleet_number_and_a_plate_the_one_with_a_state_name_comes_first(reader):
     # a school bus: its painted number sits lower than its plate and reads as well
     scene = np.full((720, 1280, 3), (40, 190, 230), np.uint8)

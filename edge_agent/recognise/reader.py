@@ -60,6 +60,12 @@ PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for tex
 # The widest reaches past a character the detector's box clipped (7EAV033 read EAV033); in the
 # first reading such a margin would take in the plate frame's bolts and edges on every line.
 CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9), (0.3, 1.0))
+# The uncertain plate's line is also found again by the detector on a crop around it (this share
+# of the line's width to either side, this many line heights above and below), scaled so the line
+# is RELOOK_LINE_WIDTH pixels wide; the new box's crops vote too.
+RELOOK_MARGIN = (0.6, 1.5)
+RELOOK_LINE_WIDTH = 160
+RELOOK_MAX_SIDE = 640  # a large plate's crop is scaled down to at most this (no worse than at frame scale)
 RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
 RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read again
 
@@ -141,9 +147,9 @@ class PlateReader:
         # Uncertain plates are read again from more crops, all in one batch; the
         # crops vote: a character one crop clips or doubles, the others see right.
         unsure = [i for i, ranked in enumerate(found[:RECHECK_PLATES]) if ranked.candidates[0].confidence < RECHECK_BELOW]
-        crops = [crop for i in unsure for crop in _second_crops(image, found[i].box.quad)]
-        again = iter(self._recognise(crops))
-        second = {i: [next(again) for _ in CROP_VARIANTS] for i in unsure}
+        strips = {i: self._second_strips(image, found[i].box.quad) for i in unsure}
+        again = iter(self._recognise([strip for i in unsure for strip in strips[i]]))
+        second = {i: [next(again) for _ in strips[i]] for i in unsure}
         plates = [self._reading(ranked, second.get(i, [])) for i, ranked in enumerate(found)]
         plates = sorted((p for p in plates if p is not None), key=lambda item: item[0], reverse=True)
         if not plates:
@@ -151,6 +157,32 @@ class PlateReader:
         top = plates[0][0]
         return [r for i, (score, r) in enumerate(plates)
                 if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
+
+    def _second_strips(self, image: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
+        """The strips an uncertain plate's line is read again from: its box's CROP_VARIANTS, and the
+        box the detector finds for it closer up, with that box's variants."""
+        strips = _second_crops(image, quad)
+        closer = self._relook(image, quad)
+        if closer is not None:
+            strips += [crop_line(image, _widened(closer, LINE_MARGIN))] + _second_crops(image, closer)
+        return strips
+
+    def _relook(self, image: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
+        """The line's box found again by the detector on a crop around it, scaled so that the line is
+        RELOOK_LINE_WIDTH pixels wide; or None. At frame scale a small plate's box is coarse: it
+        clips a character (7EAV033 read as EAV03), or reaches over an emblem or the stacked
+        characters beside the number."""
+        x, y, w, h = TextBox(quad, 0.0).bounds()
+        height, width = image.shape[:2]
+        across, up = RELOOK_MARGIN
+        x0, y0 = max(0, int(x - across * w)), max(0, int(y - up * h))
+        view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + across * w))]
+        if min(view.shape[:2]) < 8 or w < 1:
+            return None
+        side = min(RELOOK_MAX_SIDE, int(max(view.shape[:2]) * RELOOK_LINE_WIDTH / w))
+        boxes = self.detector.detect(view, long_side=side)
+        boxes += _joined_neighbours(boxes)
+        return _same_line((x - x0, y - y0, w, h), boxes, offset=(x0, y0))
 
     def _recognise(self, strips: list[np.ndarray]) -> list[LineReading]:
         """The strips' readings, with small characters stacked beside a number read as blank."""
@@ -212,6 +244,22 @@ class PlateReader:
 def _second_crops(image: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
     """The strips an uncertain plate is read again from, one for each of CROP_VARIANTS."""
     return [crop_line(image, _widened(_taller(quad, grow), margin)) for margin, grow in CROP_VARIANTS]
+
+
+def _same_line(line: tuple[int, int, int, int], boxes: list[TextBox], offset: tuple[int, int] = (0, 0)) -> np.ndarray | None:
+    """Of `boxes`, the widest that is the text line `line` (x, y, width, height) again: about as tall,
+    on the same centre line and overlapping it by half the shorter of the two; its quad moved by
+    `offset`, or None."""
+    x, y, w, h = line
+    best, best_width = None, 0
+    for box in boxes:
+        bx, by, bw, bh = box.bounds()
+        overlap = min(x + w, bx + bw) - max(x, bx)
+        if abs(by + bh / 2 - (y + h / 2)) > 0.5 * h or not 0.5 * h <= bh <= 1.6 * h or overlap < 0.5 * min(w, bw):
+            continue
+        if bw > best_width:
+            best, best_width = box.quad + np.asarray(offset, dtype=np.float32), bw
+    return best
 
 
 def _taller(quad: np.ndarray, by: float) -> np.ndarray:
