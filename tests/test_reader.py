@@ -328,6 +328,7 @@ def test_a_line_found_again_is_the_same_line_not_its_neighbour():
     assert TextBox(found, 0.9).bounds() == (225, 148, 117, 32)
     assert _same_line(line, [state_name, sticker]) is None
     assert _same_line(line, [box(40, 48, 140, 140)]) is None  # the whole plate, not its line
+    assert _same_line(line, [box(45, 50, 80, 80)]) is None  # a part of the line
 
 
 def test_of_a_fleet_number_and_a_plate_the_one_with_a_state_name_comes_first(reader):

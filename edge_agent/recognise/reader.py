@@ -248,14 +248,15 @@ def _second_crops(image: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
 
 def _same_line(line: tuple[int, int, int, int], boxes: list[TextBox], offset: tuple[int, int] = (0, 0)) -> np.ndarray | None:
     """Of `boxes`, the widest that is the text line `line` (x, y, width, height) again: about as tall,
-    on the same centre line and overlapping it by half the shorter of the two; its quad moved by
-    `offset`, or None."""
+    on the same centre line, at least 0.6 as wide (not a part of it: 031 of 0315771) and half of it
+    over the line; its quad moved by `offset`, or None."""
     x, y, w, h = line
     best, best_width = None, 0
     for box in boxes:
         bx, by, bw, bh = box.bounds()
         overlap = min(x + w, bx + bw) - max(x, bx)
-        if abs(by + bh / 2 - (y + h / 2)) > 0.5 * h or not 0.5 * h <= bh <= 1.6 * h or overlap < 0.5 * min(w, bw):
+        if abs(by + bh / 2 - (y + h / 2)) > 0.5 * h or not 0.5 * h <= bh <= 1.6 * h or bw < 0.6 * w \
+                or overlap < 0.5 * bw:
             continue
         if bw > best_width:
             best, best_width = box.quad + np.asarray(offset, dtype=np.float32), bw
