@@ -14,8 +14,10 @@ from edge_agent.recognise.plate import (
     normalise_plate,
     plate_candidates,
     plate_likeness,
+    spells_state_name,
     state_from_text,
 )
+from edge_agent.recognise.plate import US_STATES
 
 plates = st.text(alphabet=PLATE_ALPHABET, min_size=2, max_size=8)
 
@@ -180,6 +182,21 @@ def _two_way(first: str, p_first: float, second: str) -> np.ndarray:
     step[1 + PLATE_ALPHABET.index(first)] = p_first
     step[1 + PLATE_ALPHABET.index(second)] = 1 - p_first
     return np.array([np.eye(37)[0], step, np.eye(37)[0]])
+
+
+@given(st.sampled_from(sorted(US_STATES.values())), st.sampled_from(["", "lower", "slip"]))
+def test_a_state_name_however_printed_is_a_state_name(name, how):
+    text = name.lower() if how == "lower" else name
+    if how == "slip" and len(name) >= 10:  # one letter misread in a long name
+        text = name[:3] + ("X" if name[3] != "X" else "Y") + name[4:]
+    assert spells_state_name(text)
+
+
+def test_a_vanity_plate_that_holds_a_state_name_is_not_one():
+    assert spells_state_name("CALIFORNlA") and spells_state_name("Land of Lincoln")
+    assert not spells_state_name("IDAHOHI")  # IDAHO HI on an Idaho plate
+    assert not spells_state_name("TEXASMAN")
+    assert not spells_state_name("7ABC123") and not spells_state_name("Metro")
 
 
 def test_letter_o_is_read_as_zero_with_the_o_spelling_kept_as_a_candidate():

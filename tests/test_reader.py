@@ -331,6 +331,13 @@ def test_a_line_found_again_is_the_same_line_not_its_neighbour():
     assert _same_line(line, [box(45, 50, 80, 80)]) is None  # a part of the line
 
 
+def test_a_vanity_plate_holding_its_states_name_is_read_and_the_name_alone_is_not(reader):
+    reads = reader.read(render_plate("TEXASMN", "Texas", width=320))
+    assert [(r.text, r.state) for r in reads] == [("TEXASMN", "TX")]
+    reads = reader.read(render_plate("IDAHOHI", "Idaho", width=320))
+    assert [(r.text.replace("0", "O"), r.state) for r in reads] == [("IDAHOHI", "ID")]  # O and 0: one glyph
+
+
 def test_of_a_fleet_number_and_a_plate_the_one_with_a_state_name_comes_first(reader):
     # a school bus: its painted number sits lower than its plate and reads as well
     scene = np.full((720, 1280, 3), (40, 190, 230), np.uint8)

@@ -297,3 +297,17 @@ def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | No
         if ratio >= min_ratio and (best_key is None or key > best_key):
             best, best_key = (code, ratio), key
     return best
+
+
+def spells_state_name(text: str, min_ratio: float = 0.9) -> bool:
+    """Whether a line is a state's name or motto and nothing more, allowing OCR slips ("CALIFORNlA");
+    not a line that holds one among other letters (IDAHOHI, a vanity plate)."""
+    letters = "".join(c for c in text.upper() if "A" <= c <= "Z")
+    if len(letters) < 4:
+        return False
+    for name, _ in _STATE_NAMES:
+        matcher = difflib.SequenceMatcher(None, letters, name)
+        if matcher.real_quick_ratio() >= min_ratio and matcher.quick_ratio() >= min_ratio and matcher.ratio() >= min_ratio:
+            return True
+    return False
+

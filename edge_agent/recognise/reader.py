@@ -229,7 +229,7 @@ class PlateReader:
         likeness = grammar.plate_likeness(candidates[0].text, line.text)
         if likeness == 0:
             return None
-        if not any(c.isdigit() for c in line.text) and grammar.state_from_text(line.text, min_ratio=0.9):
+        if not any(c.isdigit() for c in line.text) and grammar.spells_state_name(line.text):
             return None  # the state name printed on the plate, not its number
         if looks_like_badge(candidates[0].text):
             likeness *= BADGE_WEIGHT
