@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_agent.recognise.formats import (
+    NO_LETTER_O,
     OFF_FORMAT,
     SERIAL_FORMATS,
     fits,
@@ -30,6 +31,9 @@ def test_the_issues_california_formats_and_others_fit():
     assert fits_state("123456", "DE") and not fits_state("A23456", "DE")
     assert fits_state("H507VU", "FL")  # Florida's six characters come in many arrangements
     assert fits_state("ANYTHING", "WY") is None  # county-coded: no format assumed
+    # Rhode Island: 123-456, AB-123 and 1AB-234; a 0 where AB-123 has a letter is O
+    assert fits_state("123456", "RI") and fits_state("VO820", "RI") and fits_state("1AB234", "RI")
+    assert rank_by_state_format([Candidate("V0820", 0.99)], "RI")[0] == Candidate("VO820", 0.99)
     assert fits("1ABC234", "9AAA999") and not fits("1ABC23", "9AAA999")
 
 
@@ -40,9 +44,12 @@ def test_ranking_keeps_every_candidate_and_puts_fitting_ones_ahead(candidates, s
     assert {c.text for c in candidates} <= set(texts)
     assert len(texts) == len(set(texts))
     added = set(texts) - {c.text for c in candidates}
-    for text in added:  # only O spellings of a candidate's 0s, made to fit the state
+    # only a candidate's round glyphs spelled as the state's round letter, made to fit: a 0 as O,
+    # or a 0 or an O as Q where the state issues no O
+    respelled = {("0", "Q"), ("O", "Q")} if state in NO_LETTER_O else {("0", "O")}
+    for text in added:
         assert fits_state(text, state)
-        assert any(len(c.text) == len(text) and all(a == b or (a, b) == ("0", "O") for a, b in zip(c.text, text))
+        assert any(len(c.text) == len(text) and all(a == b or (a, b) in respelled for a, b in zip(c.text, text))
                    for c in candidates)
     if fits_state(ranked[0].text, state) is None:
         assert ranked == candidates
@@ -75,6 +82,18 @@ def test_a_zero_read_where_the_format_has_a_letter_keeps_its_confidence_spelled_
         ranked = rank_by_state_format(read, state)
         if fits_state(spelled_o, state) and not fits_state(text, state):
             assert ranked[0] == Candidate(spelled_o, confidence)
+
+
+@given(st.text(alphabet="ABCDEFGHJKLMNPRSTUVWXYZ", min_size=3, max_size=3), st.text(alphabet="0123456789", min_size=3, max_size=3),
+       st.integers(0, 2), st.sampled_from("0O"), st.floats(0.5, 1.0))
+def test_a_round_glyph_in_a_letter_place_is_q_where_the_state_issues_no_o(letters, digits, at, glyph, confidence):
+    read = letters[:at] + glyph + letters[at + 1:] + digits  # AAA999, Mississippi's and Michigan's
+    for state in sorted(NO_LETTER_O):
+        ranked = rank_by_state_format([Candidate(read, confidence)], state)
+        assert ranked[0] == Candidate(letters[:at] + "Q" + letters[at + 1:] + digits, confidence)
+        assert not fits_state(read.replace("0", "O"), state)
+    # elsewhere the glyph is O
+    assert rank_by_state_format([Candidate(read, confidence)], "NY")[0].text[at] == "O"
 
 
 def test_an_extra_character_that_breaks_the_format_gives_way():

@@ -52,7 +52,7 @@ SERIAL_FORMATS: dict[str, tuple[str, ...]] = {
     "OK": ("AAA999", "999AAA"),
     "OR": ("999AAA", "AAA999"),
     "PA": ("AAA9999", "AAA999"),
-    "RI": ("999999", "99999"),
+    "RI": ("999999", "99999", "AA999", "9AA999"),
     "SC": ("AAA999", "999AAA"),
     "TN": ("AAA9999", "999AAA"),
     "TX": ("AAA9999", "AA9A999", "999AAA", "AAA999"),
@@ -61,6 +61,11 @@ SERIAL_FORMATS: dict[str, tuple[str, ...]] = {
     "WA": ("AAA9999", "999AAA"),
     "WI": ("AAA9999", "999AAA", "AAA999"),
 }
+
+# States whose standard serials leave out the letter O (Mississippi, Michigan, as plate
+# spotters record the letters each state issues): their Q, whose tail is small, reads as O or 0,
+# so a round glyph where the format has a letter is Q there.
+NO_LETTER_O = frozenset({"MI", "MS"})
 
 # A candidate that fits none of its state's formats counts for this share of its
 # confidence while another candidate of the same reading does fit.
@@ -79,15 +84,19 @@ def fits_state(text: str, state: str | None) -> bool | None:
     formats = SERIAL_FORMATS.get(state or "")
     if formats is None:
         return None
+    if state in NO_LETTER_O and "O" in text:
+        return False
     return any(fits(text, p) for p in formats)
 
 
 def o_spelling_to_fit(text: str, state: str | None) -> str | None:
     """`text` with digit 0 read as letter O where one of the state's formats has a letter
-    (3550CT in Arkansas, 999AAA: 355OCT), or None when no format fits that way."""
+    (3550CT in Arkansas, 999AAA: 355OCT), or as Q in a state that issues no O (0 or OTA827 in
+    Mississippi: QTA827); or None when no format fits that way."""
+    letter, round_glyphs = ("Q", "0O") if state in NO_LETTER_O else ("O", "0")
     for pattern in SERIAL_FORMATS.get(state or "", ()):
-        if len(pattern) == len(text) and "0" in text:
-            spelled = "".join("O" if c == "0" and p == "A" else c for c, p in zip(text, pattern))
+        if len(pattern) == len(text) and any(c in round_glyphs for c in text):
+            spelled = "".join(letter if c in round_glyphs and p == "A" else c for c, p in zip(text, pattern))
             if spelled != text and fits(spelled, pattern):
                 return spelled
     return None
