@@ -331,6 +331,17 @@ def test_a_line_found_again_is_the_same_line_not_its_neighbour():
     assert _same_line(line, [box(45, 50, 80, 80)]) is None  # a part of the line
 
 
+def test_of_a_painted_number_and_a_plate_with_no_readable_state_the_plate_comes_first(reader):
+    # digits alone are more often a fleet number than a plate; they still read, second
+    scene = np.full((720, 1280, 3), (40, 190, 230), np.uint8)
+    scene[300:400, 300:500] = render_plate("5RIN962", "", width=200)
+    cv2.putText(scene, "219906", (850, 375), cv2.FONT_HERSHEY_DUPLEX, 1.9, (20, 20, 20), 4)
+    assert [r.text for r in reader.read(scene)] == ["5RIN962", "219906"]
+    # an all-digit plate with its state name keeps its full weight, even one that reads like a date
+    (delaware,) = reader.read(render_plate("198606", "Delaware", width=320))
+    assert (delaware.text, delaware.state) == ("198606", "DE")
+
+
 def test_a_vanity_plate_holding_its_states_name_is_read_and_the_name_alone_is_not(reader):
     reads = reader.read(render_plate("TEXASMN", "Texas", width=320))
     assert [(r.text, r.state) for r in reads] == [("TEXASMN", "TX")]

@@ -55,6 +55,10 @@ BADGE_WEIGHT = 0.25
 # A state name printed around a line is evidence that the line is on a plate (a MONTH sticker
 # and the number on one plate, a bus's fleet number and its plate): its score grows by a tenth.
 STATE_NEAR_BOOST = 1.1
+# Digits alone with no state name around them are more often a fleet, house or phone number or a
+# camera's stamp than a plate: most states' serials mix letters and digits. (Delaware's and Rhode
+# Island's all-digit plates keep their weight where their state name is read.)
+ALL_DIGITS_WEIGHT = 0.8
 PLATE_CROP_SIDE = 320  # a detected plate's crop is scaled to this width for text detection
 # Second reading of uncertain plates: (margin along the line, height factor) of each extra crop.
 # The widest reaches past a character the detector's box clipped (7EAV033 read EAV033); in the
@@ -238,6 +242,8 @@ class PlateReader:
         state = _state_near(box, boxes, lines)
         if state:
             score *= STATE_NEAR_BOOST
+        elif candidates[0].text.isdigit():
+            score *= ALL_DIGITS_WEIGHT
         return RankedLine(score, box, candidates, state)
 
 
