@@ -306,10 +306,10 @@ def test_an_unsure_plates_line_is_found_again_closer_up_and_the_clipped_characte
     (first,) = reader._recognise([crop_line(scene, _widened(box.quad, LINE_MARGIN))])
     assert first.text == "EAV033"
 
-    closer = reader._relook(scene, box.quad)
+    closer = reader._relook(scene, box)
     x, y, bw, bh = TextBox(closer, 0.9).bounds()
     assert x <= ink[0] and x + bw >= ink[-1] and abs((y + bh / 2) - (top + bottom) / 2) < 0.25 * (bottom - top)
-    second = reader._recognise(reader._second_strips(scene, box.quad))
+    second = reader._recognise(reader._second_strips(scene, box))
     _, reading = reader._reading(RankedLine(1.0, box, reader._candidates(first), None), second)
     assert reading.text == "7EAV033"
 

@@ -310,4 +310,3 @@ def spells_state_name(text: str, min_ratio: float = 0.9) -> bool:
         if matcher.real_quick_ratio() >= min_ratio and matcher.quick_ratio() >= min_ratio and matcher.ratio() >= min_ratio:
             return True
     return False
-

@@ -151,7 +151,7 @@ class PlateReader:
         # Uncertain plates are read again from more crops, all in one batch; the
         # crops vote: a character one crop clips or doubles, the others see right.
         unsure = [i for i, ranked in enumerate(found[:RECHECK_PLATES]) if ranked.candidates[0].confidence < RECHECK_BELOW]
-        strips = {i: self._second_strips(image, found[i].box.quad) for i in unsure}
+        strips = {i: self._second_strips(image, found[i].box) for i in unsure}
         again = iter(self._recognise([strip for i in unsure for strip in strips[i]]))
         second = {i: [next(again) for _ in strips[i]] for i in unsure}
         plates = [self._reading(ranked, second.get(i, [])) for i, ranked in enumerate(found)]
@@ -162,21 +162,21 @@ class PlateReader:
         return [r for i, (score, r) in enumerate(plates)
                 if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
 
-    def _second_strips(self, image: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
+    def _second_strips(self, image: np.ndarray, box: TextBox) -> list[np.ndarray]:
         """The strips an uncertain plate's line is read again from: its box's CROP_VARIANTS, and the
         box the detector finds for it closer up, with that box's variants."""
-        strips = _second_crops(image, quad)
-        closer = self._relook(image, quad)
+        strips = _second_crops(image, box.quad)
+        closer = self._relook(image, box)
         if closer is not None:
             strips += [crop_line(image, _widened(closer, LINE_MARGIN))] + _second_crops(image, closer)
         return strips
 
-    def _relook(self, image: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
+    def _relook(self, image: np.ndarray, box: TextBox) -> np.ndarray | None:
         """The line's box found again by the detector on a crop around it, scaled so that the line is
         RELOOK_LINE_WIDTH pixels wide; or None. At frame scale a small plate's box is coarse: it
         clips a character (7EAV033 read as EAV03), or reaches over an emblem or the stacked
         characters beside the number."""
-        x, y, w, h = TextBox(quad, 0.0).bounds()
+        x, y, w, h = box.bounds()
         height, width = image.shape[:2]
         across, up = RELOOK_MARGIN
         x0, y0 = max(0, int(x - across * w)), max(0, int(y - up * h))
