@@ -274,9 +274,22 @@ def _state_names() -> list[tuple[str, str]]:
 _STATE_NAMES = _state_names()
 
 
+def _letters(text: str) -> str:
+    return "".join(c for c in text.upper() if "A" <= c <= "Z")
+
+
+def _spelling_ratio(letters: str, name: str, min_ratio: float) -> float:
+    """How closely `letters` spell `name` (difflib's ratio), or 0 when its cheap upper bounds are
+    already under `min_ratio` (they rule out most of the ~150 names before the real ratio)."""
+    matcher = difflib.SequenceMatcher(None, letters, name)
+    if matcher.real_quick_ratio() < min_ratio or matcher.quick_ratio() < min_ratio:
+        return 0.0
+    return matcher.ratio()
+
+
 def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | None:
     """The state whose name a text line spells, allowing OCR slips ("CALIFORNlA"), with a 0..1 score."""
-    letters = "".join(c for c in text.upper() if "A" <= c <= "Z")
+    letters = _letters(text)
     if len(letters) < 4:
         return None
     best: tuple[str, float] | None = None
@@ -286,11 +299,7 @@ def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | No
             # a name inside a longer line ("VISIT FLORIDA.COM") still names the state
             ratio = 1.0 if len(letters) <= len(name) + 6 else 0.9
         else:
-            matcher = difflib.SequenceMatcher(None, letters, name)
-            # the cheap upper bounds rule out most of the ~150 names before the real ratio
-            if matcher.real_quick_ratio() < min_ratio or matcher.quick_ratio() < min_ratio:
-                continue
-            ratio = matcher.ratio()
+            ratio = _spelling_ratio(letters, name, min_ratio)
         # the longer of two names that fit wins: WEST VIRGINIA, not VIRGINIA;
         # WASHINGTON DC, not WASHINGTON
         key = (ratio, len(name))
@@ -302,11 +311,5 @@ def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | No
 def spells_state_name(text: str, min_ratio: float = 0.9) -> bool:
     """Whether a line is a state's name or motto and nothing more, allowing OCR slips ("CALIFORNlA");
     not a line that holds one among other letters (IDAHOHI, a vanity plate)."""
-    letters = "".join(c for c in text.upper() if "A" <= c <= "Z")
-    if len(letters) < 4:
-        return False
-    for name, _ in _STATE_NAMES:
-        matcher = difflib.SequenceMatcher(None, letters, name)
-        if matcher.real_quick_ratio() >= min_ratio and matcher.quick_ratio() >= min_ratio and matcher.ratio() >= min_ratio:
-            return True
-    return False
+    letters = _letters(text)
+    return len(letters) >= 4 and any(_spelling_ratio(letters, name, min_ratio) >= min_ratio for name, _ in _STATE_NAMES)
