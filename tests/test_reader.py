@@ -314,6 +314,35 @@ def test_an_unsure_plates_line_is_found_again_closer_up_and_the_clipped_characte
     assert reading.text == "7EAV033"
 
 
+def test_a_confident_line_too_short_for_a_plate_is_read_again_where_it_goes_on(reader):
+    from edge_agent.recognise.ocr import TextBox, crop_line
+    from edge_agent.recognise.reader import LINE_MARGIN, RankedLine, _widened
+
+    plate = render_plate("3127K", width=120)
+    h, w = plate.shape[:2]
+    scene = np.full((720, 1280, 3), 70, np.uint8)
+    scene[420:420 + h, 600:600 + w] = plate
+    rows = plate[int(h * 0.35):int(h * 0.75), 4:w - 4].min(axis=2) < 120
+    ink = np.where(rows.any(axis=0))[0] + 604
+    gaps = np.where(np.diff(ink) > 1)[0]  # the character runs of ink end at these gaps
+    top, bottom = 420 + 0.28 * h, 420 + 0.8 * h
+    # the detector's box at frame scale holds only 31 (on a real photograph, 312 of 3127K): the line
+    # goes on past a margin of the box's own width, and the whole line found there is mostly not over it
+    left, right = ink[0], ink[gaps[1]]
+
+    def box_to(x1: float) -> TextBox:
+        return TextBox(np.array([[left, top], [x1, top], [x1, bottom], [left, bottom]], np.float32), 0.9)
+
+    short = box_to(right)
+    (first,) = reader._recognise([crop_line(scene, _widened(short.quad, LINE_MARGIN))])
+    assert first.text == "31" and first.confidence >= 0.9
+    second = reader._recognise(reader._second_strips(scene, short, confident=True))
+    _, reading = reader._reading(RankedLine(1.0, short, reader._candidates(first), None), second)
+    assert reading.text == "3127K"
+    # a confident line that is the whole number is not read again
+    assert reader._second_strips(scene, box_to(ink[-1]), confident=True) == []
+
+
 def test_a_line_found_again_is_the_same_line_not_its_neighbour():
     from edge_agent.recognise.ocr import TextBox
     from edge_agent.recognise.reader import _same_line
@@ -329,6 +358,8 @@ def test_a_line_found_again_is_the_same_line_not_its_neighbour():
     assert _same_line(line, [state_name, sticker]) is None
     assert _same_line(line, [box(40, 48, 140, 140)]) is None  # the whole plate, not its line
     assert _same_line(line, [box(45, 50, 80, 80)]) is None  # a part of the line
+    # a line the detector cut short is only a part of the box found closer up
+    assert TextBox(_same_line((40, 50, 30, 30), [whole]), 0.9).bounds() == (25, 48, 117, 32)
 
 
 def test_of_a_painted_number_and_a_plate_with_no_readable_state_the_plate_comes_first(reader):

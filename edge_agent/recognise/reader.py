@@ -70,7 +70,9 @@ CROP_VARIANTS = ((0.1, 1.15), (0.1, 0.9), (0.3, 1.0))
 RELOOK_MARGIN = (0.6, 1.5)
 RELOOK_LINE_WIDTH = 160
 RELOOK_MAX_SIDE = 640  # a large plate's crop is scaled down to at most this (no worse than at frame scale)
-RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again
+RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again, unless their line is short:
+SHORT_LINE = 2.5  # narrower than this many of its heights (a plate's number is about 3-5 heights wide)
+EXTEND_WIDER = 1.3  # and the box found closer up is at least this much wider
 RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read again
 
 
@@ -150,8 +152,12 @@ class PlateReader:
             return []
         # Uncertain plates are read again from more crops, all in one batch; the
         # crops vote: a character one crop clips or doubles, the others see right.
-        unsure = [i for i, ranked in enumerate(found[:RECHECK_PLATES]) if ranked.candidates[0].confidence < RECHECK_BELOW]
-        strips = {i: self._second_strips(image, found[i].box) for i in unsure}
+        # A confident line too short for a plate's number may be a part of it (3127K read as 312 beside
+        # its stacked DP): it is looked at closer up too, in case the line goes on.
+        unsure = [i for i, ranked in enumerate(found[:RECHECK_PLATES])
+                  if ranked.candidates[0].confidence < RECHECK_BELOW or ranked.box.width < SHORT_LINE * ranked.box.height]
+        strips = {i: self._second_strips(image, found[i].box, found[i].candidates[0].confidence >= RECHECK_BELOW)
+                  for i in unsure}
         again = iter(self._recognise([strip for i in unsure for strip in strips[i]]))
         second = {i: [next(again) for _ in strips[i]] for i in unsure}
         plates = [self._reading(ranked, second.get(i, [])) for i, ranked in enumerate(found)]
@@ -162,11 +168,14 @@ class PlateReader:
         return [r for i, (score, r) in enumerate(plates)
                 if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
 
-    def _second_strips(self, image: np.ndarray, box: TextBox) -> list[np.ndarray]:
-        """The strips an uncertain plate's line is read again from: its box's CROP_VARIANTS, and the
-        box the detector finds for it closer up, with that box's variants."""
-        strips = _second_crops(image, box.quad)
+    def _second_strips(self, image: np.ndarray, box: TextBox, confident: bool = False) -> list[np.ndarray]:
+        """The strips a plate's line is read again from: the box the detector finds for it closer up,
+        with that box's CROP_VARIANTS, and, for an uncertain reading, the line's own box's variants.
+        A confident reading is read again only where the closer box goes on past it (EXTEND_WIDER)."""
         closer = self._relook(image, box)
+        if confident and (closer is None or np.linalg.norm(closer[1] - closer[0]) < EXTEND_WIDER * box.width):
+            return []
+        strips = [] if confident else _second_crops(image, box.quad)
         if closer is not None:
             strips += [crop_line(image, _widened(closer, LINE_MARGIN))] + _second_crops(image, closer)
         return strips
@@ -179,8 +188,9 @@ class PlateReader:
         x, y, w, h = box.bounds()
         height, width = image.shape[:2]
         across, up = RELOOK_MARGIN
-        x0, y0 = max(0, int(x - across * w)), max(0, int(y - up * h))
-        view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + across * w))]
+        reach = across * max(w, SHORT_LINE * h)  # a short line's continuation lies past a margin of its own width
+        x0, y0 = max(0, int(x - reach)), max(0, int(y - up * h))
+        view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + reach))]
         if min(view.shape[:2]) < 8 or w < 1:
             return None
         side = min(RELOOK_MAX_SIDE, int(max(view.shape[:2]) * RELOOK_LINE_WIDTH / w))
@@ -254,15 +264,16 @@ def _second_crops(image: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
 
 def _same_line(line: tuple[int, int, int, int], boxes: list[TextBox], offset: tuple[int, int] = (0, 0)) -> np.ndarray | None:
     """Of `boxes`, the widest that is the text line `line` (x, y, width, height) again: about as tall,
-    on the same centre line, at least 0.6 as wide (not a part of it: 031 of 0315771) and half of it
-    over the line; its quad moved by `offset`, or None."""
+    on the same centre line, at least 0.6 as wide (not a part of it: 031 of 0315771) and over half of
+    the line or half of itself (a line the detector cut short, 312 of 3127K, is only a part of the
+    box closer up); its quad moved by `offset`, or None."""
     x, y, w, h = line
     best, best_width = None, 0
     for box in boxes:
         bx, by, bw, bh = box.bounds()
         overlap = min(x + w, bx + bw) - max(x, bx)
         if abs(by + bh / 2 - (y + h / 2)) > 0.5 * h or not 0.5 * h <= bh <= 1.6 * h or bw < 0.6 * w \
-                or overlap < 0.5 * bw:
+                or overlap < 0.5 * min(bw, w):
             continue
         if bw > best_width:
             best, best_width = box.quad + np.asarray(offset, dtype=np.float32), bw
