@@ -71,8 +71,9 @@ RELOOK_MARGIN = (0.6, 1.5)
 RELOOK_LINE_WIDTH = 160
 RELOOK_MAX_SIDE = 640  # a large plate's crop is scaled down to at most this (no worse than at frame scale)
 RECHECK_BELOW = 0.9  # plates read at least this confidently are not read again, unless their line is short:
-SHORT_LINE = 2.5  # narrower than this many of its heights (a plate's number is about 3-5 heights wide)
-EXTEND_WIDER = 1.3  # and the box found closer up is at least this much wider
+NUMBER_ASPECT = 2.5  # a plate number's box is about this many of its heights wide, or more
+SHORT_LINE = 1.6  # a line's box narrower than this many of its heights may be a part of one
+EXTEND_WIDER = 1.3  # and is read again where the box found closer up is at least this much wider
 RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read again
 
 
@@ -188,7 +189,7 @@ class PlateReader:
         x, y, w, h = box.bounds()
         height, width = image.shape[:2]
         across, up = RELOOK_MARGIN
-        reach = across * max(w, SHORT_LINE * h)  # a short line's continuation lies past a margin of its own width
+        reach = across * max(w, NUMBER_ASPECT * h)  # a short line's continuation lies past a margin of its own width
         x0, y0 = max(0, int(x - reach)), max(0, int(y - up * h))
         view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + reach))]
         if min(view.shape[:2]) < 8 or w < 1:
