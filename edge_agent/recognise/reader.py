@@ -174,7 +174,7 @@ class PlateReader:
         with that box's CROP_VARIANTS, and, for an uncertain reading, the line's own box's variants.
         A confident reading is read again only where the closer box goes on past it (EXTEND_WIDER)."""
         closer = self._relook(image, box)
-        if confident and (closer is None or np.linalg.norm(closer[1] - closer[0]) < EXTEND_WIDER * box.width):
+        if confident and (closer is None or TextBox(closer, box.score).width < EXTEND_WIDER * box.width):
             return []
         strips = [] if confident else _second_crops(image, box.quad)
         if closer is not None:
@@ -189,7 +189,8 @@ class PlateReader:
         x, y, w, h = box.bounds()
         height, width = image.shape[:2]
         across, up = RELOOK_MARGIN
-        reach = across * max(w, NUMBER_ASPECT * h)  # a short line's continuation lies past a margin of its own width
+        # as far as a whole number would reach: a short line's continuation lies past a margin of its own width
+        reach = across * max(w, NUMBER_ASPECT * h)
         x0, y0 = max(0, int(x - reach)), max(0, int(y - up * h))
         view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + reach))]
         if min(view.shape[:2]) < 8 or w < 1:
