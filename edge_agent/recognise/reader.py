@@ -189,13 +189,14 @@ class PlateReader:
         x, y, w, h = box.bounds()
         height, width = image.shape[:2]
         across, up = RELOOK_MARGIN
-        # as far as a whole number would reach: a short line's continuation lies past a margin of its own width
-        reach = across * max(w, NUMBER_ASPECT * h)
-        x0, y0 = max(0, int(x - reach)), max(0, int(y - up * h))
-        view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + reach))]
-        if min(view.shape[:2]) < 8 or w < 1:
+        # a short line is looked at as the whole number it may be a part of: its continuation lies past
+        # a margin of its own width, and at RELOOK_LINE_WIDTH for its own width the view is needlessly large
+        line = NUMBER_ASPECT * h if w < SHORT_LINE * h else w
+        x0, y0 = max(0, int(x - across * line)), max(0, int(y - up * h))
+        view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + across * line))]
+        if min(view.shape[:2]) < 8 or line < 1:
             return None
-        side = min(RELOOK_MAX_SIDE, int(max(view.shape[:2]) * RELOOK_LINE_WIDTH / w))
+        side = min(RELOOK_MAX_SIDE, int(max(view.shape[:2]) * RELOOK_LINE_WIDTH / line))
         boxes = self.detector.detect(view, long_side=side)
         boxes += _joined_neighbours(boxes)
         return _same_line((x - x0, y - y0, w, h), boxes, offset=(x0, y0))
