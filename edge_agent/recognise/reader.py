@@ -156,7 +156,7 @@ class PlateReader:
         # A confident line too short for a plate's number may be a part of it (3127K read as 312 beside
         # its stacked DP): it is looked at closer up too, in case the line goes on.
         unsure = [i for i, ranked in enumerate(found[:RECHECK_PLATES])
-                  if ranked.candidates[0].confidence < RECHECK_BELOW or ranked.box.width < SHORT_LINE * ranked.box.height]
+                  if ranked.candidates[0].confidence < RECHECK_BELOW or _short(ranked.box)]
         strips = {i: self._second_strips(image, found[i].box, found[i].candidates[0].confidence >= RECHECK_BELOW)
                   for i in unsure}
         again = iter(self._recognise([strip for i in unsure for strip in strips[i]]))
@@ -191,7 +191,7 @@ class PlateReader:
         across, up = RELOOK_MARGIN
         # a short line is looked at as the whole number it may be a part of: its continuation lies past
         # a margin of its own width, and at RELOOK_LINE_WIDTH for its own width the view is needlessly large
-        line = NUMBER_ASPECT * h if w < SHORT_LINE * h else w
+        line = NUMBER_ASPECT * h if _short(box) else w
         x0, y0 = max(0, int(x - across * line)), max(0, int(y - up * h))
         view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + across * line))]
         if min(view.shape[:2]) < 8 or line < 1:
@@ -311,6 +311,11 @@ def _widened(quad: np.ndarray, by: float) -> np.ndarray:
     height = float(np.linalg.norm(quad[3] - quad[0]))
     step = along / length * by * height
     return np.array([quad[0] - step, quad[1] + step, quad[2] + step, quad[3] - step], dtype=np.float32)
+
+
+def _short(box: TextBox) -> bool:
+    """Whether a line is too short for a whole plate number: it may be a part of one."""
+    return box.width < SHORT_LINE * box.height
 
 
 def _could_hold_text(box: TextBox) -> bool:
