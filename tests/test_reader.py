@@ -387,3 +387,45 @@ def test_of_a_fleet_number_and_a_plate_the_one_with_a_state_name_comes_first(rea
     cv2.putText(scene, "219906", (850, 390), cv2.FONT_HERSHEY_DUPLEX, 1.9, (20, 20, 20), 4)
     reads = reader.read(scene)
     assert [(r.text, r.state) for r in reads][:1] == [("5RIN962", "CA")]
+
+
+def test_a_plate_boxed_whole_is_read_from_the_band_its_number_fills(reader):
+    from edge_agent.recognise.ocr import TextBox, crop_line
+
+    # a plate in a dealer's frame, whose name runs along the bottom
+    plate = render_plate("6TIX874", width=200)
+    h, w = plate.shape[:2]
+    framed = np.full((h + h // 3, w + 12, 3), 25, np.uint8)
+    framed[h // 8:h // 8 + h, 6:6 + w] = plate
+    cv2.putText(framed, "DOMINION", (8, framed.shape[0] - 4), cv2.FONT_HERSHEY_DUPLEX, w / 300, (235, 235, 235), 2)
+    fh, fw = framed.shape[:2]
+    scene = np.full((720, 1280, 3), 90, np.uint8)
+    scene[400:400 + fh, 600:600 + fw] = framed
+    # the detector boxes a blurred or small plate whole, state name to frame, as if it were one line
+    whole = TextBox(np.array([[600, 400], [600 + fw, 400], [600 + fw, 400 + fh], [600, 400 + fh]], np.float32), 0.9)
+    (line,) = reader._recognise([crop_line(scene, whole.quad)])
+    assert reader._reads_poorly(line)
+    reads = reader._read_text(scene, [whole])
+    # the plate is read once, from a band of the box, and reported where that band lies
+    assert [r.text for r in reads] == ["6TIX874"]
+    x, y, bw, bh = reads[0].box
+    assert 600 <= x and x + bw <= 600 + fw and 400 < y and y + bh < 400 + fh
+
+
+def test_a_frame_with_nothing_boxed_is_looked_at_again_where_the_text_map_rises_a_little(reader):
+    from edge_agent.recognise.ocr import TextMap
+
+    scene = np.full((720, 1280, 3), 90, np.uint8)
+    scene[400:460, 600:720] = render_plate("7EAV033", width=120)
+    # the detector's map at half the frame's size: a faint rise over a part of the number, nothing boxed;
+    # the look around it takes in a whole number's width
+    prob = np.zeros((360, 640), np.float32)
+    prob[214:222, 325:333] = 0.25
+    prob[50:52, 50:52] = 0.25  # a speck too small to be text
+    assert reader.detector.faint_regions(TextMap(prob, 2.0, 2.0), 0.1, 2, (12, 4)) == [(650, 428, 16, 16)]
+    (found,) = reader._read_faint(scene, TextMap(prob, 2.0, 2.0))
+    assert found.text == "7EAV033"
+    assert _overlaps(found.box, (600, 400, 120, 60))
+    # where the map rose enough to be boxed, there is nothing faint to look at again
+    prob[214:222, 318:340] = 0.9
+    assert reader._read_faint(scene, TextMap(prob, 2.0, 2.0)) == []

@@ -152,6 +152,7 @@ class TextBox:
 
     quad: np.ndarray  # (4, 2) float32
     score: float
+    plate: TextBox | None = None  # for a number band cut from a whole plate's box, that box
 
     @property
     def width(self) -> float:
@@ -175,6 +176,15 @@ def order_corners(pts: np.ndarray) -> np.ndarray:
     tl, bl = left[np.argsort(left[:, 1])]
     tr, br = right[np.argsort(right[:, 1])]
     return np.array([tl, tr, br, bl], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TextMap:
+    """The detector's text probability map of an image, and the scale from map to image pixels."""
+
+    prob: np.ndarray
+    sx: float
+    sy: float
 
 
 class TextDetector:
@@ -208,6 +218,9 @@ class TextDetector:
 
     def detect(self, image: np.ndarray, long_side: int = 0) -> list[TextBox]:
         """Text boxes in frame pixels; `long_side` scales the image to that size (up or down) instead of max_side."""
+        return self.boxes(self.text_map(image, long_side))
+
+    def text_map(self, image: np.ndarray, long_side: int = 0) -> TextMap:
         height, width = image.shape[:2]
         in_h, in_w = self.input_size(height, width, long_side)
         # one C++ pass resizes into a contiguous NCHW float blob; normalised in place per channel
@@ -217,9 +230,11 @@ class TextDetector:
             plane *= _DET_SCALE[channel]
             plane -= _DET_SHIFT[channel]
         prob = self.session.run(None, {self.input_name: blob})[0][0, 0]
-        return self._boxes(prob, width / in_w, height / in_h)
+        return TextMap(prob, width / in_w, height / in_h)
 
-    def _boxes(self, prob: np.ndarray, sx: float, sy: float) -> list[TextBox]:
+    def boxes(self, text_map: TextMap) -> list[TextBox]:
+        """The map's text boxes, in image pixels."""
+        prob, sx, sy = text_map.prob, text_map.sx, text_map.sy
         mask = (prob > self.binary_threshold).astype(np.uint8)
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         boxes: list[TextBox] = []
@@ -245,6 +260,27 @@ class TextDetector:
             if len(boxes) >= self.max_boxes:
                 break
         return boxes
+
+    def faint_regions(self, text_map: TextMap, level: float, limit: int,
+                      min_size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+        """Up to `limit` regions of the map over `level` that mostly stay under the binary threshold
+        (text too blurred or too small to be boxed) and are at least `min_size` (width, height) image
+        pixels, as x, y, width, height in image pixels, the most text-like first."""
+        prob = text_map.prob
+        count, labels, stats, _ = cv2.connectedComponentsWithStats((prob > level).astype(np.uint8))
+        found = []
+        for i in range(1, count):
+            x, y, w, h, _area = stats[i]
+            if w * text_map.sx < min_size[0] or h * text_map.sy < min_size[1]:
+                continue
+            inside = labels[y:y + h, x:x + w] == i
+            region = prob[y:y + h, x:x + w][inside]
+            if (region > self.binary_threshold).mean() > 0.3:
+                continue  # boxed already, or the faint rim of a box
+            bounds = (int(x * text_map.sx), int(y * text_map.sy), int(w * text_map.sx), int(h * text_map.sy))
+            found.append((float(region.max()), bounds))
+        found.sort(reverse=True)
+        return [bounds for _, bounds in found[:limit]]
 
     @staticmethod
     def _mean_score(prob: np.ndarray, contour: np.ndarray) -> float:

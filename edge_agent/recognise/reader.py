@@ -18,6 +18,7 @@ from edge_agent.recognise.ocr import (
     RuntimeOptions,
     TextBox,
     TextDetector,
+    TextMap,
     TextRecogniser,
     crop_line,
 )
@@ -75,6 +76,21 @@ NUMBER_ASPECT = 2.5  # a plate number's box is about this many of its heights wi
 SHORT_LINE = 1.6  # a line's box narrower than this many of its heights may be a part of one
 EXTEND_WIDER = 1.3  # and is read again where the box found closer up is at least this much wider
 RECHECK_PLATES = 1  # how many of a frame's most plate-like lines may be read again
+# The detector boxes a blurred or small plate whole (state name, number, slogan and dealer frame in one
+# box), and that box reads as garbage. A plate is about twice as wide as tall, its number across the
+# middle: where a box of about that shape reads below BAND_BELOW, bands of it are read too, as lines of
+# their own (the number's band between the state name above and the slogan or frame below).
+PLATE_SHAPE = (1.2, 2.6)  # width / height of a whole plate's box
+NUMBER_BANDS = ((0.2, 0.85), (0.25, 0.8))  # (top, bottom) as shares of the box's height
+BAND_BELOW = 0.5
+# A frame with no plate read is looked at again where the detector's map rises a little (over
+# FAINT_LEVEL) but too little to be boxed: a blurred or small plate. The FAINT_LOOKS most text-like such
+# regions are each read on a crop around them, enlarged as for the relook, taking them as part of a
+# number at least FAINT_NUMBER of the frame's width.
+FAINT_LEVEL = 0.1
+FAINT_LOOKS = 2
+FAINT_MIN = (12, 4)  # smaller regions (width, height in frame pixels) are noise
+FAINT_NUMBER = 0.055
 
 
 @dataclass(frozen=True)
@@ -116,9 +132,10 @@ class PlateReader:
     def read(self, image: np.ndarray) -> list[PlateReading]:
         """Plates in a BGR image, most plate-like first."""
         image = as_bgr8(image)
-        if self.plate_detector is None:
-            return self._read_text(image)
-        return self._read_detected_plates(image)
+        if self.plate_detector is not None:
+            return self._read_detected_plates(image)
+        text_map = self.detector.text_map(image)
+        return self._read_text(image, self.detector.boxes(text_map)) or self._read_faint(image, text_map)
 
     def _read_detected_plates(self, image: np.ndarray) -> list[PlateReading]:
         """The plate detector's boxes, each read by the text path on its own (enlarged) crop."""
@@ -130,25 +147,30 @@ class PlateReader:
             view = image[y0:min(height, y + h + my), x0:min(width, x + w + mx)]
             if min(view.shape[:2]) < 4:
                 continue
-            found = self._read_text(view, long_side=PLATE_CROP_SIDE)
+            found = self._read_text(view, self.detector.detect(view, PLATE_CROP_SIDE))
             if found:
                 plates.append(dataclasses.replace(found[0], box=(x, y, w, h)))
         return plates
 
-    def _read_text(self, image: np.ndarray, long_side: int = 0) -> list[PlateReading]:
-        """Plates found by text detection: the lines that read and look most like plate numbers."""
-        boxes = [b for b in self.detector.detect(image, long_side) if _could_hold_text(b)]
+    def _read_text(self, image: np.ndarray, detected: list[TextBox]) -> list[PlateReading]:
+        """Plates among the image's detected text: the lines that read and look most like plate numbers."""
+        boxes = [b for b in detected if _could_hold_text(b)]
         boxes += _joined_neighbours(boxes)
         if not boxes:
             return []
         lines = self._recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
+        bands = [band for box, line in zip(boxes, lines) if _plate_shaped(box) and self._reads_poorly(line)
+                 for band in _number_bands(box)]
+        if bands:
+            boxes += bands
+            lines += self._recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in bands])
         found: list[RankedLine] = []
         for box, line in zip(boxes, lines):
             rank = self._plate_rank(box, line, boxes, lines, image.shape[0])
             if rank is not None:
                 found.append(rank)
         found.sort(key=lambda item: item.score, reverse=True)
-        found = found[: self.settings.max_plates]
+        found = _one_per_plate(found)[: self.settings.max_plates]
         if not found:
             return []
         # Uncertain plates are read again from more crops, all in one batch; the
@@ -169,6 +191,25 @@ class PlateReader:
         return [r for i, (score, r) in enumerate(plates)
                 if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
 
+    def _reads_poorly(self, line: LineReading) -> bool:
+        candidates = self._candidates(line)
+        return not candidates or candidates[0].confidence < BAND_BELOW
+
+    def _read_faint(self, image: np.ndarray, text_map: TextMap) -> list[PlateReading]:
+        """The most confident plate read around the map's faint regions (at most one), or []."""
+        best: PlateReading | None = None
+        for x, y, w, h in self.detector.faint_regions(text_map, FAINT_LEVEL, FAINT_LOOKS, FAINT_MIN):
+            line = max(w, FAINT_NUMBER * image.shape[1])
+            around = _view_around(image, (x + (w - line) / 2, y, line, h), line)
+            if around is None:
+                continue
+            view, (x0, y0), side = around
+            found = self._read_text(view, self.detector.detect(view, long_side=side))
+            if found and (best is None or found[0].confidence > best.confidence):
+                bx, by, bw, bh = found[0].box
+                best = dataclasses.replace(found[0], box=(bx + x0, by + y0, bw, bh))
+        return [best] if best else []
+
     def _second_strips(self, image: np.ndarray, box: TextBox, confident: bool = False) -> list[np.ndarray]:
         """The strips a plate's line is read again from: the box the detector finds for it closer up,
         with that box's CROP_VARIANTS, and, for an uncertain reading, the line's own box's variants.
@@ -187,16 +228,12 @@ class PlateReader:
         clips a character (7EAV033 read as EAV03), or reaches over an emblem or the stacked
         characters beside the number."""
         x, y, w, h = box.bounds()
-        height, width = image.shape[:2]
-        across, up = RELOOK_MARGIN
         # a short line is looked at as the whole number it may be a part of: its continuation lies past
         # a margin of its own width, and at RELOOK_LINE_WIDTH for its own width the view is needlessly large
-        line = NUMBER_ASPECT * h if _short(box) else w
-        x0, y0 = max(0, int(x - across * line)), max(0, int(y - up * h))
-        view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + across * line))]
-        if min(view.shape[:2]) < 8 or line < 1:
+        around = _view_around(image, (x, y, w, h), NUMBER_ASPECT * h if _short(box) else w)
+        if around is None:
             return None
-        side = min(RELOOK_MAX_SIDE, int(max(view.shape[:2]) * RELOOK_LINE_WIDTH / line))
+        view, (x0, y0), side = around
         boxes = self.detector.detect(view, long_side=side)
         boxes += _joined_neighbours(boxes)
         return _same_line((x - x0, y - y0, w, h), boxes, offset=(x0, y0))
@@ -283,6 +320,21 @@ def _same_line(line: tuple[int, int, int, int], boxes: list[TextBox], offset: tu
     return best
 
 
+def _view_around(image: np.ndarray, bounds: tuple[float, float, float, float],
+                 line: float) -> tuple[np.ndarray, tuple[int, int], int] | None:
+    """The view of a line (x, y, width, height) reaching RELOOK_MARGIN past it, a `line` pixels long
+    number's share along it; its corner in the image; and the detector's side for it that makes `line`
+    RELOOK_LINE_WIDTH pixels. None where the view is too small to look at."""
+    x, y, w, h = bounds
+    height, width = image.shape[:2]
+    across, up = RELOOK_MARGIN
+    x0, y0 = max(0, int(x - across * line)), max(0, int(y - up * h))
+    view = image[y0:min(height, int(y + h + up * h)), x0:min(width, int(x + w + across * line))]
+    if min(view.shape[:2]) < 8 or line < 1:
+        return None
+    return view, (x0, y0), min(RELOOK_MAX_SIDE, int(max(view.shape[:2]) * RELOOK_LINE_WIDTH / line))
+
+
 def _taller(quad: np.ndarray, by: float) -> np.ndarray:
     """The quad grown about its centre line to `by` times its height."""
     if by == 1.0:
@@ -318,6 +370,31 @@ def _short(box: TextBox) -> bool:
     return box.width < SHORT_LINE * box.height
 
 
+def _plate_shaped(box: TextBox) -> bool:
+    return box.height >= 12 and PLATE_SHAPE[0] <= box.width / box.height <= PLATE_SHAPE[1]
+
+
+def _number_bands(box: TextBox) -> list[TextBox]:
+    """The bands of a whole plate's box that its number may fill (NUMBER_BANDS), each a line of its own."""
+    q = box.quad
+    return [TextBox(np.array([q[0] + (q[3] - q[0]) * top, q[1] + (q[2] - q[1]) * top,
+                              q[1] + (q[2] - q[1]) * bottom, q[0] + (q[3] - q[0]) * bottom], dtype=np.float32),
+                    box.score, plate=box)
+            for top, bottom in NUMBER_BANDS]
+
+
+def _one_per_plate(ranked: list[RankedLine]) -> list[RankedLine]:
+    """The best ranked of the lines on each plate: a whole plate's box and its number bands are one plate."""
+    seen: set[int] = set()
+    kept = []
+    for line in ranked:
+        plate = id(line.box.plate or line.box)
+        if plate not in seen:
+            seen.add(plate)
+            kept.append(line)
+    return kept
+
+
 def _could_hold_text(box: TextBox) -> bool:
     return box.height >= 6 and box.width >= 6
 
@@ -349,6 +426,8 @@ def _prominence(box: TextBox, boxes: list[TextBox]) -> float:
     cx, cy = x + w / 2, y + h / 2
     tallest = h
     for other in boxes:
+        if other is box.plate:
+            continue  # a number band's own plate
         ox, oy, ow, oh = other.bounds()
         if oh > tallest and ow >= oh and ox - PLATE_AROUND_LINE * ow <= cx <= ox + (1 + PLATE_AROUND_LINE) * ow \
                 and abs(cy - (oy + oh / 2)) <= PLATE_HEIGHTS * oh:
