@@ -322,9 +322,10 @@ def _same_line(line: tuple[int, int, int, int], boxes: list[TextBox], offset: tu
 
 def _view_around(image: np.ndarray, bounds: tuple[float, float, float, float],
                  line: float) -> tuple[np.ndarray, tuple[int, int], int] | None:
-    """The view of a line (x, y, width, height) reaching RELOOK_MARGIN past it, a `line` pixels long
-    number's share along it; its corner in the image; and the detector's side for it that makes `line`
-    RELOOK_LINE_WIDTH pixels. None where the view is too small to look at."""
+    """The view around a line (x, y, width, height) taken for a number `line` pixels long: RELOOK_MARGIN
+    of `line` to either side and of the line's height above and below; the view's corner in the image;
+    and the detector's long side for the view that makes `line` RELOOK_LINE_WIDTH pixels. None where the
+    view is too small to look at."""
     x, y, w, h = bounds
     height, width = image.shape[:2]
     across, up = RELOOK_MARGIN
@@ -371,6 +372,7 @@ def _short(box: TextBox) -> bool:
 
 
 def _plate_shaped(box: TextBox) -> bool:
+    """Whether a box may hold a whole plate: about twice as wide as tall, tall enough for a band of it to read."""
     return box.height >= 12 and PLATE_SHAPE[0] <= box.width / box.height <= PLATE_SHAPE[1]
 
 
