@@ -158,15 +158,17 @@ class PlateReader:
         boxes += _joined_neighbours(boxes)
         if not boxes:
             return []
-        lines = self._recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in boxes])
-        bands = [band for box, line in zip(boxes, lines) if _plate_shaped(box) and self._reads_poorly(line)
+        lines = self._recognise([_line_strip(image, b) for b in boxes])
+        candidates = [self._candidates(line) for line in lines]
+        bands = [band for box, first in zip(boxes, candidates) if _plate_shaped(box) and _reads_poorly(first)
                  for band in _number_bands(box)]
         if bands:
-            boxes += bands
-            lines += self._recognise([crop_line(image, _widened(b.quad, LINE_MARGIN)) for b in bands])
+            band_lines = self._recognise([_line_strip(image, b) for b in bands])
+            boxes, lines = boxes + bands, lines + band_lines
+            candidates += [self._candidates(line) for line in band_lines]
         found: list[RankedLine] = []
-        for box, line in zip(boxes, lines):
-            rank = self._plate_rank(box, line, boxes, lines, image.shape[0])
+        for box, line, first in zip(boxes, lines, candidates):
+            rank = self._plate_rank(box, line, first, boxes, lines, image.shape[0])
             if rank is not None:
                 found.append(rank)
         found.sort(key=lambda item: item.score, reverse=True)
@@ -190,10 +192,6 @@ class PlateReader:
         top = plates[0][0]
         return [r for i, (score, r) in enumerate(plates)
                 if score >= MIN_PLATE_SCORE and (i == 0 or score >= OTHER_PLATE_SHARE * top)]
-
-    def _reads_poorly(self, line: LineReading) -> bool:
-        candidates = self._candidates(line)
-        return not candidates or candidates[0].confidence < BAND_BELOW
 
     def _read_faint(self, image: np.ndarray, text_map: TextMap) -> list[PlateReading]:
         """The most confident plate read around the map's faint regions (at most one), or []."""
@@ -273,11 +271,10 @@ class PlateReader:
             if grammar.is_valid_plate(c.text)
         ][: self.settings.candidates]
 
-    def _plate_rank(self, box: TextBox, line: LineReading, boxes: list[TextBox], lines: list[LineReading],
-                    frame_height: int) -> RankedLine | None:
-        """How likely a text line is a plate's number (confidence times plate-likeness times prominence, a
-        little more the lower it sits in the frame or with a state name around it), or None."""
-        candidates = self._candidates(line)
+    def _plate_rank(self, box: TextBox, line: LineReading, candidates: list[Candidate], boxes: list[TextBox],
+                    lines: list[LineReading], frame_height: int) -> RankedLine | None:
+        """How likely a text line (read as `candidates`) is a plate's number (confidence times plate-likeness
+        times prominence, a little more the lower it sits in the frame or with a state name around it), or None."""
         if not candidates or candidates[0].confidence < self.settings.min_confidence:
             return None
         likeness = grammar.plate_likeness(candidates[0].text, line.text)
@@ -369,6 +366,15 @@ def _widened(quad: np.ndarray, by: float) -> np.ndarray:
 def _short(box: TextBox) -> bool:
     """Whether a line is too short for a whole plate number: it may be a part of one."""
     return box.width < SHORT_LINE * box.height
+
+
+def _line_strip(image: np.ndarray, box: TextBox) -> np.ndarray:
+    """A line's strip for its first reading, a LINE_MARGIN wider at each end than its box."""
+    return crop_line(image, _widened(box.quad, LINE_MARGIN))
+
+
+def _reads_poorly(candidates: list[Candidate]) -> bool:
+    return not candidates or candidates[0].confidence < BAND_BELOW
 
 
 def _plate_shaped(box: TextBox) -> bool:
