@@ -1,0 +1,61 @@
+"""What the plate models see: the one definition of their inputs, used by the agent and by training alike.
+
+Pure functions over numpy arrays. A change here changes what the committed models were trained on: retrain.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# The reader sees a plate box, widened by READER_MARGIN of its width and height on each side (a detector's
+# box clips the first or last character now and then), as a grey READER_SIZE (height, width) strip.
+READER_SIZE = (48, 128)
+READER_MARGIN = (0.06, 0.12)
+# The detector sees the frame letterboxed into DETECTOR_SIZE (height, width); a frame of another shape is
+# scaled to fit and padded on the right and bottom.
+DETECTOR_SIZE = (384, 640)
+DETECTOR_STRIDE = 8
+
+
+def reader_window(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """The part of the image (x, y, width, height) the reader sees for a plate box."""
+    x, y, w, h = box
+    mx, my = READER_MARGIN[0] * w, READER_MARGIN[1] * h
+    return x - mx, y - my, w + 2 * mx, h + 2 * my
+
+
+def reader_input(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """(1, H, W) float32 strip of the plate box: grey, normalised by its own mean and spread (night infrared
+    and daylight alike). Parts of the window outside the image repeat its edge."""
+    x, y, w, h = reader_window(box)
+    height, width = image.shape[:2]
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    x1, y1 = max(x0 + 2, int(np.ceil(x + w))), max(y0 + 2, int(np.ceil(y + h)))
+    cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return np.zeros((1, *READER_SIZE), np.float32)
+    view = image[cy0:cy1, cx0:cx1]
+    grey = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY) if view.ndim == 3 else view
+    if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        grey = cv2.copyMakeBorder(grey, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
+    out_h, out_w = READER_SIZE
+    shrink = grey.shape[1] > out_w or grey.shape[0] > out_h
+    strip = cv2.resize(grey, (out_w, out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    strip = strip.astype(np.float32)
+    return ((strip - strip.mean()) / (strip.std() + 8.0))[np.newaxis]
+
+
+def detector_input(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """(1, 3, H, W) float32 RGB 0..1 of the frame letterboxed into DETECTOR_SIZE, and the scale applied."""
+    out_h, out_w = DETECTOR_SIZE
+    height, width = image.shape[:2]
+    scale = min(out_w / width, out_h / height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    canvas = np.zeros((out_h, out_w, 3), np.float32)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if resized.ndim == 2:
+        resized = cv2.cvtColor(resized, cv2.COLOR_GRAY2BGR)
+    canvas[:new_h, :new_w] = resized[..., ::-1]
+    canvas *= 1.0 / 255.0
+    return canvas.transpose(2, 0, 1)[np.newaxis], scale

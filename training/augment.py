@@ -1,0 +1,138 @@
+"""Training samples for the reader: a plate (synthetic, a real crop or a real frame's plate) seen as the agent
+would see it through a detector's box, in any light and any weather a patrol camera meets."""
+
+from __future__ import annotations
+
+import random
+
+import cv2
+import numpy as np
+
+from edge_agent.recognise.crops import reader_input, reader_window
+from training import render
+from training.data import Sample
+
+
+def backgrounds(frames: list[np.ndarray], rng: random.Random, w: int, h: int) -> np.ndarray:
+    """A w x h background: a patch of a real frame, or noise and colour."""
+    if frames and rng.random() < 0.6:
+        frame = rng.choice(frames)
+        fh, fw = frame.shape[:2]
+        scale = rng.uniform(0.3, 1.2)
+        pw, ph = min(fw, int(w / scale)), min(fh, int(h / scale))
+        x, y = rng.randint(0, fw - pw), rng.randint(0, fh - ph)
+        return cv2.resize(frame[y:y + ph, x:x + pw], (w, h))
+    colour = np.array([rng.randint(0, 255) for _ in range(3)], np.float32)
+    nprng = np.random.default_rng(rng.randint(0, 2**31))
+    noise = cv2.resize(nprng.normal(0, rng.uniform(5, 40), (max(2, h // 8), max(2, w // 8), 3)).astype(np.float32), (w, h))
+    return (colour + noise).clip(0, 255).astype(np.uint8)
+
+
+def synthetic_scene(rng: random.Random, frames: list[np.ndarray], plate_width: int | None = None):
+    """A rendered plate warped onto a background: (image, plate box, serial, state)."""
+    plate, serial, state = render.render(rng, width=rng.choice([200, 240, 300]))
+    ph, pw = plate.shape[:2]
+    target_w = plate_width or rng.randint(60, 260)
+    s = target_w / pw
+    cw, ch = int(target_w * rng.uniform(1.5, 2.2)), int(ph * s * rng.uniform(2.0, 3.0))
+    canvas = backgrounds(frames, rng, cw, ch)
+    x0, y0 = rng.uniform(0.1, 0.9) * (cw - target_w), rng.uniform(0.1, 0.9) * (ch - ph * s)
+    src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
+    jitter = 0.08 * target_w
+    dst = np.float32([[x0, y0], [x0 + target_w, y0], [x0 + target_w, y0 + ph * s], [x0, y0 + ph * s]])
+    dst += np.float32([[rng.gauss(0, jitter * 0.5), rng.gauss(0, jitter * 0.3)] for _ in range(4)])
+    shear = rng.gauss(0, 0.08) * ph * s  # the camera looks at plates from the side and from above
+    dst[[1, 2], 1] += shear
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    warped = cv2.warpPerspective(plate, matrix, (cw, ch), flags=cv2.INTER_AREA)
+    mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), matrix, (cw, ch))
+    canvas = np.where(mask[..., None] > 127, warped, canvas)
+    bx0, by0 = dst.min(axis=0)
+    bx1, by1 = dst.max(axis=0)
+    return canvas, (float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0)), serial, state
+
+
+def photometric(region: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Light, optics and encoding: colour or night infrared, contrast, blur, noise, glare, JPEG."""
+    img = region.astype(np.float32)
+    if rng.random() < 0.25:  # grey-scale infrared look: plates bright, paint dark, low contrast
+        weights = np.array([rng.uniform(0.0, 0.3), rng.uniform(0.1, 0.5), rng.uniform(0.4, 1.0)], np.float32)
+        grey = img @ (weights / weights.sum())
+        img = np.repeat(grey[..., None], 3, axis=2)
+    else:
+        img = img * np.float32([rng.uniform(0.7, 1.3) for _ in range(3)])
+    a, b = rng.uniform(0.5, 1.4), rng.uniform(-60, 60)
+    img = img * a + b
+    if rng.random() < 0.15:  # glare or a shadow across the plate
+        h, w = img.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.2, 0.8) * w
+        spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+        img = img + spot[..., None] * rng.uniform(-120, 160)
+    img = img.clip(0, 255)
+    if rng.random() < 0.3:
+        gamma = rng.uniform(0.6, 1.6)
+        img = 255.0 * (img / 255.0) ** gamma
+    out = img.astype(np.uint8)
+    r = rng.random()
+    if r < 0.25:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.6))
+    elif r < 0.4:  # motion blur along the road
+        k = rng.randint(3, 9)
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2, :] = 1.0 / k
+        angle = rng.uniform(-20, 20)
+        kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), angle, 1.0), (k, k))
+        out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))
+    if rng.random() < 0.5:
+        sigma = rng.uniform(2, 14)
+        noise = np.random.default_rng(rng.randint(0, 2**31)).normal(0, sigma, out.shape)
+        out = (out + noise).clip(0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(15, 90)])
+        out = cv2.imdecode(enc, cv2.IMREAD_COLOR)
+    return out
+
+
+def jitter_box(box, rng: random.Random, amount: float = 0.06):
+    """A detector's box for the plate: each edge off by a little."""
+    x, y, w, h = box
+    left, right = rng.gauss(0, amount) * w, rng.gauss(0, amount) * w
+    top, bottom = rng.gauss(0, amount * 1.5) * h, rng.gauss(0, amount * 1.5) * h
+    return x + left, y + top, max(4.0, w - left + right), max(3.0, h - top + bottom)
+
+
+def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 220)) -> np.ndarray:
+    """The reader's (1, H, W) input for the plate at `box`, through a jittered box, at a random size,
+    after `photometric`."""
+    box = jitter_box(box, rng)
+    wx, wy, ww, wh = reader_window(box)
+    # the region around the window, at the resolution the plate is seen at
+    pad_x, pad_y = 0.1 * ww, 0.1 * wh
+    x0, y0 = int(max(0, wx - pad_x)), int(max(0, wy - pad_y))
+    x1, y1 = int(min(image.shape[1], wx + ww + pad_x)) + 1, int(min(image.shape[0], wy + wh + pad_y)) + 1
+    region = image[y0:y1, x0:x1]
+    if region.size == 0 or min(region.shape[:2]) < 2:
+        region, x0, y0 = image, 0, 0
+    seen_w = rng.uniform(*width_range)
+    scale = min(4.0, seen_w / max(box[2], 1.0))
+    small = cv2.resize(region, (max(2, int(region.shape[1] * scale)), max(2, int(region.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    small = photometric(small, rng)
+    x, y, w, h = box
+    return reader_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
+
+
+def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float):
+    """(input, plate text, state code or None) drawn from synthetic or real plates."""
+    if not real or rng.random() < synthetic_share:
+        image, box, serial, state = synthetic_scene(rng, frames)
+        return reader_sample(image, box, rng), serial, state
+    s = rng.choice(real)
+    image, box = s.image, s.box
+    if rng.random() < 0.3:  # a small turn of the whole picture
+        h, w = image.shape[:2]
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        m = cv2.getRotationMatrix2D((cx, cy), rng.gauss(0, 4), 1.0)
+        image = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    return reader_sample(image, box, rng, width_range=(40, 200)), s.plate, s.state
