@@ -144,18 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--json", action="store_true")
     acc.add_argument("--limit", type=int, default=0, help="only the first N images")
     acc.add_argument("--show-misses", action="store_true", help="print each image read wrongly")
+    acc.add_argument("--part", choices=("all", "train", "validation"), default="all",
+                     help="the part of the committed train/validation split of the shared photographs")
     acc.set_defaults(func=cmd_bench_accuracy)
     fr = bsub.add_parser("false-reads", parents=[common],
                          help="reads left on labelled frames once their plate is painted out (badges, signs, stamps)")
     fr.add_argument("--dataset", required=True, metavar="DIR", help="frames with NAME.txt labels giving the plate's box")
     fr.add_argument("--json", action="store_true")
     fr.add_argument("--limit", type=int, default=0, help="only the first N images")
+    fr.add_argument("--part", choices=("all", "train", "validation"), default="all",
+                    help="the part of the committed train/validation split of the shared photographs")
     fr.set_defaults(func=cmd_bench_false_reads)
     sp = bsub.add_parser("speed", parents=[common], help="frames per second, latency, CPU and memory over a video or frames")
     sp.add_argument("--source", required=True, metavar="PATH", help="a video file, a folder of images or one image")
     sp.add_argument("--limit", type=int, default=0, help="time only the first N frames")
     sp.add_argument("--camera", metavar="ID", help="use this configured camera's region (default: the whole frame)")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--baseline", choices=("generic",),
+                    help="also time the generic OCR call (rapidocr, default settings, whole frame) on the same frames, "
+                         "in a separate process, and give the ratio")
     sp.set_defaults(func=cmd_bench_speed)
     hb = bsub.add_parser("hotlist", parents=[common], help="hotlist import, start-up, memory, lookup speed and false hits")
     hb.add_argument("--list", required=True, metavar="FILE", help="a full extract to import (e.g. a million rows)")
@@ -554,18 +561,26 @@ def _show_result(console: Console, result: dict, as_json: bool) -> None:
         console.print(" ".join(f"{k}={v}" for k, v in result.items()))
 
 
+def _measured_on(config) -> dict:
+    from edge_agent.bench import machine
+
+    return {**machine(), "providers": list(config.recognition.providers),
+            "intra_op_threads": config.recognition.intra_op_threads}
+
+
 def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench import bench_accuracy, load_dataset
 
-    items = load_dataset(Path(args.dataset), args.limit)
-    reader = _reader(config_for(args))
+    items = load_dataset(Path(args.dataset), args.limit, args.part)
+    config = config_for(args)
+    reader = _reader(config)
 
     def show(item, plates, ms) -> None:
         first = plates[0].text if plates else ""
         if args.show_misses and first != item.plate:
             console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
 
-    result = bench_accuracy(reader, items, show)
+    result = {"part": args.part, **bench_accuracy(reader, items, show), **_measured_on(config)}
     _show_result(console, result, args.json)
     return EXIT_OK
 
@@ -573,8 +588,8 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
 def cmd_bench_false_reads(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench import bench_false_reads, load_dataset
 
-    items = load_dataset(Path(args.dataset), args.limit)
-    result = bench_false_reads(_reader(config_for(args)), items)
+    items = load_dataset(Path(args.dataset), args.limit, args.part)
+    result = {"part": args.part, **bench_false_reads(_reader(config_for(args)), items)}
     if args.json:
         console.json(result)
     else:
@@ -598,8 +613,15 @@ def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
         region = Region(*camera.region)
     result = bench_speed(_reader(config), source_frames(args.source, console.error), region, limit=args.limit,
                          tracker_settings=tracker_settings(config))
-    result["providers"] = list(config.recognition.providers)
-    result["intra_op_threads"] = config.recognition.intra_op_threads
+    result.update(_measured_on(config))
+    if args.baseline:
+        from edge_agent.bench.generic import time_generic_ocr
+
+        generic = time_generic_ocr(args.source, args.limit)
+        result["generic_median_ms"] = generic["median_ms"]
+        result["generic_p95_ms"] = generic["p95_ms"]
+        result["generic_cpu_s_per_frame"] = generic["cpu_s_per_frame"]
+        result["speedup_over_generic"] = round(generic["median_ms"] / max(result["median_ms"], 1e-6), 2)
     _show_result(console, result, args.json)
     return EXIT_OK
 

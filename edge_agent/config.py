@@ -8,6 +8,7 @@ so a unit's config works whatever directory the service starts in.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from datetime import datetime
@@ -18,6 +19,8 @@ from urllib.parse import urlparse
 
 from edge_agent.errors import ConfigError
 from edge_agent.tomlcompat import tomllib
+
+log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("file", "folder", "video", "v4l2", "rtsp", "gstreamer", "picamera2")
 DEFAULT_CONFIG_PATHS = (Path("/etc/edge-agent/config.toml"),)
@@ -55,15 +58,12 @@ class RecognitionConfig:
     spin_wait: bool = False
     trt_cache_dir: Path | None = None  # TensorRT engine cache; default DATA_DIR/trt-cache
     trt_fp16: bool = True
-    detector_max_side: int = 960
     min_confidence: float = 0.25
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
     track_max_wait_s: float = 0.7  # a pass's read is given at most this long after the plate first shows
     track_max_gap_s: float = 0.5  # a plate unseen this long has left the picture
     track_settle_frames: int = 3  # this many frames agreeing settle a pass early
-    plate_detector: Path | None = None  # an ONNX plate detector with a YOLO output layout; text detection otherwise
-    plate_detector_min_score: float = 0.35
-    plate_class: int = -1  # the detector's class index for plates; -1: every class
+    plate_min_score: float = 0.3  # the plate detector's boxes scoring below this are not plates
     motion_gate: bool = False  # skip frames in which nothing moved (parked); off while patrolling
     motion_min_changed: float = 0.002  # share of a 160x90 picture that must change
 
@@ -263,8 +263,8 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
     recognition = _section(RecognitionConfig, raw.get("recognition", {}), file, "recognition", base)
     if not 0 <= recognition.min_confidence <= 1:
         raise ConfigError(file, "recognition.min_confidence", "must be between 0 and 1")
-    if recognition.detector_max_side < 64:
-        raise ConfigError(file, "recognition.detector_max_side", "must be at least 64")
+    if not 0 < recognition.plate_min_score < 1:
+        raise ConfigError(file, "recognition.plate_min_score", "must be between 0 and 1")
     if not recognition.providers:
         raise ConfigError(file, "recognition.providers", "needs at least one ONNX Runtime execution provider")
     for provider in recognition.providers:
@@ -275,8 +275,6 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         raise ConfigError(file, "recognition.track_settle_frames", "must be at least 1")
     if not 0 < recognition.track_max_wait_s <= 5:
         raise ConfigError(file, "recognition.track_max_wait_s", "must be above 0 and at most 5 seconds")
-    if recognition.plate_detector is not None and not recognition.plate_detector.is_file():
-        raise ConfigError(file, "recognition.plate_detector", f"{recognition.plate_detector} is not a file")
     if not 0 < recognition.motion_min_changed < 1:
         raise ConfigError(file, "recognition.motion_min_changed", "must be between 0 and 1")
     hotlist = _hotlist(raw.get("hotlist", {}), file, base)
@@ -374,6 +372,17 @@ def _camera(raw: Any, file: str, where: str, base: Path) -> CameraConfig:
     return camera
 
 
+# Keys earlier versions read, and why they went.
+RETIRED_KEYS = {
+    "recognition": {
+        "detector_max_side": "the plate detector sees every frame at one size",
+        "plate_detector": "the agent ships its own trained plate detector",
+        "plate_detector_min_score": "see recognition.plate_min_score",
+        "plate_class": "the agent ships its own trained plate detector",
+    },
+}
+
+
 def _section(cls: type, raw: Any, file: str, where: str, base: Path):
     """Build dataclass `cls` from a TOML table, checking names and types field by field."""
     if not isinstance(raw, dict):
@@ -381,6 +390,10 @@ def _section(cls: type, raw: Any, file: str, where: str, base: Path):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for key, value in raw.items():
+        if key in RETIRED_KEYS.get(where, ()):
+            # a unit upgraded with its old config file keeps running; the key no longer does anything
+            log.warning("%s: %s.%s is no longer used (%s); it is ignored", file, where, key, RETIRED_KEYS[where][key])
+            continue
         if key not in fields:
             raise ConfigError(file, f"{where}.{key}", f"unknown key (expected one of {', '.join(fields)})")
         values[key] = _coerce(value, fields[key], file, f"{where}.{key}", base)

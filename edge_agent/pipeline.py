@@ -26,7 +26,7 @@ from edge_agent.errors import HotlistError
 from edge_agent.hotlist import entry_details, hotlist_generation, import_payload, load_index
 from edge_agent.hotlist.storage import open_hotlist_db
 from edge_agent.imaging import crop_box, encode_jpeg
-from edge_agent.recognise.ocr import RuntimeOptions
+from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
 from edge_agent.recognise.tracker import Pass, PlateTracker, TrackerSettings
 from edge_agent.records import Frame, PlateReading, Read
@@ -123,11 +123,8 @@ def reader_settings(config: Config) -> ReaderSettings:
                                inter_op_threads=rc.inter_op_threads, memory_arena=rc.memory_arena,
                                spin_wait=rc.spin_wait, trt_cache_dir=rc.trt_cache_dir or config.data_dir / "trt-cache",
                                trt_fp16=rc.trt_fp16),
-        detector_max_side=rc.detector_max_side,
         min_confidence=rc.min_confidence,
-        plate_detector=rc.plate_detector,
-        plate_detector_min_score=rc.plate_detector_min_score,
-        plate_class=rc.plate_class,
+        detector_min_score=rc.plate_min_score,
     )
 
 

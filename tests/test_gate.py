@@ -27,7 +27,7 @@ def test_region_reads_only_its_part_and_boxes_stay_in_frame_pixels(reader):
     (plate,) = moved_to_frame(reader.read(view), dx, dy)
     assert plate.text == "5TRK442"
     x, y, w, h = plate.box
-    assert 680 <= x <= 760 and 470 <= y <= 560
+    assert 680 <= x <= 760 and 460 <= y <= 560  # in frame pixels: the plate's top is at 480
     upper, _, _ = Region(0.0, 0.0, 1.0, 0.5).view(scene)
     assert reader.read(upper) == []
 
@@ -57,10 +57,19 @@ def test_region_and_motion_gate_in_the_config(tmp_path: Path):
                      ({"camera": [{"id": "f", "source": "v4l2", "region": [0, 0, 1]}]}, "camera[0].region"),
                      ({"recognition": {"providers": ["GPUExecutionProvider"]}}, "recognition.providers"),
                      ({"recognition": {"providers": []}}, "recognition.providers"),
-                     ({"recognition": {"plate_detector": "nowhere.onnx"}}, "recognition.plate_detector")]:
+                     ({"recognition": {"plate_min_score": 1.5}}, "recognition.plate_min_score")]:
         with pytest.raises(ConfigError) as err:
             parse_config(bad, "unit.toml")
         assert key in str(err.value) and "unit.toml" in str(err.value)
+
+
+def test_an_older_units_recognition_keys_are_ignored_with_a_warning(caplog):
+    from edge_agent.config import parse_config
+
+    with caplog.at_level("WARNING"):
+        config = parse_config({"recognition": {"detector_max_side": 960, "plate_detector_min_score": 0.35}}, "unit.toml")
+    assert config.recognition.plate_min_score == 0.3
+    assert "recognition.detector_max_side is no longer used" in caplog.text and "unit.toml" in caplog.text
 
 
 def test_unavailable_provider_is_a_clear_error(tmp_path: Path):
@@ -103,7 +112,7 @@ def test_bench_speed_on_nothing_is_a_clear_error(tmp_path: Path):
 def test_tensorrt_gets_its_engine_cache_and_precision_and_missing_providers_are_skipped(tmp_path: Path):
     from edge_agent.config import parse_config
     from edge_agent.pipeline import reader_settings
-    from edge_agent.recognise.ocr import provider_list
+    from edge_agent.recognise.runtime import provider_list
 
     config = parse_config({"agent": {"data_dir": str(tmp_path / "data")}, "recognition": {
         "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}})

@@ -5,7 +5,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.recognise.ocr import PLATE_ALPHABET
+from edge_agent.recognise.runtime import PLATE_ALPHABET
 from edge_agent.recognise.tracker import PlateTracker, TrackerSettings
 from edge_agent.records import Candidate, PlateReading
 

@@ -14,7 +14,7 @@ import numpy as np
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.9
-NUM_CHARS = 37  # CTC blank + 0-9 A-Z (edge_agent.recognise.ocr.PLATE_ALPHABET)
+NUM_CHARS = 37  # CTC blank + 0-9 A-Z (edge_agent.recognise.runtime.PLATE_ALPHABET)
 
 
 # --- parameters -----------------------------------------------------------
@@ -174,24 +174,35 @@ class JaxOps:
         return self.jnp.repeat(self.jnp.repeat(x, 2, axis=2), 2, axis=3)
 
 
-def running_stats(params: dict, updates: list, momentum: float = BN_MOMENTUM) -> dict:
-    """Params with each batch norm's running mean and variance moved toward the batch's."""
-    import jax
-
-    new = jax.tree_util.tree_map(lambda a: a, params)
+def batch_stats(params: dict, updates: list) -> dict:
+    """{path: (batch mean, batch variance)} of each batch norm `JaxOps(train=True)` ran over `params`."""
     by_id = {id(p): (m, v) for p, m, v in updates}
+    found: dict = {}
 
-    def walk(src, dst):
-        for key, value in src.items():
+    def walk(tree, path):
+        for key, value in tree.items():
             if isinstance(value, dict):
                 if id(value) in by_id:
-                    m, v = by_id[id(value)]
-                    dst[key]["mean"] = momentum * value["mean"] + (1 - momentum) * jax.lax.stop_gradient(m)
-                    dst[key]["var"] = momentum * value["var"] + (1 - momentum) * jax.lax.stop_gradient(v)
-                walk(value, dst[key])
+                    found[path + (key,)] = by_id[id(value)]
+                walk(value, path + (key,))
 
-    walk(params, new)
-    return new
+    walk(params, ())
+    return found
+
+
+def with_running_stats(new: dict, old: dict, stats: dict, momentum: float = BN_MOMENTUM) -> dict:
+    """`new` with each batch norm's running averages moved from `old`'s toward the batch's (the optimiser
+    leaves them alone in effect: whatever it did to them is replaced)."""
+    import jax
+
+    out = jax.tree_util.tree_map(lambda a: a, new)
+    for path, (mean, var) in stats.items():
+        dst, src = out, old
+        for key in path:
+            dst, src = dst[key], src[key]
+        dst["mean"] = momentum * src["mean"] + (1 - momentum) * jax.lax.stop_gradient(mean)
+        dst["var"] = momentum * src["var"] + (1 - momentum) * jax.lax.stop_gradient(var)
+    return out
 
 
 # --- export ---------------------------------------------------------------

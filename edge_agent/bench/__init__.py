@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import platform
 import resource
 import statistics
 import time
@@ -12,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from edge_agent.bench.split import PARTS, load_split, part_of
 from edge_agent.capture import decode_image
 from edge_agent.errors import EdgeAgentError, ImageError
 from edge_agent.recognise.plate import normalise_plate
@@ -26,10 +29,34 @@ class LabelledImage:
     box: tuple[int, int, int, int] | None = None
 
 
-def load_dataset(folder: Path, limit: int = 0) -> list[LabelledImage]:
+def machine() -> dict:
+    """What a figure was measured on: CPU model, cores, ONNX Runtime's threads (0: one per core)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count()}
+
+
+def load_dataset(folder: Path, limit: int = 0, part: str = "all") -> list[LabelledImage]:
     """Either layout of ../shared/data/us-plates: groundtruth.csv (file,state,plate) or NAME.txt beside each
-    image; with `limit`, only the first that many."""
-    folder = Path(folder)
+    image; `part` 'train' or 'validation' keeps that part of the committed split ('all': everything); with
+    `limit`, only the first that many."""
+    items = _load_dataset(Path(folder))
+    if part != "all":
+        if part not in PARTS:
+            raise EdgeAgentError(f"part must be all, {' or '.join(PARTS)}, not {part!r}")
+        kind = "crops" if (Path(folder) / "groundtruth.csv").is_file() else "endtoend"
+        split = load_split()
+        items = [i for i in items if split.get((kind, i.path.name), part_of(i.plate)) == part]
+    return items[:limit] if limit else items
+
+
+def _load_dataset(folder: Path) -> list[LabelledImage]:
     if not folder.is_dir():
         raise EdgeAgentError(f"{folder}: dataset folder does not exist")
     truth = folder / "groundtruth.csv"
@@ -41,7 +68,7 @@ def load_dataset(folder: Path, limit: int = 0) -> list[LabelledImage]:
                     raise EdgeAgentError(f"{truth}: line {line}: needs file and plate columns")
                 state = (row.get("state") or "").strip().upper() or None
                 items.append(LabelledImage(folder / row["file"], normalise_plate(row["plate"]), state))
-        return items[:limit] if limit else items
+        return items
     for label in sorted(folder.glob("*.txt")):
         fields = label.read_text().split()
         if len(fields) < 6:
@@ -53,7 +80,7 @@ def load_dataset(folder: Path, limit: int = 0) -> list[LabelledImage]:
         items.append(LabelledImage(folder / fields[0], normalise_plate(fields[5]), None, box))  # type: ignore[arg-type]
     if not items:
         raise EdgeAgentError(f"{folder}: no groundtruth.csv and no NAME.txt labels")
-    return items[:limit] if limit else items
+    return items
 
 
 # Of the labelled plate's width and height: its frame, bolts and stickers are painted out too.
@@ -120,15 +147,17 @@ def bench_accuracy(reader: PlateReader, items: list[LabelledImage],
     """Exact and top-3 rates of the first plate reported per image, timing, memory and state accuracy."""
     exact = top3 = state_right = state_total = errors = 0
     times: list[float] = []
+    cpu = 0.0
     for item in items:
         try:
             image = decode_image(item.path)
         except ImageError:
             errors += 1
             continue
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         plates = reader.read(image)
         times.append((time.perf_counter() - start) * 1000)
+        cpu += time.process_time() - cpu_start
         first = plates[0] if plates else None
         if first is not None and first.text == item.plate:
             exact += 1
@@ -148,6 +177,7 @@ def bench_accuracy(reader: PlateReader, items: list[LabelledImage],
         "top3_rate": round(top3 / n, 4) if n else 0.0,
         "median_ms": round(statistics.median(times), 1) if times else 0.0,
         "p95_ms": round(percentile(times, 0.95), 1),
+        "cpu_s_per_image": round(cpu / len(times), 4) if times else 0.0,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "unreadable_files": errors,
     }

@@ -1,4 +1,10 @@
-"""The model manifest (`models/manifest.toml`) and sha256 checks of the files it lists."""
+"""The model manifest (`models/manifest.toml`, installed as `edge_agent/models/`) and sha256 checks of the
+files it lists.
+
+A file comes from one of two origins: `repository` (trained by `training/` and committed beside the
+manifest, installed with the package) or `wheel` (inside a pinned PyPI package, where `package` and
+`path` say where).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,9 @@ from pathlib import Path
 from edge_agent.errors import ModelError
 from edge_agent.tomlcompat import tomllib
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MANIFEST = MODELS_DIR / "manifest.toml"
+ORIGINS = ("repository", "wheel")
 
 
 @dataclass(frozen=True)
@@ -25,9 +33,13 @@ class ModelSpec:
     license: str
     source: str
     description: str = ""
+    origin: str = "wheel"
+    folder: Path = MODELS_DIR  # where a repository file sits: beside its manifest
 
     def file(self) -> Path:
-        """Where the file sits in the installed wheel; the package is not imported."""
+        """Where the file is; a wheel's package is located, not imported."""
+        if self.origin == "repository":
+            return self.folder / self.path
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
             raise ModelError(
@@ -37,6 +49,7 @@ class ModelSpec:
 
 
 def load_manifest(path: Path = DEFAULT_MANIFEST) -> dict[str, ModelSpec]:
+    """role -> ModelSpec."""
     try:
         data = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -46,9 +59,11 @@ def load_manifest(path: Path = DEFAULT_MANIFEST) -> dict[str, ModelSpec]:
     models = {}
     for i, entry in enumerate(data.get("model", [])):
         try:
-            spec = ModelSpec(**entry)
+            spec = ModelSpec(**entry, folder=Path(path).resolve().parent)
         except TypeError as exc:
             raise ModelError(f"{path}: model[{i}]: {exc}") from None
+        if spec.origin not in ORIGINS:
+            raise ModelError(f"{path}: model[{i}] ({spec.name}): origin must be one of {', '.join(ORIGINS)}")
         models[spec.role] = spec
     return models
 
@@ -62,15 +77,16 @@ def sha256_of(path: Path) -> str:
 
 
 def verify_model(spec: ModelSpec) -> Path:
-    """Return the model's path once its package version and sha256 are what the manifest says."""
-    try:
-        installed = importlib.metadata.version(spec.package)
-    except importlib.metadata.PackageNotFoundError:
-        installed = None
-    if installed != spec.version:
-        raise ModelError(
-            f"model {spec.name}: manifest pins {spec.package}=={spec.version}, installed is {installed} (run scripts/setup)"
-        )
+    """The model's path once its origin's version and its sha256 are what the manifest says."""
+    if spec.origin == "wheel":
+        try:
+            installed = importlib.metadata.version(spec.package)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if installed != spec.version:
+            raise ModelError(
+                f"model {spec.name}: manifest pins {spec.package}=={spec.version}, installed is {installed} (run scripts/setup)"
+            )
     path = spec.file()
     if not path.is_file():
         raise ModelError(f"model {spec.name}: file {path} is missing")
@@ -78,3 +94,9 @@ def verify_model(spec: ModelSpec) -> Path:
     if actual != spec.sha256:
         raise ModelError(f"model {spec.name}: {path} has sha256 {actual}, manifest says {spec.sha256}")
     return path
+
+
+def require(models: dict[str, ModelSpec], role: str, path: Path) -> ModelSpec:
+    if role not in models:
+        raise ModelError(f"{path}: no model with role {role!r} (found {', '.join(sorted(models)) or 'none'})")
+    return models[role]

@@ -7,13 +7,12 @@ a runner-up, from which ranked whole-plate candidates are built.
 
 from __future__ import annotations
 
-import difflib
 import heapq
 import itertools
 import re
 import numpy as np
 
-from edge_agent.recognise.ocr import PLATE_ALPHABET
+from edge_agent.recognise.runtime import PLATE_ALPHABET
 from edge_agent.records import Candidate
 
 MIN_CHARS, MAX_CHARS = 2, 8
@@ -34,58 +33,6 @@ US_STATES = {
 }
 # Canada and Mexico appear on California hotlists too.
 OTHER_JURISDICTIONS = {"MX", "BC", "AB", "ON", "QC"}
-# Plates often print the state as a slogan or web address instead of, or
-# beside, its name; these count too (the mottos states have put on plates).
-_STATE_ALIASES = {
-    "AK": ["NORTH TO THE FUTURE", "THE LAST FRONTIER"],
-    "AL": ["HEART OF DIXIE", "STARS FELL ON ALABAMA", "SWEET HOME ALABAMA"],
-    "AR": ["THE NATURAL STATE"],
-    "AZ": ["GRAND CANYON STATE"],
-    "CA": ["DMV CA GOV"],
-    "CO": ["COLORFUL COLORADO"],
-    "CT": ["CONSTITUTION STATE"],
-    "DC": ["WASHINGTON DC", "TAXATION WITHOUT REPRESENTATION", "CELEBRATE DIVERSITY"],
-    "DE": ["THE FIRST STATE"],
-    "FL": ["SUNSHINE STATE", "MYFLORIDA COM"],
-    "GA": ["PEACH STATE"],
-    "HI": ["ALOHA STATE"],
-    "ID": ["FAMOUS POTATOES", "SCENIC IDAHO"],
-    "IL": ["LAND OF LINCOLN"],
-    "IN": ["CROSSROADS OF AMERICA", "IN GOD WE TRUST"],
-    "KY": ["UNBRIDLED SPIRIT"],
-    "LA": ["SPORTSMANS PARADISE", "SPORTSMAN S PARADISE"],
-    "MA": ["THE SPIRIT OF AMERICA"],
-    "ME": ["VACATIONLAND"],
-    "MI": ["PURE MICHIGAN", "GREAT LAKES"],
-    "MN": ["EXPLORE MINNESOTA", "10000 LAKES"],
-    "MO": ["SHOW ME STATE"],
-    "MS": ["MAGNOLIA STATE"],
-    "MT": ["BIG SKY COUNTRY", "TREASURE STATE"],
-    "NC": ["FIRST IN FLIGHT", "FIRST IN FREEDOM"],
-    "ND": ["PEACE GARDEN STATE", "DISCOVER THE SPIRIT"],
-    "NH": ["LIVE FREE OR DIE"],
-    "NJ": ["GARDEN STATE"],
-    "NM": ["LAND OF ENCHANTMENT"],
-    "NV": ["SILVER STATE", "HOME MEANS NEVADA"],
-    "NY": ["EMPIRE STATE"],
-    "OH": ["BIRTHPLACE OF AVIATION", "HEART OF IT ALL"],
-    "OK": ["NATIVE AMERICA", "EXPLORE OKLAHOMA"],
-    "OR": ["PACIFIC WONDERLAND"],
-    "PA": ["VISITPA", "KEYSTONE STATE"],
-    "RI": ["OCEAN STATE"],
-    "SC": ["WHILE I BREATHE I HOPE"],
-    "SD": ["GREAT FACES GREAT PLACES", "MOUNT RUSHMORE"],
-    "TN": ["VOLUNTEER STATE"],
-    "TX": ["LONE STAR STATE"],
-    "UT": ["LIFE ELEVATED", "GREATEST SNOW ON EARTH"],
-    "VA": ["VIRGINIA IS FOR LOVERS"],
-    "VT": ["GREEN MOUNTAIN STATE"],
-    "WA": ["EVERGREEN STATE"],
-    "WI": ["AMERICAS DAIRYLAND"],
-    "WV": ["WILD WONDERFUL"],
-}
-
-
 def normalise_plate(text: str) -> str:
     """Upper case, A-Z and 0-9 only: how a plate is compared everywhere in the agent."""
     return _NON_PLATE.sub("", text.upper())
@@ -111,20 +58,11 @@ def _o_read_as_zero(probs: np.ndarray) -> np.ndarray:
     return merged
 
 
-def looks_like_date(text: str) -> bool:
-    """Years on registration stickers (2012) and dates stamped by cameras (20140428, 201405) are not plates."""
-    if not text.isdigit() or len(text) < 4 or not 1980 <= int(text[:4]) <= 2039:
-        return False
-    if len(text) >= 6 and not 1 <= int(text[4:6]) <= 12:
-        return False
-    return len(text) < 8 or 1 <= int(text[6:8]) <= 31
-
-
-def looks_like_time(text: str) -> bool:
-    """Times of day stamped by cameras (073126, 14062514) are not plates."""
-    if not text.isdigit() or len(text) not in (6, 8):
-        return False
-    return int(text[0:2]) < 24 and int(text[2:4]) < 60 and int(text[4:6]) < 60
+def looks_like_year(text: str) -> bool:
+    """A registration sticker's year (2012) read alone is not a plate: no state issues four-digit serials
+    that are this century's years (Delaware's short all-digit numbers stop at 6 digits, but a year alone
+    is far likelier a sticker)."""
+    return len(text) == 4 and text.isdigit() and 1980 <= int(text) <= 2039
 
 
 def ctc_runs(probs: np.ndarray) -> list[tuple[int, int, int]]:
@@ -143,36 +81,6 @@ def ctc_runs(probs: np.ndarray) -> list[tuple[int, int, int]]:
 def ctc_characters(probs: np.ndarray) -> list[tuple[int, int]]:
     """Collapse the best CTC path: for each emitted character, the step where it peaks and its column."""
     return [(start + int(probs[start:end, col].argmax()), col) for start, end, col in ctc_runs(probs)]
-
-
-def blank_end_characters(probs: np.ndarray, spans: list[tuple[int, int]], step_px: float) -> np.ndarray:
-    """`probs` with the characters at either end of the line that lie in one of `spans` (x ranges
-    in the strip, `step_px` strip pixels a step) read as blank: print beside the number that is not
-    part of it. Characters inside the line are kept, and so is at least one."""
-    if not spans:
-        return probs
-    merged = _o_read_as_zero(probs)  # the characters plate_candidates reads
-    runs = ctc_runs(merged)
-    tolerance = step_px / 2
-
-    def inside(run: tuple[int, int, int]) -> bool:
-        start, end, col = run
-        x = (start + int(merged[start:end, col].argmax()) + 0.5) * step_px
-        return any(x0 - tolerance <= x <= x1 + tolerance for x0, x1 in spans)
-
-    first, last = 0, len(runs)
-    while first < last - 1 and inside(runs[first]):
-        first += 1
-    while last - 1 > first and inside(runs[last - 1]):
-        last -= 1
-    dropped = runs[:first] + runs[last:]
-    if not dropped:
-        return probs
-    out = probs.copy()
-    for start, end, _ in dropped:
-        out[start:end] = 0.0
-        out[start:end, 0] = 1.0
-    return out
 
 
 def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_length: int | None = None) -> list[Candidate]:
@@ -229,87 +137,3 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
         candidates.insert(rank, Candidate(spelled, round((below + after) / 2, 4)))
         candidates = candidates[:limit]
     return candidates
-
-
-# Plates carry no colons; cameras stamp the time of day with them ("07:31:2", cut off at the frame's edge).
-_CLOCK = re.compile(r"\d\s?:\s?\d")
-
-
-def plate_likeness(text: str, raw: str) -> float:
-    """How much a recognised line looks like a US plate rather than other text, 0..1.
-
-    `text` is the normalised candidate, `raw` what the recogniser printed over its
-    full character set: lower-case words and punctuation-heavy strings are signs,
-    dealer frames and slogans, not plates.
-    """
-    n = len(text)
-    if not MIN_CHARS <= n <= MAX_CHARS:
-        return 0.0
-    weight = {2: 0.2, 3: 0.3, 4: 0.6}.get(n, 1.0)
-    if looks_like_date(text) or looks_like_time(text) or _CLOCK.search(raw):
-        # a whole date or time (20140502) is a camera's stamp; six digits may be a plate that reads like one
-        weight *= 0.1 if n == 8 else 0.2
-    if not any(c.isdigit() for c in raw or text):  # the raw line: 0 in a candidate may be a word's O
-        weight *= 0.6
-    # lower case over all the line's characters, digits too: a word is mostly lower case, while a
-    # graphic beside a number read as one lower-case letter ("s7524") is not a word
-    characters = [c for c in raw if c.isalnum()]
-    if characters:
-        lower = sum(1 for c in characters if c.islower()) / len(characters)
-        weight *= 1.0 - 0.8 * lower
-    noise = sum(1 for c in raw if not (c.isalnum() or c in " -·.")) / max(1, len(raw))
-    weight *= 1.0 - min(1.0, 2 * noise)
-    if sum(1 for c in raw if c in " -·.") > 2:
-        weight *= 0.5
-    return weight
-
-
-def _state_names() -> list[tuple[str, str]]:
-    names = [(name.replace(" ", ""), code) for code, name in US_STATES.items()]
-    for code, aliases in _STATE_ALIASES.items():
-        names.extend(("".join(c for c in alias if "A" <= c <= "Z"), code) for alias in aliases)
-    return names
-
-
-_STATE_NAMES = _state_names()
-
-
-def _letters(text: str) -> str:
-    return "".join(c for c in text.upper() if "A" <= c <= "Z")
-
-
-def _spelling_ratio(letters: str, name: str, min_ratio: float) -> float:
-    """How closely `letters` spell `name` (difflib's ratio), or 0 when its cheap upper bounds are
-    already under `min_ratio` (they rule out most of the ~150 names before the real ratio)."""
-    matcher = difflib.SequenceMatcher(None, letters, name)
-    if matcher.real_quick_ratio() < min_ratio or matcher.quick_ratio() < min_ratio:
-        return 0.0
-    return matcher.ratio()
-
-
-def state_from_text(text: str, min_ratio: float = 0.8) -> tuple[str, float] | None:
-    """The state whose name a text line spells, allowing OCR slips ("CALIFORNlA"), with a 0..1 score."""
-    letters = _letters(text)
-    if len(letters) < 4:
-        return None
-    best: tuple[str, float] | None = None
-    best_key = None
-    for name, code in _STATE_NAMES:
-        if name in letters:
-            # a name inside a longer line ("VISIT FLORIDA.COM") still names the state
-            ratio = 1.0 if len(letters) <= len(name) + 6 else 0.9
-        else:
-            ratio = _spelling_ratio(letters, name, min_ratio)
-        # the longer of two names that fit wins: WEST VIRGINIA, not VIRGINIA;
-        # WASHINGTON DC, not WASHINGTON
-        key = (ratio, len(name))
-        if ratio >= min_ratio and (best_key is None or key > best_key):
-            best, best_key = (code, ratio), key
-    return best
-
-
-def spells_state_name(text: str, min_ratio: float = 0.9) -> bool:
-    """Whether a line is a state's name or motto and nothing more, allowing OCR slips ("CALIFORNlA");
-    not a line that holds one among other letters (IDAHOHI, a vanity plate)."""
-    letters = _letters(text)
-    return len(letters) >= 4 and any(_spelling_ratio(letters, name, min_ratio) >= min_ratio for name, _ in _STATE_NAMES)

@@ -1,0 +1,114 @@
+"""The training recipes, run for a few steps on a handful of rendered samples in the training extra's
+environment (.venv-train, made by scripts/setup-train), as `scripts/train` runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.synthetic import render_plate, render_scene
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
+
+pytestmark = pytest.mark.slow
+
+
+def _train(*args: str) -> subprocess.CompletedProcess:
+    if not TRAIN_PYTHON.is_file():
+        pytest.fail("the training extra is not installed (scripts/setup-train; scripts/test runs it)")
+    return subprocess.run([str(TRAIN_PYTHON), "-m", "training", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    """A data folder in the shared layout: 12 plate crops and 6 frames, half of each on either side of the split."""
+    from edge_agent.bench.split import part_of
+
+    root = tmp_path_factory.mktemp("plates")
+    crops, frames = root / "crops", root / "endtoend"
+    crops.mkdir()
+    frames.mkdir()
+    plates = ["7ABC123", "5TRK442", "6WNP018", "8LMN905", "4GHT271", "3KPD550", "2XYZ781", "1MNO333", "9QRS246",
+              "6TUV135", "5WXY864", "4JKL975"]
+    assert {part_of(p) for p in plates} == {"train", "validation"}
+    with (crops / "groundtruth.csv").open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["file", "state", "plate"])
+        for i, plate in enumerate(plates):
+            cv2.imwrite(str(crops / f"ca{i}.png"), render_plate(plate, width=200))
+            out.writerow([f"ca{i}.png", "ca", plate])
+    for i, plate in enumerate(plates[:6]):
+        scene = render_scene([(plate, "California")], size=(1280, 720), seed=i, plate_width=120)
+        cv2.imwrite(str(frames / f"f{i}.jpg"), scene)
+        # render_scene's one car: plate centred at x = 640, its top an eighth of the body below y = 446
+        (frames / f"f{i}.txt").write_text(f"f{i}.jpg 580 470 120 60 {plate}\n")
+    return root
+
+
+def _losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_reader_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(small_data: Path, tmp_path: Path):
+    from edge_agent.recognise.models import load_manifest, verify_model
+    from edge_agent.recognise.recogniser import PlateRecogniser
+
+    run, out = tmp_path / "run", tmp_path / "models"
+    done = _train("reader", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "24",
+                  "--every", "8", "--batch", "16")
+    assert done.returncode == 0, done.stderr[-2000:]
+    losses = _losses(run)
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    spec = load_manifest(out / "manifest.toml")["plate-reader"]
+    reads = PlateRecogniser(verify_model(spec)).read(render_plate("7ABC123"), [(0, 0, 360, 180)])
+    (probs, states), = reads
+    assert probs.shape == (32, 37) and states.shape == (51,)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    card = (out / "plate-reader.md").read_text()
+    assert spec.sha256 in card and "AGPL-3.0" in card
+    # a second call resumes the run where it stopped
+    again = _train("reader", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "32",
+                   "--every", "8", "--batch", "16")
+    assert again.returncode == 0 and "resuming" in again.stdout and len(_losses(run)) == 4
+
+
+def test_detector_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(small_data: Path, tmp_path: Path):
+    from edge_agent.recognise.detector import PlateDetector
+    from edge_agent.recognise.models import load_manifest, verify_model
+    from edge_agent.recognise.runtime import RuntimeOptions
+
+    run, out = tmp_path / "run", tmp_path / "models"
+    done = _train("detector", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "24",
+                  "--every", "8", "--batch", "8")
+    assert done.returncode == 0, done.stderr[-2000:]
+    losses = _losses(run)
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    detector = PlateDetector(verify_model(load_manifest(out / "manifest.toml")["plate-detector"]), RuntimeOptions())
+    boxes = detector.detect(np.zeros((720, 1280, 3), np.uint8))
+    assert isinstance(boxes, list)
+    assert "GMAC a frame" in (out / "plate-detector.md").read_text()
+
+
+def test_training_refuses_labels_that_do_not_match_their_images_and_writes_no_model(small_data: Path, tmp_path: Path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_data, bad)
+    (bad / "crops" / "ca3.png").unlink()
+    out = tmp_path / "models"
+    done = _train("reader", "--data", str(bad), "--run", str(tmp_path / "run"), "--out", str(out), "--steps", "4")
+    assert done.returncode == 2
+    assert "ca3.png" in done.stderr and "groundtruth.csv" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    (bad / "endtoend" / "f1.txt").unlink()
+    shutil.copy(small_data / "crops" / "ca3.png", bad / "crops" / "ca3.png")
+    done = _train("detector", "--data", str(bad), "--run", str(tmp_path / "run2"), "--out", str(out), "--steps", "4")
+    assert done.returncode == 2 and "f1.jpg" in done.stderr and not out.exists()

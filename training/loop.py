@@ -1,0 +1,64 @@
+"""What every recipe shares: a run folder with checkpoints it resumes from, a log, and a progress line."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def progress(step: int, total: int, started: float, text: str) -> None:
+    done = step / total
+    bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
+    elapsed = time.time() - started
+    sys.stdout.write(f"\r[{bar}] {step}/{total} {text} {elapsed / 60:.1f} min")
+    sys.stdout.flush()
+
+
+class Run:
+    """A training run's folder: `config.json`, `checkpoint.pkl` (the last), `log.jsonl` (one line a checkpoint)."""
+
+    def __init__(self, folder: Path, config: dict):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        saved = self.folder / "config.json"
+        if saved.is_file():
+            before = json.loads(saved.read_text())
+            changed = {k: (before.get(k), v) for k, v in config.items() if k not in ("steps", "run", "out") and before.get(k) != v}
+            if changed:
+                raise SystemExit(f"{self.folder}: resuming a run made with other settings {changed}; use another --run")
+        saved.write_text(json.dumps(config, indent=1))
+
+    def resume(self, params, opt_state):
+        path = self.folder / "checkpoint.pkl"
+        if not path.is_file():
+            return 0, params, opt_state
+        import jax
+
+        with path.open("rb") as fh:
+            saved = pickle.load(fh)
+        print(f"resuming {self.folder} at step {saved['step']}", flush=True)
+        treedef = jax.tree_util.tree_structure(opt_state)
+        opt_state = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in saved["opt_state"]])
+        return saved["step"], jax.tree_util.tree_map(jax.numpy.asarray, saved["params"]), opt_state
+
+    def checkpoint(self, step: int, params, opt_state, figures: dict) -> None:
+        import jax
+
+        saved = {"step": step, "params": jax.tree_util.tree_map(np.asarray, params),
+                 "opt_state": [np.asarray(a) for a in jax.tree_util.tree_leaves(opt_state)]}
+        tmp = self.folder / "checkpoint.pkl.tmp"
+        with tmp.open("wb") as fh:
+            pickle.dump(saved, fh)
+        tmp.replace(self.folder / "checkpoint.pkl")  # a stop mid-write leaves the last whole checkpoint
+        with (self.folder / "log.jsonl").open("a") as fh:
+            fh.write(json.dumps({"step": step, "time": time.time(), **figures}) + "\n")
+
+    def log(self) -> list[dict]:
+        path = self.folder / "log.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []

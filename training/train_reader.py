@@ -1,0 +1,181 @@
+"""The plate reader's recipe: CTC over 32 steps of a 48x128 grey strip, and the issuing state, trained on
+synthetic plates and the train part of the shared photographs; reported on the validation part.
+
+    scripts/train reader [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S]
+
+Checkpoints every --every steps into the run folder and resumes from the last one; the ONNX file, its
+model card and manifest entry are written only when the run completes and its export checks out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.recognise.crops import READER_SIZE
+from edge_agent.recognise.runtime import PLATE_ALPHABET
+from edge_agent.recognise.plate import US_STATES
+from training import nets
+from training.loop import Run, progress
+
+STATES = tuple(sorted(US_STATES))
+MAX_LABEL = 10
+
+
+def encode(text: str) -> list[int]:
+    return [1 + PLATE_ALPHABET.index(c) for c in text if c in PLATE_ALPHABET][:MAX_LABEL]
+
+
+def _worker(args) -> None:
+    queue, data_dir, seed, batch, synthetic_share = args
+    from training import augment, data
+
+    real = data.load(Path(data_dir), "train") if data_dir else []
+    frames = [s.image for s in real if s.name.endswith(".jpg")]
+    rng = random.Random(seed)
+    np.random.seed(seed % (2**31))
+    while True:
+        xs = np.zeros((batch, 1, *READER_SIZE), np.float32)
+        labels = np.zeros((batch, MAX_LABEL), np.int32)
+        pads = np.ones((batch, MAX_LABEL), np.float32)
+        states = np.full(batch, -1, np.int32)
+        for i in range(batch):
+            x, text, state = augment.sample_for_reader(rng, real, frames, synthetic_share)
+            xs[i] = x
+            code = encode(text)
+            labels[i, :len(code)] = code
+            pads[i, :len(code)] = 0.0
+            if state in STATES:
+                states[i] = STATES.index(state)
+        queue.put((xs, labels, pads, states))
+
+
+def greedy(logits: np.ndarray) -> list[str]:
+    best = logits.argmax(-1)
+    out = []
+    for row in best:
+        chars, prev = [], 0
+        for k in row:
+            if k != prev and k != 0:
+                chars.append(PLATE_ALPHABET[k - 1])
+            prev = k
+        out.append("".join(chars))
+    return out
+
+
+def validation_set(data_dir: str | None):
+    """The validation part's plates through their labelled boxes (no jitter, no augmentation)."""
+    from edge_agent.recognise.crops import reader_input
+    from training import data
+
+    if not data_dir:
+        return None
+    samples = data.load(Path(data_dir), "validation")
+    xs = np.stack([reader_input(s.image, s.box) for s in samples])
+    return xs, [s.plate for s in samples], [s.state for s in samples]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/train reader")
+    parser.add_argument("--data", default=None, help="the shared plate photographs (../shared/data/us-plates)")
+    parser.add_argument("--run", default="training/runs/reader", help="checkpoints and log")
+    parser.add_argument("--out", default="models", help="where the ONNX file, card and manifest entry go")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--every", type=int, default=250, help="steps between checkpoints and validation")
+    parser.add_argument("--synthetic-share", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=20261202)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    if args.data:
+        from training.data import check_folder
+
+        check_folder(Path(args.data))
+    run = Run(Path(args.run), vars(args))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, min(500, args.steps // 10 + 1), args.steps, args.lr * 0.02)
+    optimiser = optax.chain(optax.clip_by_global_norm(5.0), optax.adamw(schedule, weight_decay=1e-4))
+    params = jax.tree_util.tree_map(jnp.asarray, nets.reader_params(args.seed))
+    opt_state = optimiser.init(params)
+    step, params, opt_state = run.resume(params, opt_state)
+
+    def loss_fn(p, xs, labels, pads, states):
+        ops = nets.JaxOps(train=True)
+        logits, state_logits = nets.reader_net(ops, p, xs)
+        ctc = optax.ctc_loss(logits, jnp.zeros(logits.shape[:2]), labels, pads, blank_id=0)
+        ctc = ctc / jnp.maximum(1.0, (1 - pads).sum(-1))
+        known = states >= 0
+        ce = optax.softmax_cross_entropy_with_integer_labels(state_logits, jnp.maximum(states, 0))
+        state_loss = (ce * known).sum() / jnp.maximum(1.0, known.sum())
+        return ctc.mean() + 0.3 * state_loss, (nets.batch_stats(p, ops.updates), ctc.mean(), state_loss)
+
+    @jax.jit
+    def train_step(p, o, xs, labels, pads, states):
+        (loss, (stats, ctc, sl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xs, labels, pads, states)
+        delta, o = optimiser.update(grads, o, p)
+        return nets.with_running_stats(optax.apply_updates(p, delta), p, stats), o, loss, ctc, sl
+
+    @jax.jit
+    def predict(p, xs):
+        return nets.reader_net(nets.JaxOps(train=False), p, xs)
+
+    val = validation_set(args.data)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue(maxsize=8)
+    workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
+                                                   args.synthetic_share),), daemon=True) for i in range(args.workers)]
+    for w in workers:
+        w.start()
+    started, losses = time.time(), []
+    try:
+        while step < args.steps:
+            xs, labels, pads, states = queue.get()
+            params, opt_state, loss, ctc, sl = train_step(params, opt_state, xs, labels, pads, states)
+            step += 1
+            losses.append(float(loss))
+            if step % 25 == 0:
+                progress(step, args.steps, started, f"loss {np.mean(losses[-25:]):.3f} ctc {float(ctc):.3f} state {float(sl):.3f}")
+            if step % args.every == 0 or step == args.steps:
+                figure = evaluate(predict, params, val)
+                run.checkpoint(step, params, opt_state, {"loss": float(np.mean(losses[-args.every:])), **figure})
+                print(f"\nstep {step}: loss {np.mean(losses[-args.every:]):.3f} validation {figure}", flush=True)
+    finally:
+        for w in workers:
+            w.terminate()
+    figure = evaluate(predict, params, val)
+    from training.publish import publish_reader
+
+    publish_reader(params, Path(args.out), run, figure, vars(args))
+    return 0
+
+
+def evaluate(predict, params, val) -> dict:
+    if val is None:
+        return {}
+    xs, plates, states = val
+    texts, state_right, state_n = [], 0, 0
+    for i in range(0, len(xs), 128):
+        logits, state_logits = predict(params, xs[i:i + 128])
+        texts += greedy(np.asarray(logits))
+        for j, s in enumerate(np.asarray(state_logits).argmax(-1)):
+            if states[i + j]:
+                state_n += 1
+                state_right += STATES[s] == states[i + j]
+    exact = sum(t == p for t, p in zip(texts, plates))
+    return {"val_exact": exact, "val_n": len(plates), "val_exact_rate": round(exact / len(plates), 4),
+            "val_state_rate": round(state_right / max(1, state_n), 4)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
