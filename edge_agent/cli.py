@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_hotlist_status)
     keygen = hsub.add_parser("keygen", parents=[common], help="station: make a signing key pair")
     keygen.add_argument("--out", required=True, metavar="DIR")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key pair")
     keygen.set_defaults(func=cmd_hotlist_keygen)
     sign = hsub.add_parser("sign", parents=[common], help="station: sign a list or an update for the fleet")
     sign.add_argument("file", metavar="FILE")
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = sync.add_subparsers(dest="sync_command", required=False, metavar="SUBCOMMAND")
     skey = ssub.add_parser("keygen", parents=[common], help="make this unit's batch signing key pair")
     skey.add_argument("--out", required=True, metavar="DIR", help="UNIT.key stays on the unit, UNIT.pub goes to the station")
+    skey.add_argument("--force", action="store_true", help="replace an existing key pair")
     skey.set_defaults(func=cmd_sync_keygen)
 
     purge = sub.add_parser("purge", parents=[common], help="purge sent reads past storage.retention_days (not evidence)")
@@ -211,13 +213,40 @@ def build_parser() -> argparse.ArgumentParser:
     station.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (overrides sync.broker)")
     station.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
     station.add_argument("--hotlist", metavar="FILE", help="signed list to keep published for the fleet (FILE.sig beside it)")
-    station.add_argument("--name", help="this receiver's name (default host-pid)")
+    station.add_argument("--name", help="this receiver's name, stable across restarts (default the host name; give each receiver on one host its own)")
     station.set_defaults(func=cmd_station)
     stsub = station.add_subparsers(dest="station_command", required=False, metavar="SUBCOMMAND")
     sst = stsub.add_parser("stats", parents=[common], help="units, reads, hits and duplicates refused")
     sst.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
     sst.add_argument("--json", action="store_true")
     sst.set_defaults(func=cmd_station_stats)
+
+    pki = sub.add_parser("pki", parents=[common], help="station: the agency CA, certificates, revocations")
+    psub = pki.add_subparsers(dest="pki_command", required=True, metavar="SUBCOMMAND")
+    pdir = argparse.ArgumentParser(add_help=False)
+    pdir.add_argument("--dir", metavar="DIR", help="the PKI folder (default DATA_DIR/pki)")
+    pinit = psub.add_parser("init", parents=[common, pdir], help="make the agency CA, an empty CRL and the broker's ACL")
+    pinit.add_argument("--force", action="store_true", help="replace an existing CA (every certificate must be issued again)")
+    pinit.set_defaults(func=cmd_pki_init)
+    pissue = psub.add_parser("issue", parents=[common, pdir], help="a key and certificate for the broker, a station or a unit")
+    pissue.add_argument("role", choices=("broker", "station", "unit"))
+    pissue.add_argument("name", help="unit id, station name, or the broker's host name")
+    pissue.add_argument("--host", action="append", default=[], help="broker: a host name or IP address clients use (repeat)")
+    pissue.add_argument("--days", type=int, default=None, help="validity (default two years)")
+    pissue.add_argument("--force", action="store_true", help="issue a new key although one is in force")
+    pissue.set_defaults(func=cmd_pki_issue)
+    prenew = psub.add_parser("renew", parents=[common, pdir], help="a new certificate for the same key")
+    prenew.add_argument("role", choices=("broker", "station", "unit"))
+    prenew.add_argument("name")
+    prenew.add_argument("--days", type=int, default=None)
+    prenew.set_defaults(func=cmd_pki_renew)
+    prevoke = psub.add_parser("revoke", parents=[common, pdir], help="revoke a unit's (or --role's) certificates")
+    prevoke.add_argument("name", help="the unit id (or station name with --role station)")
+    prevoke.add_argument("--role", choices=("broker", "station", "unit"), default="unit")
+    prevoke.set_defaults(func=cmd_pki_revoke)
+    plist = psub.add_parser("list", parents=[common, pdir], help="certificates issued, their expiry and revocation")
+    plist.add_argument("--json", action="store_true")
+    plist.set_defaults(func=cmd_pki_list)
 
     models = sub.add_parser("models", parents=[common], help="check the model files against models/manifest.toml")
     models.set_defaults(func=cmd_models)
@@ -232,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     console = console or Console()
+    os.umask(0o027)  # what the agent writes is for its user and group alone (the systemd unit sets the same)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -455,7 +485,7 @@ def cmd_hotlist_status(args: argparse.Namespace, console: Console) -> int:
 def cmd_hotlist_keygen(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.hotlist.signing import generate_key
 
-    key, pub = generate_key(Path(args.out))
+    key, pub = generate_key(Path(args.out), force=args.force)
     console.print(f"private key {key} (keep it at the station); public key {pub} (hotlist.public_key on every unit)")
     return EXIT_OK
 
@@ -676,7 +706,7 @@ def cmd_stats(args: argparse.Namespace, console: Console) -> int:
 def cmd_sync(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store import Database
     from edge_agent.store.outbox import outbox_stats
-    from edge_agent.sync import MqttSync
+    from edge_agent.sync import MqttSync, SyncBusy
 
     config = config_for(args, broker=args.broker)
     if not args.once:
@@ -685,7 +715,11 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
     if not config.sync.broker:
         raise ConfigError(config.source_file, "sync.broker", "no broker configured (give --broker mqtt://host:port)")
     with Database.in_data_dir(config.data_dir) as db:
-        sync = MqttSync(config, db, client_suffix="-once")
+        try:
+            sync = MqttSync(config, db)
+        except SyncBusy as exc:
+            console.error(f"sync: {exc}")
+            return EXIT_FAILED
         sync.start()
         try:
             if not sync.connected.wait(args.timeout):
@@ -717,7 +751,7 @@ def cmd_sync_keygen(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.hotlist.signing import generate_key
 
     config = config_for(args)
-    key, pub = generate_key(Path(args.out), config.agent.unit_id)
+    key, pub = generate_key(Path(args.out), config.agent.unit_id, force=args.force)
     console.print(f"private key {key} (sync.signing_key on unit {config.agent.unit_id}); "
                   f"public key {pub} (into the station's station.unit_keys folder)")
     return EXIT_OK
@@ -790,6 +824,67 @@ def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
         console.print(" ".join(f"{k}={v}" for k, v in stats.items() if k != "by_unit"))
         for u in stats["by_unit"]:
             console.print(f"  {u['agency']}/{u['unit']}: {u['reads']} reads, {u['state'] or '-'} at {u['last_seen']}")
+    return EXIT_OK
+
+
+def _authority(args: argparse.Namespace):
+    from edge_agent.pki import Authority
+
+    config = config_for(args)
+    return config, Authority(Path(args.dir) if args.dir else config.data_dir / "pki")
+
+
+def cmd_pki_init(args: argparse.Namespace, console: Console) -> int:
+    config, authority = _authority(args)
+    ca = authority.init(config.agent.agency, config.sync.topic_prefix, force=args.force)
+    console.print(f"agency {config.agent.agency}: CA {ca}, CRL {authority.crl_path}, broker ACL {authority.acl_path}")
+    return EXIT_OK
+
+
+def cmd_pki_issue(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.pki import LEAF_DAYS
+
+    _, authority = _authority(args)
+    key, cert = authority.issue(args.role, args.name, args.days or LEAF_DAYS, tuple(args.host), force=args.force)
+    console.print(f"{args.role} {args.name}: key {key} (0600; carry it to the {args.role} and delete it here), "
+                  f"certificate {cert}, CA {cert.parent / 'ca.crt'}; broker ACL {authority.acl_path} updated")
+    return EXIT_OK
+
+
+def cmd_pki_renew(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.pki import LEAF_DAYS
+
+    _, authority = _authority(args)
+    cert = authority.renew(args.role, args.name, args.days or LEAF_DAYS)
+    console.print(f"{args.role} {args.name}: new certificate {cert} for the same key")
+    return EXIT_OK
+
+
+def cmd_pki_revoke(args: argparse.Namespace, console: Console) -> int:
+    _, authority = _authority(args)
+    serials = authority.revoke(args.role, args.name)
+    console.print(f"{args.role} {args.name}: revoked {', '.join(serials)}. Copy {authority.crl_path} and "
+                  f"{authority.acl_path} to the broker; `systemctl reload mosquitto` takes its topics away now, "
+                  f"`systemctl restart mosquitto` makes the broker refuse the certificate (it reads the CRL at start)")
+    return EXIT_OK
+
+
+def cmd_pki_list(args: argparse.Namespace, console: Console) -> int:
+    import dataclasses
+
+    from edge_agent.pki import expiry_warnings
+
+    _, authority = _authority(args)
+    rows = authority.issued()
+    if args.json:
+        console.json([dataclasses.asdict(r) for r in rows])
+    else:
+        for r in rows:
+            console.print(f"{r.role:8} {r.name:20} serial {r.serial[:16]} expires {r.not_after[:10]}"
+                          f"{'  REVOKED ' + r.revoked_at[:10] if r.revoked_at else ''}")
+    current = [authority.folder / r.role / f"{r.name}.crt" for r in rows if not r.revoked_at]
+    for warning in expiry_warnings([authority.ca_cert_path, *dict.fromkeys(current)]):
+        console.error(warning)
     return EXIT_OK
 
 

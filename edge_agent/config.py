@@ -15,7 +15,7 @@ from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from edge_agent.errors import ConfigError
 from edge_agent.tomlcompat import tomllib
@@ -181,8 +181,7 @@ class Config:
         if data_dir is not None:
             cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, data_dir=Path(data_dir)))
         if broker is not None:
-            validate_broker_url(broker, "--broker", "sync.broker")
-            cfg = dataclasses.replace(cfg, sync=dataclasses.replace(cfg.sync, broker=broker))
+            cfg = dataclasses.replace(cfg, sync=take_credentials(cfg.sync, broker, "--broker", "sync.broker"))
         if source is not None:
             cfg = dataclasses.replace(cfg, cameras=(camera_for_path(source),))
         return cfg
@@ -205,16 +204,41 @@ def camera_for_path(source: str, camera_id: str = "cli") -> CameraConfig:
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
+def redact_url(url: str) -> str:
+    """The URL as it may be shown or logged: a password in it becomes ***."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    host = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
+
+
 def validate_broker_url(url: str, file: str, key: str) -> None:
     if not url:
         return
     parsed = urlparse(url)
     if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-        raise ConfigError(file, key, f"{url!r} is not a broker URL of the form mqtt://host:port or mqtts://host:port")
+        raise ConfigError(file, key, f"{redact_url(url)!r} is not a broker URL of the form mqtt://host:port or mqtts://host:port")
     try:
         _ = parsed.port  # urlparse checks the port only when asked
     except ValueError:
-        raise ConfigError(file, key, f"{url!r} has an invalid port") from None
+        raise ConfigError(file, key, f"{redact_url(url)!r} has an invalid port") from None
+
+
+def take_credentials(sync: "SyncConfig", url: str, file: str, key: str) -> "SyncConfig":
+    """`sync` with `url` as its broker. Credentials in the URL are used (never silently dropped), and the
+    broker kept without them, so that no message or log line shows the password; a URL whose credentials
+    disagree with sync.username and sync.password is refused."""
+    validate_broker_url(url, file, key)
+    parsed = urlparse(url)
+    if parsed.username is None:
+        return dataclasses.replace(sync, broker=url)
+    user, password = unquote(parsed.username), unquote(parsed.password or "")
+    if (sync.username and sync.username != user) or (sync.password and password and sync.password != password):
+        raise ConfigError(file, key, f"{redact_url(url)!r} names credentials other than sync.username and "
+                                     "sync.password; give them in one place")
+    clean = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
+    return dataclasses.replace(sync, broker=clean, username=user, password=password or sync.password)
 
 
 def find_config(explicit: str | os.PathLike | None) -> Path | None:
@@ -283,8 +307,11 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
     if not 10 <= storage.jpeg_quality <= 100:
         raise ConfigError(file, "storage.jpeg_quality", "must be between 10 and 100")
     validate_broker_url(alerts.screen_broker, file, "alerts.screen_broker")
+    if urlparse(alerts.screen_broker).username is not None:
+        raise ConfigError(file, "alerts.screen_broker", f"{redact_url(alerts.screen_broker)!r} carries credentials; "
+                                                        "the screen publisher uses sync.username and sync.password")
     sync = _section(SyncConfig, raw.get("sync", {}), file, "sync", base)
-    validate_broker_url(sync.broker, file, "sync.broker")
+    sync = take_credentials(sync, sync.broker, file, "sync.broker")
     for key in ("batch_size", "image_batch_size", "max_in_flight"):
         if not 1 <= getattr(sync, key) <= 1000:
             raise ConfigError(file, f"sync.{key}", "must be between 1 and 1000")

@@ -336,9 +336,13 @@ class Agent:
     def _start_sync(self, stop: threading.Event):
         if not self.config.sync.broker:
             return None
-        from edge_agent.sync import MqttSync
+        from edge_agent.sync import MqttSync, SyncBusy
 
-        sync = self.sync = MqttSync(self.config, self.db, on_hotlist=self._hotlist_arrived, status=self.status_fields)
+        try:
+            sync = self.sync = MqttSync(self.config, self.db, on_hotlist=self._hotlist_arrived, status=self.status_fields)
+        except SyncBusy as exc:
+            self.out(f"not syncing: {exc}; reads wait in SQLite")
+            return None
         sync.start()
 
         def loop() -> None:

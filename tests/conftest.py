@@ -54,10 +54,10 @@ def shared_path(*parts: str) -> Path:
 class Mosquitto(LocalBroker):
     """A real Mosquitto broker on a free loopback port, started and stopped (or killed) by the test."""
 
-    def __init__(self, workdir: Path, extra: str = "", persistence: bool = False):
+    def __init__(self, workdir: Path, extra: str = "", persistence: bool = False, shipped: str | None = None):
         if mosquitto_binary() is None:
             pytest.fail("mosquitto is not installed (scripts/setup installs it)")
-        super().__init__(workdir, extra, persistence)
+        super().__init__(workdir, extra, persistence, shipped)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.alert import Alerter, AlertSuppressor, SpokenAlerts, alert_message, spell_plate
+from edge_agent.alert import Alerter, AlertSuppressor, SpokenAlerts, alert_message, speakable, spell_plate
 from edge_agent.config import AlertConfig
 from edge_agent.records import Candidate, Hit, PlateReading, Read
 from edge_agent.store import Database
@@ -134,3 +134,20 @@ def test_alert_is_played_through_alsa_on_the_configured_device(tmp_path: Path):
     wav = spoken.speak(alert_message(Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact")), "a2")
     assert spoken.playing is not None and spoken.playing.args[-1] == str(wav)
     assert spoken.playing.wait(30) == 0, spoken.playing.stderr.read()
+
+
+def test_hotlist_text_reaches_speech_only_as_letters_digits_and_spaces():
+    hostile = Hit("7ABC123", "X;Y", "<speak>EVIL</speak>", "exact",
+                  details={"make": "=1+1 cmd|' /C calc'!A0", "colour": "@SUM(1)"})
+    message = alert_message(hostile)
+    assert message.startswith("Speak evil speak. X Y plate seven Adam Boy Charles one two three. ")
+    assert "1 1 Cmd C Calc A0." in message
+    assert not set(message) & set("=<>|'!@;()+")
+
+    @given(st.text())
+    def only_plain_words(text):
+        out = speakable(text)
+        assert all(c == " " or (c.isascii() and c.isalnum()) for c in out)
+        assert out == out.strip() and "  " not in out
+
+    only_plain_words()

@@ -34,6 +34,8 @@ def test_no_config_gives_defaults():
         ("[[camera]]\nid = 'front'\nsource = 'video'\n", "camera[0].path", "is required"),
         ("[[camera]]\nsource = 'video'\n", "camera[0].id", "is required"),
         ("[sync]\nbroker = 'http://x'\n", "sync.broker", "mqtt://host:port"),
+        ("[sync]\nbroker = 'mqtts://u:pw@h'\nusername = 'v'\n", "sync.broker", "u:***@h"),
+        ("[alerts]\nscreen_broker = 'mqtt://u:pw@h'\n", "alerts.screen_broker", "sync.username"),
         ("[alerts]\nspeak = 'yes'\n", "alerts.speak", "true or false"),
         ("[hotlist.columns]\nplates = 'LIC'\n", "hotlist.columns.plates", "unknown field"),
         ("[camras]\n", "camras", "unknown section"),
@@ -72,3 +74,16 @@ def test_data_dir_option_overrides_config(tmp_path: Path):
     assert result.code == 0, result.err
     assert (tmp_path / "other" / "edge-agent.sqlite3").is_file()
     assert not (tmp_path / "configured").exists()
+
+
+def test_a_broker_url_with_credentials_is_used_and_never_shown_with_its_password():
+    from edge_agent.config import redact_url
+
+    config = parse_config({"sync": {"broker": "mqtts://car-7:p%40ss@broker.example:8883"}})
+    assert config.sync.broker == "mqtts://broker.example:8883"
+    assert (config.sync.username, config.sync.password) == ("car-7", "p@ss")
+    assert redact_url("mqtts://car-7:p%40ss@broker.example:8883") == "mqtts://car-7:***@broker.example:8883"
+    assert redact_url("mqtt://broker.example") == "mqtt://broker.example"
+    with pytest.raises(ConfigError) as info:
+        parse_config({"sync": {"broker": "mqtts://car-7:p%40ss@broker.example:99999"}})
+    assert "p%40ss" not in str(info.value) and "p@ss" not in str(info.value)

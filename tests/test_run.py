@@ -177,3 +177,50 @@ def test_rtsp_camera_that_refuses_is_reported(tmp_path: Path):
     result = run_cli("--data-dir", tmp_path / "data", "run", "--source", f"rtsp://127.0.0.1:{free_port()}/stream")
     assert result.code == 0
     assert "cannot open" in result.out and "frames=0" in result.out
+
+
+def test_no_file_under_the_data_directories_is_readable_by_other_users(tmp_path: Path, clip: Path, mosquitto, caplog):
+    import logging
+    import os
+    import signal
+    import stat
+    import subprocess
+    import sys
+    import time
+
+    config = _config(tmp_path, clip, mosquitto.url)
+    # left by an older version: a world-readable WAV in a world-readable folder
+    old = tmp_path / "data" / "alerts" / "old.wav"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"RIFF")
+    old.chmod(0o644)
+    (tmp_path / "data").chmod(0o755)
+    station_config = tmp_path / "station.toml"
+    station_config.write_text(f'[agent]\nagency = "test-pd"\ndata_dir = "{tmp_path / "station"}"\n')
+    # the station as it runs at the station: its own process, started with a permissive umask
+    station = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "--config", str(station_config), "station",
+                                "--broker", mosquitto.url, "--name", "hq"], preexec_fn=lambda: os.umask(0o022),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with caplog.at_level(logging.WARNING, logger="edge_agent.files"):
+            _import_hotlist(tmp_path, config)  # the first command to open the data directory narrows it
+            assert run_cli("run", "--config", config).code == 0
+        assert any("old.wav" in r.getMessage() and "0644" in r.getMessage() for r in caplog.records)
+        assert run_cli("--config", config, "sync", "--once").code == 0
+        stored = json.loads(run_cli("--config", config, "stats", "--json").out)["reads"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            stats = run_cli("--config", station_config, "station", "stats", "--json")
+            if stats.code == 0 and json.loads(stats.out)["reads"] == stored:
+                break
+            time.sleep(0.3)
+        assert stored > 0 and json.loads(stats.out)["reads"] == stored
+    finally:
+        station.send_signal(signal.SIGTERM)
+        station.wait(20)
+    assert len(list((tmp_path / "data" / "alerts").glob("*.wav"))) > 1  # the run's alerts beside the old one
+    for root in (tmp_path / "data", tmp_path / "station"):
+        paths = [root, *root.rglob("*")]
+        assert any(p.suffix == ".sqlite3" for p in paths)
+        wide = [f"{p} {stat.S_IMODE(p.stat().st_mode):04o}" for p in paths if p.stat().st_mode & 0o007]
+        assert wide == []

@@ -420,7 +420,18 @@ def test_username_and_password(tmp_path: Path):
     try:
         refused = run_cli("--config", wrong, "sync", "--once", "--timeout", "2")
         assert refused.code == 1 and "refused the connection" in refused.err
-        assert run_cli("--config", right, "sync", "--once").code == 0
+        # credentials in the URL are used, not dropped, and never shown
+        in_url = broker.url.replace("mqtt://", "mqtt://car-7:guess@")
+        refused = run_cli("--config", unit_config(tmp_path, in_url, name="url.toml"), "sync", "--once", "--timeout", "2")
+        assert refused.code == 1 and "refused the connection" in refused.err and "guess" not in refused.err
+        clash = run_cli("--config", right, "sync", "--once", "--broker", in_url)
+        assert clash.code == 2 and "guess" not in clash.err and "car-7:***@" in clash.err
+        bad_port = run_cli("--config", right, "sync", "--once", "--broker", "mqtt://car-7:s3cret-car@host:port")
+        assert bad_port.code == 2 and "s3cret-car" not in bad_port.err
+        plain = unit_config(tmp_path, broker.url, name="plain.toml")
+        right_url = broker.url.replace("mqtt://", "mqtt://car-7:s3cret-car@")
+        done = run_cli("--config", plain, "sync", "--once", "--broker", right_url)
+        assert done.code == 0 and "s3cret-car" not in done.out + done.err
         assert_exactly_once(station, ids, data)
     finally:
         station.stop()
@@ -588,4 +599,23 @@ def test_the_station_keeps_the_signed_hotlist_published_for_the_fleet(tmp_path: 
         assert any("signed version 2" in line for line in station.lines)
         fleet.close()
     finally:
+        station.stop()
+
+
+def test_one_sync_per_data_directory_a_second_is_refused_until_the_first_ends(tmp_path: Path, mosquitto):
+    config = unit_config(tmp_path, mosquitto.url)
+    ids = seed_reads(tmp_path / "unit", 20)
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    db = Database.in_data_dir(tmp_path / "unit")
+    running = MqttSync(load_config(config), db)  # what `run` holds while it syncs
+    try:
+        second = run_cli("--config", config, "sync", "--once")
+        assert second.code == 1 and "another sync" in second.err and str(os.getpid()) in second.err
+        running.stop()
+        # the agent's own sync ended: the same command now drains, under the same client id
+        assert run_cli("--config", config, "sync", "--once").code == 0
+        assert_exactly_once(station, ids, tmp_path / "unit")
+    finally:
+        running.stop()
+        db.close()
         station.stop()

@@ -39,13 +39,19 @@ LIST_WORDS = {
 CLETS_REMINDER = "Confirm through CLETS before acting."
 
 
+def speakable(text: str) -> str:
+    """Hotlist text as it may be spoken: letters, digits and single spaces alone, so that nothing an
+    extract carries (`=1+1`, markup, control characters) reaches the speech engine as anything but words."""
+    return " ".join("".join(c if c.isascii() and c.isalnum() else " " for c in text).split())
+
+
 def spell_plate(plate: str) -> str:
     return " ".join(PHONETIC.get(c, c) for c in plate)
 
 
 def state_name(code: str) -> str:
     name = US_STATES.get(code.upper())
-    return name.title() if name else {"MX": "Mexico"}.get(code.upper(), code.upper())
+    return name.title() if name else {"MX": "Mexico"}.get(code.upper(), speakable(code.upper()))
 
 
 COLOURS = {
@@ -65,7 +71,7 @@ MAKES = {
 def vehicle_words(details: dict) -> str:
     """"Silver Honda." from the list's NCIC colour and make codes; empty when the list gives neither."""
     colour = COLOURS.get(details.get("colour", "").upper(), "")
-    make = MAKES.get(details.get("make", "").upper(), details.get("make", "").title())
+    make = MAKES.get(details.get("make", "").upper(), speakable(details.get("make", "")).title())
     words = " ".join(w for w in (colour, make) if w)
     return f"{words[0].upper()}{words[1:]}." if words else ""
 
@@ -76,9 +82,9 @@ def alert_message(hit: Hit, plate_read: str | None = None, details: dict | None 
     A partial match speaks the plate as read (the listed plate has wildcards); every other kind speaks the
     listed plate, which is what the officer runs through CLETS.
     """
-    spoken = plate_read if hit.match == "partial" and plate_read else hit.lic
+    spoken = speakable(plate_read if hit.match == "partial" and plate_read else hit.lic).replace(" ", "")
     where = f"{state_name(hit.lis)} plate" if hit.lis else "Plate"
-    words = [f"{LIST_WORDS.get(hit.list_name, hit.list_name.replace('_', ' ').capitalize())}.",
+    words = [f"{LIST_WORDS.get(hit.list_name, speakable(hit.list_name.replace('_', ' ')).capitalize())}.",
              f"{where} {spell_plate(spoken)}."]
     if hit.match == "state-mismatch":
         words.append("Plate matches, state not confirmed.")

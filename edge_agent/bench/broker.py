@@ -24,10 +24,12 @@ def mosquitto_binary() -> str | None:
 class LocalBroker:
     """Mosquitto started (and stopped or killed) by its caller; a restart keeps the port.
 
-    `extra` lines replace anonymous access, for TLS or passwords.
+    `extra` lines replace anonymous access, for TLS or passwords. `shipped` is a whole configuration (the
+    one in config/mosquitto/, its file paths pointed where the caller keeps them) run as it is but for its
+    listener, moved to the free loopback port, and its persistence.
     """
 
-    def __init__(self, workdir: Path, extra: str = "", persistence: bool = False):
+    def __init__(self, workdir: Path, extra: str = "", persistence: bool = False, shipped: str | None = None):
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError("mosquitto is not installed (scripts/setup installs it)")
@@ -39,10 +41,17 @@ class LocalBroker:
         store = f"persistence true\npersistence_location {self.workdir}/\n" if persistence else "persistence false\n"
         # started as root, mosquitto would drop to its own user, which cannot read private folders
         store += "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{extra or 'allow_anonymous true'}\n{store}log_dest stderr\n"
-            "max_queued_messages 100000\n"
-        )
+        if shipped is not None:
+            self.scheme = "mqtts"
+            lines = [line for line in shipped.splitlines() if not line.startswith(("persistence", "listener"))]
+            at = lines.index(next(line for line in lines if line.startswith("protocol")))
+            lines.insert(at, f"listener {self.port} 127.0.0.1")
+            self.conf.write_text("\n".join(lines) + f"\n{store}log_dest stderr\n")
+        else:
+            self.conf.write_text(
+                f"listener {self.port} 127.0.0.1\n{extra or 'allow_anonymous true'}\n{store}log_dest stderr\n"
+                "max_queued_messages 100000\n"
+            )
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge_agent.errors import HotlistError
+from edge_agent.files import FileExistsRefusal, write_atomic, write_private
 from edge_agent.hotlist.storage import SignedInfo
 
 SCHEMA = "alpr.hotlist-signature.v1"
@@ -58,19 +59,20 @@ class Envelope:
             raise HotlistError(f"{where}: signature envelope is unreadable ({exc}); {_KEPT}") from None
 
 
-def generate_key(directory: Path, name: str = "hotlist-signing") -> tuple[Path, Path]:
-    """An Ed25519 key pair, NAME.key (stays where it signs) and NAME.pub (goes to whoever checks).
+def generate_key(directory: Path, name: str = "hotlist-signing", force: bool = False) -> tuple[Path, Path]:
+    """An Ed25519 key pair, NAME.key (0600, stays where it signs) and NAME.pub (goes to whoever checks).
+    An existing key is replaced only with `force`.
 
     The station's hotlist key signs lists for every unit; a unit's own key signs the batches it sends.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     private = Ed25519PrivateKey.generate()
     key_path, pub_path = directory / f"{name}.key", directory / f"{name}.pub"
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    pub_path.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    if pub_path.exists() and not force:
+        raise FileExistsRefusal(f"{pub_path}: already exists; give --force to replace the key pair")
+    write_private(key_path, private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()), force)
+    write_atomic(pub_path, private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo), 0o644, True)
     return key_path, pub_path
 
 

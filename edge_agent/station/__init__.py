@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import socket
 import threading
 from pathlib import Path
@@ -68,7 +67,9 @@ class Station:
         self.config = config
         self.store = store
         self.out = out
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        # a stable name gives a stable client id: a restarted receiver resumes its persistent session and
+        # takes the batches the broker kept for it (two receivers on one host need --name each)
+        self.name = name or socket.gethostname()
         self.prefix = config.sync.topic_prefix
         self.max_bytes = int(config.station.max_batch_mb * 1024 * 1024)
         self.keys = UnitKeys(config.station.unit_keys) if config.station.unit_keys else None

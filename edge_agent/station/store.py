@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from edge_agent.files import FILE_MODE, narrow_mode, private_folder
 from edge_agent.store import utc_iso
 from edge_agent.sync.payloads import IncomingBatch
 
@@ -110,8 +111,9 @@ class StationStore:
             self._conn = psycopg.connect(target, autocommit=True)
             self._mark = "%s"
         else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            private_folder(Path(target).parent)
             self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30)
+            narrow_mode(Path(target), FILE_MODE)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # an acknowledged batch must survive a power cut
             self._mark = "?"

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from edge_agent.files import FILE_MODE, narrow_mode, private_folder
 from edge_agent.records import Read
 
 DB_NAME = "edge-agent.sqlite3"
@@ -214,8 +215,9 @@ class Database:
     def __init__(self, path: Path, migrations: list[str] | None = None):
         self.path = Path(path)
         self._migrations = MIGRATIONS if migrations is None else migrations
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        narrow_mode(self.path, FILE_MODE)  # SQLite gives its -wal and -shm files the database's mode
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")

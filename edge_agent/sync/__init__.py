@@ -15,13 +15,16 @@ with a last will tells the station when the unit goes offline.
 from __future__ import annotations
 
 import collections
+import fcntl
 import logging
+import os
 import queue
 import random
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -29,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.config import Config
+from edge_agent.errors import EdgeAgentError
 from edge_agent.store import Database, utc_iso
 from edge_agent.store.outbox import (KINDS, Batch, BatchLimits, acknowledge_batch, batch_items, pending_batches,
                                      refuse_batch, take_batch)
@@ -63,6 +67,34 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, draw: float) -> flo
     return step / 2 + draw * step / 2
 
 
+class SyncBusy(EdgeAgentError):
+    """Another sync of the same data directory is running: two would take the same persistent session and
+    send the same records."""
+
+
+class SyncLock:
+    """One sync per data directory: an advisory lock on DATA_DIR/sync.lock, held while the sync runs and
+    let go by the kernel if the process dies."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "sync.lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(self._fd, 32).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            raise SyncBusy(f"another sync of {self.path.parent} is running (pid {holder}); "
+                           "its records are being sent, try again when it ends") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, str(os.getpid()).encode())
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing lets the lock go
+            self._fd = -1
+
+
 @dataclass
 class DrainResult:
     sent: dict[str, int] = field(default_factory=dict)  # records acknowledged by the station, by kind
@@ -94,9 +126,10 @@ class MqttSync:
     ACK_QUEUE = 10_000
 
     def __init__(self, config: Config, db: Database, on_hotlist: Callable[[bytes], None] | None = None,
-                 status: Callable[[], dict] | None = None, client_suffix: str = ""):
+                 status: Callable[[], dict] | None = None):
         self.config = config
         self.db = db
+        self._lock = SyncLock(db.path.parent)  # before anything connects under the unit's client id
         self.on_hotlist = on_hotlist
         self.status_fields = status or (lambda: {})
         s, a = config.sync, config.agent
@@ -118,7 +151,7 @@ class MqttSync:
             self._signing_key = load_private_key(s.signing_key)
             self._key_id = key_id(self._signing_key.public_key())
         self.host, self.port, tls = s.host_port
-        self.client = mqtt_client(f"edge-agent-{a.agency}-{a.unit_id}{client_suffix}", s.username, s.password, tls,
+        self.client = mqtt_client(f"edge-agent-{a.agency}-{a.unit_id}", s.username, s.password, tls,
                                   str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -199,6 +232,7 @@ class MqttSync:
                 pass
         self.client.disconnect()
         self.client.loop_stop()
+        self._lock.release()
 
     # batches ---------------------------------------------------------------
 

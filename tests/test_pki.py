@@ -1,0 +1,243 @@
+"""The agency PKI (`edge-agent pki`) and the shipped Mosquitto configuration, tried as an attacker would:
+each refusal beside its positive twin, so a dead broker cannot pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import ssl
+import stat
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.properties import Properties
+
+from conftest import REPO, Mosquitto, run_cli
+
+AGENCY = "CA0190000"
+PREFIX = f"alpr/v1/{AGENCY}"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    folder = tmp_path / "pki"
+    config = tmp_path / "station.toml"
+    config.write_text(f'[agent]\nagency = "{AGENCY}"\ndata_dir = "{tmp_path / "data"}"\n')
+    assert run_cli("--config", config, "pki", "init", "--dir", folder).code == 0
+    assert run_cli("--config", config, "pki", "issue", "broker", "localhost", "--host", "127.0.0.1", "--dir", folder).code == 0
+    assert run_cli("--config", config, "pki", "issue", "station", "hq", "--dir", folder).code == 0
+    for unit in ("unit-01", "unit-02"):
+        assert run_cli("--config", config, "pki", "issue", "unit", unit, "--dir", folder).code == 0
+    return folder
+
+
+def _broker(tmp_path: Path, pki: Path) -> Mosquitto:
+    etc = tmp_path / "broker-etc"
+    etc.mkdir(exist_ok=True)
+    for name in ("ca.crt", "crl.pem", "mosquitto.acl"):
+        shutil.copy(pki / name, etc / name)
+    shutil.copy(pki / "broker" / "localhost.crt", etc / "broker.crt")
+    shutil.copy(pki / "broker" / "localhost.key", etc / "broker.key")
+    shipped = (REPO / "config" / "mosquitto" / "edge-agent.conf").read_text()
+    broker = Mosquitto(tmp_path, shipped=shipped.replace("/etc/mosquitto/edge-agent/", f"{etc}/"))
+    broker.start()
+    return broker
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: Path):
+    b = _broker(tmp_path, pki)
+    yield b
+    b.stop()
+
+
+class Client:
+    """A real MQTT 5 client over TLS with (or without) a client certificate."""
+
+    def __init__(self, port: int, ca: Path, cert: Path | None = None, key: Path | None = None, client_id: str = ""):
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                                  client_id=client_id or f"test-{time.monotonic_ns()}")
+        self.client.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None, keyfile=str(key) if key else None)
+        self.messages: list[tuple[str, bytes]] = []
+        self.connected = threading.Event()
+        self.ended = threading.Event()
+        self.granted: dict[int, list] = {}
+        self.puback: dict[int, int] = {}
+        self.client.on_connect = lambda c, u, f, rc, p: (rc.is_failure or self.connected.set(), self.ended.set())
+        self.client.on_disconnect = lambda *a: self.ended.set()
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.granted.__setitem__(mid, codes)
+        self.client.on_publish = lambda c, u, mid, rc, p: self.puback.__setitem__(mid, rc.value)
+        self.error = ""
+        try:
+            self.client.connect("127.0.0.1", port)
+        except (ssl.SSLError, OSError) as exc:
+            self.error = str(exc)
+            self.ended.set()
+            return
+        self.client.loop_start()
+        self.ended.wait(5)
+        time.sleep(0.1)  # a TLS 1.3 server refuses a client certificate after the client's handshake ends
+
+    @property
+    def ok(self) -> bool:
+        return self.connected.is_set() and self.client.is_connected()
+
+    def subscribe(self, topic: str) -> bool:
+        _, mid = self.client.subscribe(topic, qos=1)
+        deadline = time.monotonic() + 5
+        while mid not in self.granted and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return bool(self.granted.get(mid)) and not self.granted[mid][0].is_failure
+
+    def publish(self, topic: str, payload: bytes = b"x") -> int:
+        info = self.client.publish(topic, payload, qos=1, properties=Properties(mqtt.PacketTypes.PUBLISH))
+        deadline = time.monotonic() + 5
+        while info.mid not in self.puback and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.puback.get(info.mid, -1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _arrives(client: Client, payload: bytes) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(p == payload for _, p in client.messages):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _unit(broker, pki: Path, unit: str) -> Client:
+    return Client(broker.port, pki / "ca.crt", pki / "unit" / f"{unit}.crt", pki / "unit" / f"{unit}.key")
+
+
+def _station(broker, pki: Path) -> Client:
+    return Client(broker.port, pki / "ca.crt", pki / "station" / "hq.crt", pki / "station" / "hq.key")
+
+
+def test_pki_writes_keys_only_its_user_can_read_and_never_overwrites_one_without_force(tmp_path: Path, pki: Path):
+    for key in [pki / "ca.key", *pki.glob("*/*.key")]:
+        assert _mode(key) == 0o600, key
+    before = (pki / "unit" / "unit-01.key").read_bytes()
+    config = tmp_path / "station.toml"
+    again = run_cli("--config", config, "pki", "issue", "unit", "unit-01", "--dir", pki)
+    assert again.code == 2 and "unit-01" in again.err and "renew" in again.err
+    assert (pki / "unit" / "unit-01.key").read_bytes() == before
+    refused = run_cli("--config", config, "pki", "init", "--dir", pki)
+    assert refused.code == 2 and "ca.key" in refused.err and "--force" in refused.err
+    # a key left with a wide mode is replaced, with --force, at 0600
+    (pki / "unit" / "unit-01.key").chmod(0o644)
+    assert run_cli("--config", config, "pki", "issue", "unit", "unit-01", "--dir", pki, "--force").code == 0
+    assert _mode(pki / "unit" / "unit-01.key") == 0o600 and (pki / "unit" / "unit-01.key").read_bytes() != before
+    # the batch-signing and hotlist keys follow the same rule
+    assert run_cli("--config", config, "sync", "keygen", "--out", tmp_path / "keys").code == 0
+    assert _mode(tmp_path / "keys" / "unit-01.key") == 0o600
+    twice = run_cli("--config", config, "sync", "keygen", "--out", tmp_path / "keys")
+    assert twice.code == 2 and "--force" in twice.err
+    bad = run_cli("--config", config, "pki", "issue", "unit", "unit/01", "--dir", pki)
+    assert bad.code == 2 and "unit/01" in bad.err
+
+
+def test_the_acl_keeps_each_unit_to_its_own_topics_and_lets_only_stations_acknowledge(pki: Path):
+    acl = (pki / "mosquitto.acl").read_text()
+    unit = acl.split(f"user unit:{AGENCY}:unit-01\n")[1].split("\n\n")[0].splitlines()
+    assert f"topic write {PREFIX}/unit-01/batch" in unit and f"topic read {PREFIX}/unit-01/ack" in unit
+    assert not any("unit-02" in line or "+" in line or "#" in line for line in unit)
+    assert not any(line.startswith(("topic write", "topic readwrite")) and line.endswith(("/ack", "/hotlist")) for line in unit)
+    station = acl.split(f"user station:{AGENCY}:hq\n")[1].split("\n\n")[0].splitlines()
+    assert f"topic write {PREFIX}/+/ack" in station
+
+
+def test_the_broker_takes_only_certificates_of_the_agency_ca_that_are_not_revoked(tmp_path: Path, pki: Path, broker):
+    ca = pki / "ca.crt"
+    # without a certificate: refused; with the unit's: connected
+    bare = Client(broker.port, ca)
+    assert not bare.ok
+    good = _unit(broker, pki, "unit-01")
+    assert good.ok, good.error
+    good.close()
+    # a certificate of another CA, with the same names: refused
+    other = tmp_path / "other-pki"
+    config = tmp_path / "other.toml"
+    config.write_text(f'[agent]\nagency = "{AGENCY}"\ndata_dir = "{tmp_path / "other-data"}"\n')
+    assert run_cli("--config", config, "pki", "init", "--dir", other).code == 0
+    assert run_cli("--config", config, "pki", "issue", "unit", "unit-01", "--dir", other).code == 0
+    forged = Client(broker.port, ca, other / "unit" / "unit-01.crt", other / "unit" / "unit-01.key")
+    assert not forged.ok
+    # revoked: a stolen car's unit is refused once the broker has the new CRL; its neighbour still connects
+    result = run_cli("--config", tmp_path / "station.toml", "pki", "revoke", "unit-02", "--dir", pki)
+    assert result.code == 0 and "restart" in result.out
+    assert "unit-02" not in (pki / "mosquitto.acl").read_text()
+    broker.stop()
+    restarted = _broker(tmp_path, pki)
+    try:
+        stolen = _unit(restarted, pki, "unit-02")
+        assert not stolen.ok
+        neighbour = _unit(restarted, pki, "unit-01")
+        assert neighbour.ok, neighbour.error
+        neighbour.close()
+    finally:
+        restarted.stop()
+
+
+def test_a_unit_publishes_and_reads_only_under_its_own_prefix(pki: Path, broker):
+    station = _station(broker, pki)
+    assert station.ok, station.error
+    assert station.subscribe(f"$share/stations/{PREFIX}/+/batch")
+    one = _unit(broker, pki, "unit-01")
+    assert one.ok, one.error
+    # its own batch arrives; a batch under unit-02's prefix is refused and never reaches the station
+    assert one.publish(f"{PREFIX}/unit-01/batch", b"mine") == 0
+    assert one.publish(f"{PREFIX}/unit-02/batch", b"forged") == 135  # not authorised
+    time.sleep(0.5)
+    assert [p for _, p in station.messages] == [b"mine"]
+    # it never reads another unit's reads or acknowledgements (Mosquitto grants the subscription and
+    # checks each message as it goes out: nothing of unit-02's reaches it, while the station has them)
+    for topic in (f"{PREFIX}/unit-02/batch", f"{PREFIX}/+/batch", f"{PREFIX}/unit-02/ack", f"{PREFIX}/#"):
+        one.subscribe(topic)
+    two = _unit(broker, pki, "unit-02")
+    assert two.subscribe(f"{PREFIX}/unit-02/ack")
+    assert two.publish(f"{PREFIX}/unit-02/batch", b"theirs") == 0
+    assert station.publish(f"{PREFIX}/unit-02/ack", b"theirs stored") == 0
+    assert _arrives(station, b"theirs") and _arrives(two, b"theirs stored")
+    time.sleep(0.3)
+    assert one.messages == []
+    two.close()
+    # only the station acknowledges: a unit's forged acknowledgement is refused, the station's arrives
+    assert one.publish(f"{PREFIX}/unit-01/ack", b"forged ack") == 135
+    assert one.subscribe(f"{PREFIX}/unit-01/ack")
+    assert station.publish(f"{PREFIX}/unit-01/ack", b"stored") == 0
+    assert _arrives(one, b"stored")
+    assert {p for _, p in one.messages} == {b"stored"}  # once for each of its matching subscriptions
+    one.close()
+    station.close()
+
+
+def test_certificates_near_their_end_are_warned_of_and_renewed_for_the_same_key(tmp_path: Path, pki: Path):
+    from edge_agent.pki import expiry_warnings
+
+    config = tmp_path / "station.toml"
+    assert run_cli("--config", config, "pki", "issue", "unit", "unit-03", "--days", "10", "--dir", pki).code == 0
+    cert = pki / "unit" / "unit-03.crt"
+    (warning,) = expiry_warnings([cert, pki / "unit" / "unit-01.crt"])
+    assert "unit-03.crt" in warning and "renew" in warning
+    listed = run_cli("--config", config, "pki", "list", "--dir", pki)
+    assert listed.code == 0 and "unit-03.crt" in listed.err
+    key = (pki / "unit" / "unit-03.key").read_bytes()
+    assert run_cli("--config", config, "pki", "renew", "unit", "unit-03", "--dir", pki).code == 0
+    assert expiry_warnings([cert]) == [] and (pki / "unit" / "unit-03.key").read_bytes() == key
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=800)
+    assert "expired" in expiry_warnings([cert], now=later)[0]
+    (tmp_path / "junk.crt").write_text("not a certificate")
+    assert "not a readable PEM certificate" in expiry_warnings([tmp_path / "junk.crt"])[0]
