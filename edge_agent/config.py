@@ -142,6 +142,7 @@ class SyncConfig:
     tls_cert: Path | None = None  # this unit's client certificate (PEM)
     tls_key: Path | None = None  # and its private key
     signing_key: Path | None = None  # this unit's Ed25519 key; when set, every batch is signed with it
+    station_key: Path | None = None  # the station's Ed25519 public key: only acknowledgements it signed are taken
 
     @property
     def host_port(self) -> tuple[str, int, bool]:
@@ -156,6 +157,7 @@ class StationConfig:
     share_group: str = "stations"  # receivers in one group share the fleet's batches (MQTT 5 shared subscriptions)
     unit_keys: Path | None = None  # folder of UNIT.pub keys; when set, only batches signed by their unit are taken
     max_batch_mb: float = 16.0  # larger batches are refused
+    signing_key: Path | None = None  # the station's Ed25519 key: signs every acknowledgement
     hotlist: Path | None = None  # a signed list (FILE.sig beside it) published, retained, to the fleet
     hotlist_poll_s: float = 10.0  # how often the list file is checked for a new version
 
@@ -317,7 +319,7 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
             raise ConfigError(file, f"sync.{key}", "must be between 1 and 1000")
     if sync.backoff_min_s <= 0 or sync.backoff_max_s < sync.backoff_min_s:
         raise ConfigError(file, "sync.backoff_max_s", "backoff_min_s must be above 0 and backoff_max_s at least as large")
-    for key in ("tls_ca", "tls_cert", "tls_key", "signing_key"):
+    for key in ("tls_ca", "tls_cert", "tls_key", "signing_key", "station_key"):
         path = getattr(sync, key)
         if path is not None and not path.is_file():
             raise ConfigError(file, f"sync.{key}", f"{path} is not a file")
@@ -329,6 +331,8 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         station = dataclasses.replace(station, database=str(path if path.is_absolute() else base / path))
     if station.unit_keys is not None and not station.unit_keys.is_dir():
         raise ConfigError(file, "station.unit_keys", f"{station.unit_keys} is not a folder")
+    if station.signing_key is not None and not station.signing_key.is_file():
+        raise ConfigError(file, "station.signing_key", f"{station.signing_key} is not a file")
     if not _ID.match(station.share_group):
         raise ConfigError(file, "station.share_group", "must be 1-64 letters, digits, '.', '_' or '-'")
     return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, station, source_file=file)

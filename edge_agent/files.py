@@ -68,12 +68,14 @@ def private_folder(folder: Path) -> Path:
     return folder
 
 
-def narrow_mode(path: Path, allowed: int) -> None:
-    """Take away any permission bit of `path` beyond `allowed` (never adds one), and log it."""
+def narrow_mode(path: Path, allowed: int, new: bool = False) -> None:
+    """Take away any permission bit of `path` beyond `allowed` (never adds one), and log it unless the file
+    is `new` (just made by a library that follows the umask alone, such as SQLite)."""
     try:
         mode = path.stat().st_mode & 0o7777
         if mode & ~allowed:
             os.chmod(path, mode & allowed)
-            log.warning("%s: mode %04o was wider than %04o; now %04o", path, mode, allowed, mode & allowed)
+            if not new:
+                    log.warning("%s: mode %04o was wider than %04o; now %04o", path, mode, allowed, mode & allowed)
     except OSError as exc:
         log.warning("%s: cannot narrow its mode: %s", path, exc.strerror)

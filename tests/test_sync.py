@@ -22,7 +22,7 @@ from edge_agent.config import load_config
 from edge_agent.store import Database
 from edge_agent.store.outbox import BatchLimits, acknowledge_batch, batch_items, pending_batches, refuse_batch, take_batch
 from edge_agent.sync import MqttSync, backoff_delay
-from edge_agent.sync.payloads import build_ack, build_batch, parse_batch, validate
+from edge_agent.sync.payloads import AckFor, build_ack, build_batch, parse_batch, sign_payload, validate
 
 AGENCY, UNIT = "test-pd", "car-7"
 
@@ -119,9 +119,17 @@ def test_payloads_are_what_the_json_schemas_in_the_repository_say(tmp_path: Path
         payload = build_batch(batch.id, batch.kind, AGENCY, UNIT, "2026-11-21T08:00:00.000Z", batch_items(db, batch))
     incoming = parse_batch(payload, 1 << 20)
     assert len(incoming.items) == 5 and incoming.items[0]["plate_jpeg"][:2] == b"\xff\xd8"  # a real JPEG
-    validate("alpr.ack.v1", json.loads(build_ack(batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
+    assert incoming.schema == "alpr.batch.v2"
+    to = AckFor("alpr.ack.v2", AGENCY, UNIT, incoming.sha256)
+    validate("alpr.ack.v2", json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
+    # a unit of the previous version sends v1 batches and is answered in v1
+    old = parse_batch(payload.replace(b'"alpr.batch.v2"', b'"alpr.batch.v1"'), 1 << 20)
+    assert old.schema == "alpr.batch.v1" and len(old.items) == 5
+    to = AckFor("alpr.ack.v1", AGENCY, UNIT, old.sha256)
+    validate("alpr.ack.v1", json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
     schemas = sorted(p.name for p in (REPO / "edge_agent" / "sync" / "schemas").glob("*.json"))
-    assert schemas == ["alpr.ack.v1.json", "alpr.batch.v1.json", "alpr.status.v1.json"]
+    assert schemas == ["alpr.ack.v1.json", "alpr.ack.v2.json", "alpr.batch.v1.json", "alpr.batch.v2.json",
+                       "alpr.status.v1.json"]
 
 
 @given(st.integers(0, 100), st.floats(0.01, 10), st.floats(0.01, 600), st.floats(0, 0.999999))
@@ -488,7 +496,7 @@ def test_signed_batches_and_every_kind_of_bad_payload_at_the_station(tmp_path: P
         assert stats["payloads_refused"] == 7 and stats["reads"] == 0
         text = "\n".join(station.lines)
         for words in ("wrongly signed", "not JSON", "over the limit", "not signed", "alpr.batch.v9",
-                      "not a valid alpr.batch.v1", "no key for car-99"):
+                      "not a valid alpr.batch.v2", "no key for car-99"):
             assert words in text, words
         refusals = [json.loads(p) for _, p, _ in acks.messages]
         assert refusals and all(a["status"] == "refused" for a in refusals)
@@ -512,8 +520,9 @@ def test_an_acknowledgement_for_a_batch_never_sent_is_refused_and_marks_nothing(
         try:
             assert sync.connected.wait(10)
             time.sleep(0.2)
-            for payload in (build_ack("11111111-2222-3333-4444-555555555555", "stored", "2026-11-21T08:00:00Z", "x",
-                                      "reads", 10, 0), b"\x00garbage"):
+            forged = AckFor("alpr.ack.v2", AGENCY, UNIT, "0" * 64)
+            for payload in (build_ack(forged, "11111111-2222-3333-4444-555555555555", "stored",
+                                      "2026-11-21T08:00:00Z", "x", "reads", 10, 0), b"\x00garbage"):
                 forger.client.publish(f"alpr/v1/{AGENCY}/{UNIT}/ack", payload, qos=1)
             time.sleep(0.5)
             result = sync.drain(timeout=2)  # no station: nothing may be marked sent
@@ -522,7 +531,7 @@ def test_an_acknowledgement_for_a_batch_never_sent_is_refused_and_marks_nothing(
         finally:
             sync.stop()
             forger.close()
-    assert "no such batch" in caplog.text
+    assert "names a payload this unit did not send" in caplog.text
 
 
 # --- PostgreSQL at the station -----------------------------------------------------------------------
@@ -618,4 +627,108 @@ def test_one_sync_per_data_directory_a_second_is_refused_until_the_first_ends(tm
     finally:
         running.stop()
         db.close()
+        station.stop()
+
+
+class AckForger:
+    """Someone on the broker who answers every batch of the unit with acknowledgements of their own, and keeps
+    the station's genuine answers to replay them."""
+
+    def __init__(self, port: int, key=None):
+        import hashlib
+
+        import paho.mqtt.client as mqtt
+
+        self.genuine: list[tuple[bytes, str]] = []
+        self.key = key
+        self.sent = 0
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+
+        def on_message(client, userdata, m):
+            props = dict(getattr(m.properties, "UserProperty", None) or [])
+            if m.topic.endswith("/ack"):
+                if "alpr-signature" in props:
+                    self.genuine.append((m.payload, props["alpr-signature"]))
+                return
+            if not self.armed or not m.topic.endswith("/batch"):
+                return
+            batch = json.loads(m.payload)
+            to = AckFor("alpr.ack.v2", AGENCY, UNIT, hashlib.sha256(m.payload).hexdigest())
+            forged = build_ack(to, batch["batch_id"], "stored", "2026-11-21T08:00:00Z", "forger", batch["kind"],
+                               len(batch["items"]), 0)
+            self.publish(forged)  # not signed at all
+            if self.key is not None:
+                self.publish(forged, sign_payload(self.key, forged))  # signed, by another key
+            for payload, signature in self.genuine:
+                self.publish(payload, signature)  # an earlier batch's genuine answer, replayed
+                altered = payload.replace(json.loads(payload)["batch_id"].encode(), batch["batch_id"].encode())
+                self.publish(altered, signature)  # ... and altered to name this batch
+
+        self.armed = False
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"alpr/v1/{AGENCY}/{UNIT}/#", qos=1)
+        self.client.loop_start()
+        time.sleep(0.3)
+
+    def publish(self, payload: bytes, signature: str | None = None) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.PUBLISH)
+        if signature:
+            props.UserProperty = [("alpr-signature", signature)]
+        self.client.publish(f"alpr/v1/{AGENCY}/{UNIT}/ack", payload, qos=1, properties=props)
+        self.sent += 1
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_only_acknowledgements_the_station_signed_for_the_batch_sent_mark_reads_sent(tmp_path: Path, mosquitto):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    keys = tmp_path / "keys"
+    assert run_cli("hotlist", "keygen", "--out", keys).code == 0  # the station's key; its .pub is pinned on the unit
+    config = unit_config(tmp_path, mosquitto.url, f'station_key = "{keys / "hotlist-signing.pub"}"')
+    station_text = f'[station]\nsigning_key = "{keys / "hotlist-signing.key"}"\n'
+    forger = AckForger(mosquitto.port, Ed25519PrivateKey.generate())
+    first = seed_reads(tmp_path / "unit", 30)
+    station = StationThread(tmp_path / "station", mosquitto.url, config_text=station_text)
+    try:
+        assert run_cli("--config", config, "sync", "--once").code == 0  # the station's signed answers are taken
+        assert_exactly_once(station, first, tmp_path / "unit")
+        assert forger.genuine
+    finally:
+        station.stop()
+    # the station is down: whatever answers the new batch is someone else, and nothing may be marked sent
+    seed_reads(tmp_path / "unit", 10, seed=1)
+    forger.armed = True
+    with Database.in_data_dir(tmp_path / "unit") as db:
+        sync = MqttSync(load_config(config), db)
+        sync.start()
+        try:
+            assert sync.connected.wait(10)
+            result = sync.drain(timeout=4)
+        finally:
+            sync.stop()
+        assert forger.sent >= 4 and result.acks_refused >= 4 and result.reads == 0
+        assert db.stats().waiting == 10
+    forger.close()
+    # the station back: its own answer settles the same batch
+    station = StationThread(tmp_path / "station", mosquitto.url, config_text=station_text)
+    try:
+        done = run_cli("--config", config, "sync", "--once", "--json")
+        assert done.code == 0 and json.loads(done.out)["reads_waiting"] == 0
+        assert station.stats()["reads"] == 40
+    finally:
+        station.stop()
+    # a unit that pins the station's key takes no unsigned answer, not even the station's own
+    seed_reads(tmp_path / "unit", 5, seed=2)
+    station = StationThread(tmp_path / "station", mosquitto.url)  # provisioned without its key
+    try:
+        refused = run_cli("--config", config, "sync", "--once", "--json", "--drain-timeout", "4")
+        assert refused.code == 1 and json.loads(refused.out)["reads_waiting"] == 5
+    finally:
         station.stop()

@@ -26,8 +26,8 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.station.store import StationStore
 from edge_agent.store import utc_iso
 from edge_agent.sync import mqtt_client
-from edge_agent.sync.payloads import (SIGNATURE_PROPERTY, PayloadError, build_ack, parse_batch, parse_status,
-                                      peek_batch_id, verify_payload)
+from edge_agent.sync.payloads import (BATCH_SCHEMAS, KEY_PROPERTY, SIGNATURE_PROPERTY, AckFor, PayloadError, build_ack,
+                                      parse_batch, parse_status, peek_batch, sign_payload, verify_payload)
 
 log = logging.getLogger(__name__)
 Printer = Callable[[str], None]
@@ -73,6 +73,15 @@ class Station:
         self.prefix = config.sync.topic_prefix
         self.max_bytes = int(config.station.max_batch_mb * 1024 * 1024)
         self.keys = UnitKeys(config.station.unit_keys) if config.station.unit_keys else None
+        self._ack_key = None
+        if config.station.signing_key is not None:
+            from edge_agent.hotlist.signing import key_id, load_private_key
+
+            self._ack_key = load_private_key(config.station.signing_key)
+            self._ack_key_id = key_id(self._ack_key.public_key())
+        else:
+            log.warning("station.signing_key is not set: acknowledgements go out unsigned, and units that pin "
+                        "the station's key (sync.station_key) will refuse them")
         self.connected = threading.Event()
         self.received = 0
         self.refused = 0
@@ -155,27 +164,33 @@ class Station:
                 raise PayloadError(f"batch of {len(payload)} bytes is over the limit of {self.max_bytes}")
             if self.keys is not None:
                 signature = dict(getattr(message.properties, "UserProperty", None) or []).get(SIGNATURE_PROPERTY)
-                verify_payload(self.keys.get(unit[1]), payload, signature, unit[1])
+                verify_payload(self.keys.get(unit[1]), payload, signature, f"batch from {unit[1]}", f"{unit[1]}'s")
             batch = parse_batch(payload, self.max_bytes)
             if (batch.agency, batch.unit) != unit:
                 raise PayloadError(f"batch says it is from {batch.agency}/{batch.unit} but came on {message.topic}")
         except PayloadError as exc:
-            batch_id = peek_batch_id(payload) if unit is not None else None  # to answer the unit
+            batch_id, answer = peek_batch(payload) if unit is not None else (None, "")  # to answer the unit
             self.refused += 1
             reason = str(exc)
             self.out(f"refused batch {batch_id or '(no id)'} on {message.topic}: {reason}")
             self.store.record_refusal(message.topic, batch_id, reason, len(payload), self.name)
             if unit is not None and batch_id is not None:
-                self._ack(unit, build_ack(batch_id, "refused", utc_iso(), self.name, reason=reason))
+                to = AckFor(answer, unit[0], unit[1], hashlib.sha256(payload).hexdigest())
+                self._ack(unit, build_ack(to, batch_id, "refused", utc_iso(), self.name, reason=reason))
             return
         accepted, duplicates = self.store.store_batch(batch, self.name)
         self.received += 1
-        self._ack(unit, build_ack(batch.batch_id, "stored", utc_iso(), self.name, batch.kind, accepted, duplicates))
+        to = AckFor(BATCH_SCHEMAS[batch.schema], batch.agency, batch.unit, batch.sha256)
+        self._ack(unit, build_ack(to, batch.batch_id, "stored", utc_iso(), self.name, batch.kind, accepted, duplicates))
         log.info("batch %s from %s/%s: %d %s stored, %d held already", batch.batch_id, batch.agency, batch.unit,
                  accepted, batch.kind, duplicates)
 
     def _ack(self, unit: tuple[str, str], payload: bytes) -> None:
-        self.client.publish(f"{self.prefix}/{unit[0]}/{unit[1]}/ack", payload, qos=1)
+        props = None
+        if self._ack_key is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [(SIGNATURE_PROPERTY, sign_payload(self._ack_key, payload)), (KEY_PROPERTY, self._ack_key_id)]
+        self.client.publish(f"{self.prefix}/{unit[0]}/{unit[1]}/ack", payload, qos=1, properties=props)
 
     # the fleet's hotlist ---------------------------------------------------------
 

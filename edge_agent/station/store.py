@@ -112,8 +112,9 @@ class StationStore:
             self._mark = "%s"
         else:
             private_folder(Path(target).parent)
+            new = not Path(target).exists()
             self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30)
-            narrow_mode(Path(target), FILE_MODE)
+            narrow_mode(Path(target), FILE_MODE, new)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # an acknowledged batch must survive a power cut
             self._mark = "?"

@@ -216,8 +216,9 @@ class Database:
         self.path = Path(path)
         self._migrations = MIGRATIONS if migrations is None else migrations
         private_folder(self.path.parent)
+        new = not self.path.exists()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        narrow_mode(self.path, FILE_MODE)  # SQLite gives its -wal and -shm files the database's mode
+        narrow_mode(self.path, FILE_MODE, new)  # SQLite gives its -wal and -shm files the database's mode
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")

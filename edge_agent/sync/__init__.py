@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import fcntl
+import hashlib
 import logging
 import os
 import queue
@@ -36,8 +37,8 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.store import Database, utc_iso
 from edge_agent.store.outbox import (KINDS, Batch, BatchLimits, acknowledge_batch, batch_items, pending_batches,
                                      refuse_batch, take_batch)
-from edge_agent.sync.payloads import (KEY_PROPERTY, SIGNATURE_PROPERTY, PayloadError, build_batch, build_status,
-                                      parse_ack, sign_payload)
+from edge_agent.sync.payloads import (ACK_SCHEMA, KEY_PROPERTY, SIGNATURE_PROPERTY, PayloadError, build_batch,
+                                      build_status, parse_ack, sign_payload, verify_payload)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ class MqttSync:
         self._generation = 0  # bumped on every connection: batches out before it have to go again
         self._attempt = 0  # reconnect attempts since the last connection that worked
         self._rng = random.Random()
-        self._acks: queue.Queue[bytes] = queue.Queue(self.ACK_QUEUE)
+        self._acks: queue.Queue[tuple[bytes, str | None]] = queue.Queue(self.ACK_QUEUE)  # (payload, signature)
+        self._sent_digests: collections.OrderedDict[str, set[str]] = collections.OrderedDict()  # batch id -> payloads' sha256
         self._settled: collections.deque[str] = collections.deque(maxlen=10_000)  # batches acknowledged lately
         self._drain_lock = threading.Lock()
         self._signing_key = None
@@ -150,6 +152,14 @@ class MqttSync:
 
             self._signing_key = load_private_key(s.signing_key)
             self._key_id = key_id(self._signing_key.public_key())
+        self._station_key = None
+        if s.station_key:
+            from edge_agent.hotlist.signing import load_public_key
+
+            self._station_key = load_public_key(s.station_key)
+        elif s.broker:
+            log.warning("sync.station_key is not set: acknowledgements are taken without checking who signed them, "
+                        "so anyone who can publish on the broker could mark reads sent")
         self.host, self.port, tls = s.host_port
         self.client = mqtt_client(f"edge-agent-{a.agency}-{a.unit_id}", s.username, s.password, tls,
                                   str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
@@ -201,8 +211,9 @@ class MqttSync:
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self.topics.ack:
+            signature = dict(getattr(message.properties, "UserProperty", None) or []).get(SIGNATURE_PROPERTY)
             try:
-                self._acks.put_nowait(message.payload)
+                self._acks.put_nowait((message.payload, signature))
             except queue.Full:
                 log.warning("acknowledgement dropped: %d wait to be processed", self.ACK_QUEUE)
         elif message.topic == self.topics.hotlist and self.on_hotlist is not None:
@@ -295,24 +306,47 @@ class MqttSync:
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = [(SIGNATURE_PROPERTY, sign_payload(self._signing_key, payload)),
                                   (KEY_PROPERTY, self._key_id)]
+        self._sent_digests.setdefault(batch.id, set()).add(hashlib.sha256(payload).hexdigest())
+        self._sent_digests.move_to_end(batch.id)
+        while len(self._sent_digests) > self.ACK_QUEUE:
+            self._sent_digests.popitem(last=False)
         info = self.client.publish(self.topics.batch, payload, qos=1, properties=props)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def _take_acks(self, in_flight: dict[str, float], result: DrainResult, wait: float) -> None:
         try:
-            payload = self._acks.get(timeout=wait) if wait else self._acks.get_nowait()
+            message = self._acks.get(timeout=wait) if wait else self._acks.get_nowait()
         except queue.Empty:
             return
         while True:
-            self._settle(payload, in_flight, result)
+            self._settle(*message, in_flight, result)
             try:
-                payload = self._acks.get_nowait()
+                message = self._acks.get_nowait()
             except queue.Empty:
                 return
 
-    def _settle(self, payload: bytes, in_flight: dict[str, float], result: DrainResult) -> None:
+    def _check_ack(self, ack: dict, payload: bytes, signature: str | None) -> None:
+        """An answer is taken only when it holds: with the station's key pinned, a v2 answer that the station
+        signed; any v2 answer must name this unit and a batch payload this unit sent."""
+        if self._station_key is not None:
+            if ack["schema"] != ACK_SCHEMA:
+                raise PayloadError(f"acknowledgement of batch {ack['batch_id']} is {ack['schema']}, which is unsigned; "
+                                   f"this unit takes only {ACK_SCHEMA}")
+            verify_payload(self._station_key, payload, signature, f"acknowledgement of batch {ack['batch_id']}",
+                           "the station's")
+        if ack["schema"] == ACK_SCHEMA:
+            a = self.config.agent
+            if (ack["agency"], ack["unit"]) != (a.agency, a.unit_id):
+                raise PayloadError(f"acknowledgement of batch {ack['batch_id']} is for {ack['agency']}/{ack['unit']}, "
+                                   f"not this unit")
+            if ack["batch_sha256"] not in self._sent_digests.get(ack["batch_id"], ()):
+                raise PayloadError(f"acknowledgement of batch {ack['batch_id']} names a payload this unit did not "
+                                   "send (altered, replayed, or from before a restart); the batch goes again")
+
+    def _settle(self, payload: bytes, signature: str | None, in_flight: dict[str, float], result: DrainResult) -> None:
         try:
             ack = parse_ack(payload)
+            self._check_ack(ack, payload, signature)
         except PayloadError as exc:
             result.acks_refused += 1
             log.warning("acknowledgement refused: %s", exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,8 +21,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge_agent.errors import EdgeAgentError
 
-BATCH_SCHEMA = "alpr.batch.v1"
-ACK_SCHEMA = "alpr.ack.v1"
+# What a unit of this version sends and takes. The station takes the previous batch version too and answers
+# each batch in its own version, so a fleet upgrades car by car: a v1 unit gets v1 answers (which it cannot
+# verify), a v2 unit only signed v2 answers.
+BATCH_SCHEMA = "alpr.batch.v2"
+ACK_SCHEMA = "alpr.ack.v2"
+BATCH_SCHEMAS = {"alpr.batch.v1": "alpr.ack.v1", "alpr.batch.v2": "alpr.ack.v2"}  # each batch version's answer
 STATUS_SCHEMA = "alpr.status.v1"
 SIGNATURE_PROPERTY = "alpr-signature"
 KEY_PROPERTY = "alpr-key"
@@ -61,8 +66,9 @@ def _load(payload: bytes, max_bytes: int, what: str) -> dict:
     return obj
 
 
-def build_batch(batch_id: str, kind: str, agency: str, unit: str, sent_at: str, items: list[dict]) -> bytes:
-    body = {"schema": BATCH_SCHEMA, "batch_id": batch_id, "agency": agency, "unit": unit, "kind": kind,
+def build_batch(batch_id: str, kind: str, agency: str, unit: str, sent_at: str, items: list[dict],
+                schema_name: str = BATCH_SCHEMA) -> bytes:
+    body = {"schema": schema_name, "batch_id": batch_id, "agency": agency, "unit": unit, "kind": kind,
             "sent_at": sent_at, "items": items}
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -75,15 +81,18 @@ class IncomingBatch:
     kind: str
     items: list[dict]
     size: int
+    schema: str
+    sha256: str  # of the payload as received: the signed answer names it
 
 
 def parse_batch(payload: bytes, max_bytes: int) -> IncomingBatch:
     """A batch as the station receives it, validated and with its images decoded."""
     obj = _load(payload, max_bytes, "batch")
     version = obj.get("schema")
-    if version != BATCH_SCHEMA:
-        raise PayloadError(f"batch schema {str(version)[:40]!r} is not supported; this station takes {BATCH_SCHEMA}")
-    validate(BATCH_SCHEMA, obj)
+    if version not in BATCH_SCHEMAS:
+        raise PayloadError(f"batch schema {str(version)[:40]!r} is not supported; this station takes "
+                           f"{' and '.join(BATCH_SCHEMAS)}")
+    validate(version, obj)
     items = obj["items"]
     field = {"reads": "plate_jpeg", "images": "jpeg"}.get(obj["kind"])
     if field:
@@ -92,22 +101,39 @@ def parse_batch(payload: bytes, max_bytes: int) -> IncomingBatch:
                 item[field] = base64.b64decode(item[field], validate=True)
             except (binascii.Error, ValueError):
                 raise PayloadError(f"item {n}: {field} is not base64") from None
-    return IncomingBatch(obj["batch_id"], obj["agency"], obj["unit"], obj["kind"], items, len(payload))
+    return IncomingBatch(obj["batch_id"], obj["agency"], obj["unit"], obj["kind"], items, len(payload), version,
+                         hashlib.sha256(payload).hexdigest())
 
 
-def peek_batch_id(payload: bytes) -> str | None:
-    """The batch id of a payload that failed validation, when one can be found, so the refusal can be answered."""
+def peek_batch(payload: bytes) -> tuple[str | None, str]:
+    """The batch id (when one can be found) and the answer's schema of a payload that failed validation,
+    so that the refusal can be answered in the unit's version."""
     try:
         obj = json.loads(payload[:16 * 1024 * 1024])
-        value = obj.get("batch_id") if isinstance(obj, dict) else None
-        return value if isinstance(value, str) and len(value) <= 64 else None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
+        return None, ACK_SCHEMA
+    if not isinstance(obj, dict):
+        return None, ACK_SCHEMA
+    value = obj.get("batch_id")
+    answer = BATCH_SCHEMAS.get(obj.get("schema"), ACK_SCHEMA) if isinstance(obj.get("schema"), str) else ACK_SCHEMA
+    return (value if isinstance(value, str) and len(value) <= 64 else None), answer
 
 
-def build_ack(batch_id: str, status: str, at: str, station: str, kind: str | None = None, accepted: int = 0,
-              duplicates: int = 0, reason: str = "") -> bytes:
-    body: dict = {"schema": ACK_SCHEMA, "batch_id": batch_id, "status": status, "at": at, "station": station[:128]}
+@dataclass(frozen=True)
+class AckFor:
+    """Whom an answer is for: v2 answers name the unit and the batch payload's sha256."""
+
+    schema: str
+    agency: str
+    unit: str
+    batch_sha256: str
+
+
+def build_ack(to: AckFor, batch_id: str, status: str, at: str, station: str, kind: str | None = None,
+              accepted: int = 0, duplicates: int = 0, reason: str = "") -> bytes:
+    body: dict = {"schema": to.schema, "batch_id": batch_id, "status": status, "at": at, "station": station[:128]}
+    if to.schema != "alpr.ack.v1":
+        body.update(agency=to.agency, unit=to.unit, batch_sha256=to.batch_sha256)
     if kind:
         body["kind"] = kind
     if status == "stored":
@@ -118,8 +144,12 @@ def build_ack(batch_id: str, status: str, at: str, station: str, kind: str | Non
 
 
 def parse_ack(payload: bytes) -> dict:
+    """An answer as a unit receives it, of either version (the caller decides which it takes)."""
     obj = _load(payload, 64 * 1024, "acknowledgement")
-    validate(ACK_SCHEMA, obj)
+    version = obj.get("schema")
+    if version not in BATCH_SCHEMAS.values():
+        raise PayloadError(f"acknowledgement schema {str(version)[:40]!r} is not supported")
+    validate(version, obj)
     return obj
 
 
@@ -138,10 +168,11 @@ def sign_payload(key: Ed25519PrivateKey, payload: bytes) -> str:
     return base64.b64encode(key.sign(payload)).decode("ascii")
 
 
-def verify_payload(key: Ed25519PublicKey, payload: bytes, signature: str | None, unit: str) -> None:
+def verify_payload(key: Ed25519PublicKey, payload: bytes, signature: str | None, what: str, whose: str) -> None:
+    """`what` ("batch from car-7", "acknowledgement") must carry a signature that verifies with `whose` key."""
     if not signature:
-        raise PayloadError(f"batch from {unit} is not signed, and this station requires signed batches")
+        raise PayloadError(f"{what} is not signed, and signed ones are required")
     try:
         key.verify(base64.b64decode(signature, validate=True), payload)
     except (InvalidSignature, binascii.Error, ValueError):
-        raise PayloadError(f"batch from {unit} is wrongly signed: the signature does not verify with {unit}'s key") from None
+        raise PayloadError(f"{what} is wrongly signed: the signature does not verify with {whose} key") from None
