@@ -64,6 +64,8 @@ def test_bad_rows_are_reported_by_line_and_good_rows_kept():
     (b"PLATE,STATE\n7ABC123,CA\n", "header lacks"),
     (bytes(range(256)) * 10, "UTF-8"),
     (_csv([_row("7ABC123"), _row("8ABC123")])[:-30], "truncated"),
+    # cut inside the last field (the remarks), so that what is left of the row still parses
+    (_csv([_row("7ABC123"), _row("8ABC123")[:-1] + ["ARMED AND DANGEROUS"]])[:-8], "truncated"),
     (_csv([_row("7ABC123")]) + b"8ABC\x00123,CA\n", "NUL"),
     (_csv([_row("")]), "no usable rows"),
 ])

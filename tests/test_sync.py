@@ -22,7 +22,7 @@ from edge_agent.config import load_config
 from edge_agent.store import Database
 from edge_agent.store.outbox import BatchLimits, acknowledge_batch, batch_items, pending_batches, refuse_batch, take_batch
 from edge_agent.sync import MqttSync, backoff_delay
-from edge_agent.sync.payloads import AckFor, build_ack, build_batch, parse_batch, sign_payload, validate
+from edge_agent.sync.payloads import AckFor, PayloadError, build_ack, build_batch, parse_batch, sign_payload, validate
 
 AGENCY, UNIT = "test-pd", "car-7"
 
@@ -120,6 +120,9 @@ def test_payloads_are_what_the_json_schemas_in_the_repository_say(tmp_path: Path
     incoming = parse_batch(payload, 1 << 20)
     assert len(incoming.items) == 5 and incoming.items[0]["plate_jpeg"][:2] == b"\xff\xd8"  # a real JPEG
     assert incoming.schema == "alpr.batch.v2"
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        with pytest.raises(PayloadError, match="nested deeper"):
+            parse_batch(deep, 16 << 20)
     to = AckFor("alpr.ack.v2", AGENCY, UNIT, incoming.sha256)
     validate("alpr.ack.v2", json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
     # a unit of the previous version sends v1 batches and is answered in v1

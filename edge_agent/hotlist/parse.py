@@ -143,8 +143,11 @@ class HotlistStream:
                 raise HotlistError(f"{self.source}: unreadable CSV after line {last}: {exc}; {_KEPT}") from None
             finally:
                 text.detach()
-        if not self._ends_with_newline and self.errors and self.errors[-1].line == last:
-            raise HotlistError(f"{self.source}: ends in the middle of line {last} (truncated?); {_KEPT}")
+        if not self._ends_with_newline:
+            # every record of an extract ends with a line break: a last line without one was cut short, even
+            # where what is left of it still parses (a cut inside the remarks leaves a plausible row)
+            raise HotlistError(f"{self.source}: ends in the middle of line {last}, with no line break after it "
+                               f"(truncated?); {_KEPT}")
         if not self.rows_read:
             raise HotlistError(f"{self.source}: no usable rows ({len(self.errors)} rejected); {_KEPT}")
 

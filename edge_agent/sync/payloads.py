@@ -61,6 +61,8 @@ def _load(payload: bytes, max_bytes: int, what: str) -> dict:
         obj = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"{what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError(f"{what} is nested deeper than any schema allows") from None
     if not isinstance(obj, dict):
         raise PayloadError(f"{what} is not a JSON object")
     return obj
