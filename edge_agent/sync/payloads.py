@@ -91,7 +91,7 @@ def parse_batch(payload: bytes, max_bytes: int) -> IncomingBatch:
     """A batch as the station receives it, validated and with its images decoded."""
     obj = _load(payload, max_bytes, "batch")
     version = obj.get("schema")
-    if version not in BATCH_SCHEMAS:
+    if not isinstance(version, str) or version not in BATCH_SCHEMAS:
         raise PayloadError(f"batch schema {str(version)[:40]!r} is not supported; this station takes "
                            f"{' and '.join(BATCH_SCHEMAS)}")
     validate(version, obj)
@@ -149,7 +149,7 @@ def parse_ack(payload: bytes) -> dict:
     """An answer as a unit receives it, of either version (the caller decides which it takes)."""
     obj = _load(payload, 64 * 1024, "acknowledgement")
     version = obj.get("schema")
-    if version not in BATCH_SCHEMAS.values():
+    if not isinstance(version, str) or version not in BATCH_SCHEMAS.values():
         raise PayloadError(f"acknowledgement schema {str(version)[:40]!r} is not supported")
     validate(version, obj)
     return obj
