@@ -1,7 +1,8 @@
 """The station's database: SQLite by default, PostgreSQL when given a postgresql:// URL.
 
-Every record is stored once: its UUID (the read's id, the alert's, the
-disposition's, the audit record's) decides. A batch that arrives again, or a
+Every record is stored once: its unit and its UUID (the read's id, the
+alert's, the disposition's, the audit record's) decide, so one unit's records
+never collide with another's. A batch that arrives again, or a
 record that came in an earlier batch, is counted as a duplicate and not stored
 again; `batches` keeps how often each batch was delivered.
 """
@@ -9,6 +10,7 @@ again; `batches` keeps how often each batch was delivered.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -20,42 +22,112 @@ from edge_agent.files import FILE_MODE, narrow_mode, private_folder
 from edge_agent.store import utc_iso
 from edge_agent.sync.payloads import IncomingBatch
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS units (
+log = logging.getLogger(__name__)
+
+# Ordered migrations; the version applied is kept in schema_version. A database from before versions were
+# kept (a067301 and earlier) holds version 1's tables without the record.
+MIGRATIONS: list[str] = [
+    # 1: records keyed by their id alone
+    """
+CREATE TABLE units (
     agency TEXT NOT NULL, unit TEXT NOT NULL, state TEXT, status TEXT, last_seen TEXT NOT NULL,
     PRIMARY KEY (agency, unit));
-CREATE TABLE IF NOT EXISTS reads (
+CREATE TABLE reads (
     id TEXT PRIMARY KEY, agency TEXT NOT NULL, unit TEXT NOT NULL, captured_at TEXT NOT NULL,
     camera_id TEXT NOT NULL, plate TEXT NOT NULL, confidence DOUBLE PRECISION NOT NULL, state TEXT,
     state_confidence DOUBLE PRECISION, candidates TEXT NOT NULL, box TEXT NOT NULL, hit_count INTEGER NOT NULL,
     evidence_hold INTEGER NOT NULL, plate_jpeg BYTEA, batch_id TEXT NOT NULL, received_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS reads_plate ON reads (plate);
-CREATE INDEX IF NOT EXISTS reads_unit ON reads (agency, unit, captured_at);
-CREATE TABLE IF NOT EXISTS hits (
+CREATE INDEX reads_plate ON reads (plate);
+CREATE INDEX reads_unit ON reads (agency, unit, captured_at);
+CREATE TABLE hits (
     read_id TEXT NOT NULL, n INTEGER NOT NULL, lic TEXT NOT NULL, lis TEXT NOT NULL, list TEXT NOT NULL,
     match TEXT NOT NULL, nic TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (read_id, n));
-CREATE TABLE IF NOT EXISTS images (
+CREATE TABLE images (
     read_id TEXT NOT NULL, kind TEXT NOT NULL, jpeg BYTEA NOT NULL, agency TEXT NOT NULL, unit TEXT NOT NULL,
     received_at TEXT NOT NULL, PRIMARY KEY (read_id, kind));
-CREATE TABLE IF NOT EXISTS alerts (
+CREATE TABLE alerts (
     uuid TEXT PRIMARY KEY, agency TEXT NOT NULL, unit TEXT NOT NULL, read_id TEXT NOT NULL, raised_at TEXT NOT NULL,
     camera_id TEXT NOT NULL, plate_read TEXT NOT NULL, lic TEXT NOT NULL, lis TEXT NOT NULL, list TEXT NOT NULL,
     match TEXT NOT NULL, message TEXT NOT NULL, other_hits INTEGER NOT NULL, received_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS dispositions (
+CREATE TABLE dispositions (
     uuid TEXT PRIMARY KEY, agency TEXT NOT NULL, unit TEXT NOT NULL, alert_uuid TEXT NOT NULL, read_id TEXT NOT NULL,
     disposition TEXT NOT NULL, user_name TEXT NOT NULL, at TEXT NOT NULL, note TEXT NOT NULL,
     received_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
+CREATE TABLE audit (
     uuid TEXT PRIMARY KEY, agency TEXT NOT NULL, unit TEXT NOT NULL, at TEXT NOT NULL, user_name TEXT NOT NULL,
     action TEXT NOT NULL, query TEXT NOT NULL, purpose TEXT NOT NULL, received_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS batches (
+CREATE TABLE batches (
     batch_id TEXT PRIMARY KEY, agency TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL, items INTEGER NOT NULL,
     accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL, deliveries INTEGER NOT NULL,
     first_received_at TEXT NOT NULL, last_received_at TEXT NOT NULL, receiver TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS refusals (
+CREATE TABLE refusals (
     at TEXT NOT NULL, topic TEXT NOT NULL, batch_id TEXT, reason TEXT NOT NULL, bytes INTEGER NOT NULL,
     receiver TEXT NOT NULL);
-"""
+""",
+    # 2: every record keyed by agency, unit and id, so that one unit's records never collide with another's
+    # (a unit cannot store a made-up record under another unit's read id first); hits carry their unit
+    """
+CREATE TABLE reads_v2 (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, id TEXT NOT NULL, captured_at TEXT NOT NULL,
+    camera_id TEXT NOT NULL, plate TEXT NOT NULL, confidence DOUBLE PRECISION NOT NULL, state TEXT,
+    state_confidence DOUBLE PRECISION, candidates TEXT NOT NULL, box TEXT NOT NULL, hit_count INTEGER NOT NULL,
+    evidence_hold INTEGER NOT NULL, plate_jpeg BYTEA, batch_id TEXT NOT NULL, received_at TEXT NOT NULL,
+    PRIMARY KEY (agency, unit, id));
+INSERT INTO reads_v2 SELECT agency, unit, id, captured_at, camera_id, plate, confidence, state, state_confidence,
+    candidates, box, hit_count, evidence_hold, plate_jpeg, batch_id, received_at FROM reads;
+CREATE TABLE hits_v2 (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, read_id TEXT NOT NULL, n INTEGER NOT NULL, lic TEXT NOT NULL,
+    lis TEXT NOT NULL, list TEXT NOT NULL, match TEXT NOT NULL, nic TEXT NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (agency, unit, read_id, n));
+INSERT INTO hits_v2 SELECT r.agency, r.unit, h.read_id, h.n, h.lic, h.lis, h.list, h.match, h.nic, h.source
+    FROM hits h JOIN reads r ON r.id = h.read_id;
+CREATE TABLE images_v2 (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, read_id TEXT NOT NULL, kind TEXT NOT NULL, jpeg BYTEA NOT NULL,
+    received_at TEXT NOT NULL, PRIMARY KEY (agency, unit, read_id, kind));
+INSERT INTO images_v2 SELECT agency, unit, read_id, kind, jpeg, received_at FROM images;
+CREATE TABLE alerts_v2 (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, uuid TEXT NOT NULL, read_id TEXT NOT NULL, raised_at TEXT NOT NULL,
+    camera_id TEXT NOT NULL, plate_read TEXT NOT NULL, lic TEXT NOT NULL, lis TEXT NOT NULL, list TEXT NOT NULL,
+    match TEXT NOT NULL, message TEXT NOT NULL, other_hits INTEGER NOT NULL, received_at TEXT NOT NULL,
+    PRIMARY KEY (agency, unit, uuid));
+INSERT INTO alerts_v2 SELECT agency, unit, uuid, read_id, raised_at, camera_id, plate_read, lic, lis, list, match,
+    message, other_hits, received_at FROM alerts;
+CREATE TABLE dispositions_v2 (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, uuid TEXT NOT NULL, alert_uuid TEXT NOT NULL, read_id TEXT NOT NULL,
+    disposition TEXT NOT NULL, user_name TEXT NOT NULL, at TEXT NOT NULL, note TEXT NOT NULL,
+    received_at TEXT NOT NULL, PRIMARY KEY (agency, unit, uuid));
+INSERT INTO dispositions_v2 SELECT agency, unit, uuid, alert_uuid, read_id, disposition, user_name, at, note,
+    received_at FROM dispositions;
+CREATE TABLE audit_v2 (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, uuid TEXT NOT NULL, at TEXT NOT NULL, user_name TEXT NOT NULL,
+    action TEXT NOT NULL, query TEXT NOT NULL, purpose TEXT NOT NULL, received_at TEXT NOT NULL,
+    PRIMARY KEY (agency, unit, uuid));
+INSERT INTO audit_v2 SELECT agency, unit, uuid, at, user_name, action, query, purpose, received_at FROM audit;
+CREATE TABLE batches_v2 (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, batch_id TEXT NOT NULL, kind TEXT NOT NULL, items INTEGER NOT NULL,
+    accepted INTEGER NOT NULL, duplicates INTEGER NOT NULL, deliveries INTEGER NOT NULL,
+    first_received_at TEXT NOT NULL, last_received_at TEXT NOT NULL, receiver TEXT NOT NULL,
+    PRIMARY KEY (agency, unit, batch_id));
+INSERT INTO batches_v2 SELECT agency, unit, batch_id, kind, items, accepted, duplicates, deliveries,
+    first_received_at, last_received_at, receiver FROM batches;
+DROP TABLE reads;
+DROP TABLE hits;
+DROP TABLE images;
+DROP TABLE alerts;
+DROP TABLE dispositions;
+DROP TABLE audit;
+DROP TABLE batches;
+ALTER TABLE reads_v2 RENAME TO reads;
+ALTER TABLE hits_v2 RENAME TO hits;
+ALTER TABLE images_v2 RENAME TO images;
+ALTER TABLE alerts_v2 RENAME TO alerts;
+ALTER TABLE dispositions_v2 RENAME TO dispositions;
+ALTER TABLE audit_v2 RENAME TO audit;
+ALTER TABLE batches_v2 RENAME TO batches;
+CREATE INDEX reads_plate ON reads (plate);
+CREATE INDEX reads_unit ON reads (agency, unit, captured_at);
+""",
+]
 
 
 @dataclass(frozen=True)
@@ -118,10 +190,28 @@ class StationStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # an acknowledged batch must survive a power cut
             self._mark = "?"
+        self.migrate()
+
+    def migrate(self) -> int:
+        """Apply the migrations this database lacks, each in its own transaction; returns the version."""
         with self._tx() as cur:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = cur.query("SELECT version FROM schema_version")
+            if row:
+                version = row[0][0]
+            else:
+                exists = ("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'reads'" if self.postgres
+                          else "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'reads'")
+                version = 1 if cur.query(exists)[0][0] else 0
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._tx() as cur:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                cur.execute("UPDATE schema_version SET version = ?", (number,))
+            log.info("station database %s migrated to version %d", self.target if not self.postgres else "(PostgreSQL)", number)
+        return len(MIGRATIONS)
 
     def close(self) -> None:
         self._conn.close()
@@ -156,7 +246,8 @@ class StationStore:
             seen: set[str] = set()
             fresh = []
             keys = [item[kind.item_key] for item in batch.items]
-            held = cur.existing(kind.table, kind.key, keys, "kind = 'scene'" if batch.kind == "images" else "")
+            held = cur.existing(kind.table, kind.key, keys, batch.agency, batch.unit,
+                                "kind = 'scene'" if batch.kind == "images" else "")
             for item, key in zip(batch.items, keys):
                 if key in held or key in seen:
                     continue
@@ -166,15 +257,16 @@ class StationStore:
                 cur.insert(kind.table, kind.columns,
                            [kind.row(i, batch.agency, batch.unit, batch.batch_id, at) for i in fresh])
             if batch.kind == "reads":
-                hits = [(r["id"], n, h["lic"], h["lis"], h["list"], h["match"], h.get("nic", ""),
+                hits = [(batch.agency, batch.unit, r["id"], n, h["lic"], h["lis"], h["list"], h["match"], h.get("nic", ""),
                          h.get("source", "hotlist")) for r in fresh for n, h in enumerate(r["hits"])]
                 if hits:
-                    cur.insert("hits", ("read_id", "n", "lic", "lis", "list", "match", "nic", "source"), hits)
+                    cur.insert("hits", ("agency", "unit", "read_id", "n", "lic", "lis", "list", "match", "nic", "source"),
+                               hits)
             accepted, duplicates = len(fresh), len(batch.items) - len(fresh)
             cur.execute(
                 "INSERT INTO batches (batch_id, agency, unit, kind, items, accepted, duplicates, deliveries,"
                 " first_received_at, last_received_at, receiver) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
-                " ON CONFLICT (batch_id) DO UPDATE SET deliveries = batches.deliveries + 1,"
+                " ON CONFLICT (agency, unit, batch_id) DO UPDATE SET deliveries = batches.deliveries + 1,"
                 " duplicates = batches.duplicates + excluded.duplicates, accepted = batches.accepted + excluded.accepted,"
                 " last_received_at = excluded.last_received_at",
                 (batch.batch_id, batch.agency, batch.unit, batch.kind, len(batch.items), accepted, duplicates, at, at,
@@ -245,10 +337,12 @@ class _Cursor:
         self.cur.execute(self._sql(sql), params)
         return list(self.cur.fetchall())
 
-    def existing(self, table: str, key: str, values: list[str], where: str = "") -> set[str]:
+    def existing(self, table: str, key: str, values: list[str], agency: str, unit: str, where: str = "") -> set[str]:
+        """Which of a unit's records the station holds already."""
         marks = ",".join("?" * len(values))
         extra = f" AND {where}" if where else ""
-        return {row[0] for row in self.query(f"SELECT {key} FROM {table} WHERE {key} IN ({marks}){extra}", tuple(values))}
+        return {row[0] for row in self.query(f"SELECT {key} FROM {table} WHERE agency = ? AND unit = ? AND {key} IN"
+                                             f" ({marks}){extra}", (agency, unit, *values))}
 
     def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         # ON CONFLICT DO NOTHING: a receiver beside this one may have stored the same record a moment ago
