@@ -526,8 +526,7 @@ def _publish_once(config: Config, topic: str, payload: bytes, retain: bool, cons
     from edge_agent.sync import mqtt_client
 
     s = config.sync
-    host, port, tls = s.host_port
-    client = mqtt_client("", s.username, s.password, tls, str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
+    client, host, port = mqtt_client("", s)
     try:
         client.connect(host, port)
     except OSError as exc:

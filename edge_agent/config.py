@@ -143,12 +143,7 @@ class SyncConfig:
     tls_key: Path | None = None  # and its private key
     signing_key: Path | None = None  # this unit's Ed25519 key; when set, every batch is signed with it
     station_key: Path | None = None  # the station's Ed25519 public key: only acknowledgements it signed are taken
-
-    @property
-    def host_port(self) -> tuple[str, int, bool]:
-        url = urlparse(self.broker)
-        tls = url.scheme == "mqtts"
-        return url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883), tls
+    insecure: bool = False  # allow plain mqtt:// (a closed test network); every client then warns as it starts
 
 
 @dataclass(frozen=True)
@@ -184,6 +179,7 @@ class Config:
             cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, data_dir=Path(data_dir)))
         if broker is not None:
             cfg = dataclasses.replace(cfg, sync=take_credentials(cfg.sync, broker, "--broker", "sync.broker"))
+            require_tls(broker, cfg.sync.insecure, "--broker", "sync.broker")
         if source is not None:
             cfg = dataclasses.replace(cfg, cameras=(camera_for_path(source),))
         return cfg
@@ -225,6 +221,14 @@ def validate_broker_url(url: str, file: str, key: str) -> None:
         _ = parsed.port  # urlparse checks the port only when asked
     except ValueError:
         raise ConfigError(file, key, f"{redact_url(url)!r} has an invalid port") from None
+
+
+def require_tls(url: str, insecure: bool, file: str, key: str) -> None:
+    """A plain mqtt:// broker only where the configuration says sync.insecure = true."""
+    if url and urlparse(url).scheme == "mqtt" and not insecure:
+        raise ConfigError(file, key, f"{redact_url(url)!r} is plain MQTT: reads, plates and acknowledgements would "
+                                     "travel unencrypted to a broker nobody checked. Use mqtts:// with the agency's "
+                                     "certificates, or set sync.insecure = true on a closed test network")
 
 
 def take_credentials(sync: "SyncConfig", url: str, file: str, key: str) -> "SyncConfig":
@@ -314,6 +318,8 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
                                                         "the screen publisher uses sync.username and sync.password")
     sync = _section(SyncConfig, raw.get("sync", {}), file, "sync", base)
     sync = take_credentials(sync, sync.broker, file, "sync.broker")
+    require_tls(sync.broker, sync.insecure, file, "sync.broker")
+    require_tls(alerts.screen_broker, sync.insecure, file, "alerts.screen_broker")
     for key in ("batch_size", "image_batch_size", "max_in_flight"):
         if not 1 <= getattr(sync, key) <= 1000:
             raise ConfigError(file, f"sync.{key}", "must be between 1 and 1000")

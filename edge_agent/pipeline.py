@@ -178,8 +178,8 @@ class Agent:
         from edge_agent.sync import Topics
 
         a, s = self.config.agent, self.config.sync
-        return ScreenPublisher(broker, Topics.for_unit(s.topic_prefix, a.agency, a.unit_id).alerts,
-                               f"edge-agent-{a.agency}-{a.unit_id}-screen", s.username, s.password)
+        return ScreenPublisher(s, broker, Topics.for_unit(s.topic_prefix, a.agency, a.unit_id).alerts,
+                               f"edge-agent-{a.agency}-{a.unit_id}-screen")
 
     def _error(self, message: str) -> None:
         self.summary.errors.append(message)

@@ -113,6 +113,7 @@ class StationThread:
         raw = tomllib.loads(config_text) if config_text else {}
         raw.setdefault("agent", {})["data_dir"] = str(data_dir)
         raw.setdefault("sync", {})["broker"] = broker
+        raw["sync"].setdefault("insecure", broker.startswith("mqtt://"))  # the tests' plain brokers
         if db:
             raw.setdefault("station", {})["database"] = db
         self.config = parse_config(raw, "<station test config>", data_dir.parent)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_agent.alert import Alerter, AlertSuppressor, SpokenAlerts, alert_message, speakable, spell_plate
-from edge_agent.config import AlertConfig
+from edge_agent.config import AlertConfig, SyncConfig
 from edge_agent.records import Candidate, Hit, PlateReading, Read
 from edge_agent.store import Database
 from conftest import Subscriber, run_cli
@@ -70,7 +70,7 @@ def test_suppression_alerts_a_vehicle_once_per_window_unless_the_match_grows_str
 def test_alerter_records_speaks_publishes_and_suppresses(tmp_path: Path, mosquitto):
     from edge_agent.alert.screen import ScreenPublisher
 
-    screen = ScreenPublisher(mosquitto.url, "alpr/v1/pd/car-7/alerts", "test-screen")
+    screen = ScreenPublisher(SyncConfig(insecure=True), mosquitto.url, "alpr/v1/pd/car-7/alerts", "test-screen")
     tablet = Subscriber(mosquitto.port, "alpr/v1/pd/car-7/alerts")
     assert screen.connected.wait(5)
     db = Database.in_data_dir(tmp_path)

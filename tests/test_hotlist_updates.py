@@ -27,6 +27,7 @@ speak = false
 [sync]
 broker = "{broker}"
 interval_s = 0.2
+insecure = true
 """)
     return config
 

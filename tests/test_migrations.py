@@ -62,7 +62,7 @@ def test_a_unit_database_of_a067301_opens_and_its_waiting_records_reach_todays_s
         assert db.stats().waiting == 4 and db.stats().hits == 2
     config = tmp_path / "unit.toml"
     config.write_text(f'[agent]\nunit_id = "car-7"\nagency = "test-pd"\ndata_dir = "{data}"\n'
-                      f'[sync]\nbroker = "{mosquitto.url}"\n')
+                      f'[sync]\nbroker = "{mosquitto.url}"\ninsecure = true\n')
     station = StationThread(tmp_path / "station", mosquitto.url)
     try:
         done = run_cli("--config", config, "sync", "--once")

@@ -39,6 +39,7 @@ path = "{clip}"
 [sync]
 broker = "{broker}"
 interval_s = 0.2
+insecure = true
 """)
     return path
 
@@ -196,7 +197,7 @@ def test_no_file_under_the_data_directories_is_readable_by_other_users(tmp_path:
     old.chmod(0o644)
     (tmp_path / "data").chmod(0o755)
     station_config = tmp_path / "station.toml"
-    station_config.write_text(f'[agent]\nagency = "test-pd"\ndata_dir = "{tmp_path / "station"}"\n')
+    station_config.write_text(f'[agent]\nagency = "test-pd"\ndata_dir = "{tmp_path / "station"}"\n[sync]\ninsecure = true\n')
     # the station as it runs at the station: its own process, started with a permissive umask
     station = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "--config", str(station_config), "station",
                                 "--broker", mosquitto.url, "--name", "hq"], preexec_fn=lambda: os.umask(0o022),

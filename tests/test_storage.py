@@ -149,7 +149,7 @@ def test_a_full_disk_holds_reads_in_memory_says_so_and_corrupts_nothing(tmp_path
 
     config = load_config(write_config(tmp_path / "c.toml", (
         f'[agent]\nunit_id = "car-7"\nagency = "test-pd"\ndata_dir = "{small_disk}"\n'
-        f'[storage]\ncap_mb = 0\nmemory_buffer_reads = 20\n[sync]\nbroker = "{mosquitto.url}"\n')))
+        f'[storage]\ncap_mb = 0\nmemory_buffer_reads = 20\n[sync]\nbroker = "{mosquitto.url}"\ninsecure = true\n')))
     lines: list[str] = []
     db = Database.in_data_dir(small_disk)
     keeper = ReadKeeper(db, config.storage, out=lines.append)

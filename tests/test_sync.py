@@ -32,6 +32,7 @@ def unit_config(tmp: Path, broker: str, extra: str = "", name: str = "unit.toml"
     path.write_text(
         f'[agent]\nunit_id = "{UNIT}"\nagency = "{AGENCY}"\ndata_dir = "{tmp / "unit"}"\n'
         f'[sync]\nbroker = "{broker}"\nack_timeout_s = 3.0\nbackoff_min_s = 0.2\nbackoff_max_s = 1.0\n{extra}\n'
+        + ("insecure = true\n" if broker.startswith("mqtt://") else "")
     )
     return path
 
@@ -255,8 +256,10 @@ def test_station_restarted_while_a_unit_drains(tmp_path: Path):
     ids = seed_reads(data, 5000)
     config = unit_config(tmp_path, broker.url, "batch_size = 100")
     station_dir = tmp_path / "station"
-    cmd = [sys.executable, "-m", "edge_agent", "--data-dir", str(station_dir), "station", "--broker", broker.url,
-           "--name", "receiver-1"]
+    station_config = tmp_path / "station.toml"
+    station_config.write_text("[sync]\ninsecure = true\n")  # this test's broker is plain MQTT on loopback
+    cmd = [sys.executable, "-m", "edge_agent", "--config", str(station_config), "--data-dir", str(station_dir),
+           "station", "--broker", broker.url, "--name", "receiver-1"]
     proc = subprocess.Popen(cmd, env=_agent_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.5)

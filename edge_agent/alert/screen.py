@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from urllib.parse import urlparse
-
 import paho.mqtt.client as mqtt
+
+from edge_agent.config import SyncConfig
 
 log = logging.getLogger(__name__)
 
@@ -17,21 +17,17 @@ class ScreenPublisher:
 
     MAX_QUEUED = 100
 
-    def __init__(self, broker_url: str, topic: str, client_id: str, username: str = "", password: str = ""):
-        url = urlparse(broker_url)
+    def __init__(self, sync: SyncConfig, broker: str, topic: str, client_id: str):
+        from edge_agent.sync import mqtt_client
+
         self.topic = topic
         self.connected = threading.Event()
-        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5)
+        self.client, host, port = mqtt_client(client_id, sync, broker)  # the sync link's credentials and TLS
         self.client.max_queued_messages_set(self.MAX_QUEUED)
-        if username:
-            self.client.username_pw_set(username, password or None)
-        if url.scheme == "mqtts":
-            self.client.tls_set()
         self.client.on_connect = lambda c, u, f, rc, p=None: self.connected.set() if not rc.is_failure else None
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.reconnect_delay_set(1, 30)
-        self.client.connect_async(url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883))
+        self.client.connect_async(host, port)
         self.client.loop_start()
         self._last: mqtt.MQTTMessageInfo | None = None
 

@@ -64,7 +64,7 @@ def bench_drain(reads: int, batch_size: int, in_flight: int, work: Path | None, 
     url = broker.url
     config = parse_config({"agent": {"unit_id": "bench-1", "agency": "bench", "data_dir": str(folder / "unit")},
                            "sync": {"broker": url, "batch_size": batch_size, "max_in_flight": in_flight,
-                                    "scene_images": False},
+                                    "scene_images": False, "insecure": True},  # a broker on this machine alone
                            "storage": {"cap_mb": 0}}, "<bench>", folder)
     progress(f"storing {reads} reads with plate JPEGs in {folder / 'unit'}")
     with Database.in_data_dir(config.data_dir) as db:
@@ -74,8 +74,10 @@ def bench_drain(reads: int, batch_size: int, in_flight: int, work: Path | None, 
     station = None
     try:
         station_db = folder / "station" / "station.sqlite3"
-        station = subprocess.Popen([sys.executable, "-m", "edge_agent", "--data-dir", str(folder / "station"),
-                                    "station", "--broker", url, "--name", "bench-station"],
+        station_config = folder / "station.toml"
+        station_config.write_text("[sync]\ninsecure = true\n")
+        station = subprocess.Popen([sys.executable, "-m", "edge_agent", "--config", str(station_config), "--data-dir",
+                                    str(folder / "station"), "station", "--broker", url, "--name", "bench-station"],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         station.stdout.readline()  # it says where it receives once its database is open
         time.sleep(1.0)  # and subscribes right after

@@ -85,10 +85,8 @@ class Station:
         self.connected = threading.Event()
         self.received = 0
         self.refused = 0
-        s = config.sync
-        _, _, tls = s.host_port
-        self.client = mqtt_client(f"edge-agent-station-{config.station.share_group}-{self.name}", s.username,
-                                  s.password, tls, str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
+        self.client, self.host, self.port = mqtt_client(f"edge-agent-station-{config.station.share_group}-{self.name}",
+                                                        config.sync)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.on_message = self._on_message
@@ -101,10 +99,9 @@ class Station:
         return f"$share/{self.config.station.share_group}/{self.prefix}/+/+/batch"
 
     def start(self) -> None:
-        host, port, _ = self.config.sync.host_port
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = int(self.config.sync.session_expiry_s)  # batches wait on the broker for a restart
-        self.client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
         if self.config.station.hotlist is not None:
             threading.Thread(target=self._hotlist_loop, daemon=True, name="station-hotlist").start()

@@ -27,12 +27,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.config import Config
+from edge_agent.config import Config, SyncConfig
 from edge_agent.errors import EdgeAgentError
 from edge_agent.store import Database, utc_iso
 from edge_agent.store.outbox import (KINDS, Batch, BatchLimits, acknowledge_batch, batch_items, pending_batches,
@@ -109,16 +110,26 @@ class DrainResult:
         return self.sent.get("reads", 0)
 
 
-def mqtt_client(client_id: str, username: str = "", password: str = "", tls: bool = False, ca: str = "",
-                cert: str = "", key: str = "") -> mqtt.Client:
-    """A paho MQTT 5 client with the credentials and TLS settings of the configuration."""
+def mqtt_client(client_id: str, s: SyncConfig, broker: str = "") -> tuple[mqtt.Client, str, int]:
+    """A paho MQTT 5 client for `broker` (default sync.broker) with the configuration's credentials and TLS
+    settings, and the host and port to connect to. Every MQTT client of the agent (sync, station, the
+    screen publisher, hotlist publish) is made here, so all of them use the same settings. A plain mqtt://
+    broker is allowed only by sync.insecure (the configuration refuses it otherwise) and says so each time."""
+    url = urlparse(broker or s.broker)
+    tls = url.scheme == "mqtts"
+    host, port = url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883)
     client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=mqtt.MQTTv5)
-    if username:
-        client.username_pw_set(username, password or None)
+    if s.username:
+        client.username_pw_set(s.username, s.password or None)
     if tls:
-        client.tls_set(ca_certs=ca or None, certfile=cert or None, keyfile=key or None, cert_reqs=ssl.CERT_REQUIRED)
-    return client
+        client.tls_set(ca_certs=str(s.tls_ca) if s.tls_ca else None, certfile=str(s.tls_cert) if s.tls_cert else None,
+                       keyfile=str(s.tls_key) if s.tls_key else None, cert_reqs=ssl.CERT_REQUIRED)
+    else:
+        log.warning("INSECURE: plain MQTT to %s:%d (sync.insecure = true): reads, plates and acknowledgements "
+                    "travel unencrypted and the broker is not authenticated; use mqtts:// outside a test network",
+                    host, port)
+    return client, host, port
 
 
 class MqttSync:
@@ -160,9 +171,7 @@ class MqttSync:
         elif s.broker:
             log.warning("sync.station_key is not set: acknowledgements are taken without checking who signed them, "
                         "so anyone who can publish on the broker could mark reads sent")
-        self.host, self.port, tls = s.host_port
-        self.client = mqtt_client(f"edge-agent-{a.agency}-{a.unit_id}", s.username, s.password, tls,
-                                  str(s.tls_ca or ""), str(s.tls_cert or ""), str(s.tls_key or ""))
+        self.client, self.host, self.port = mqtt_client(f"edge-agent-{a.agency}-{a.unit_id}", s)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
