@@ -34,6 +34,8 @@ def test_no_config_gives_defaults():
         ("[[camera]]\nid = 'front'\nsource = 'video'\n", "camera[0].path", "is required"),
         ("[[camera]]\nsource = 'video'\n", "camera[0].id", "is required"),
         ("[sync]\nbroker = 'http://x'\n", "sync.broker", "mqtt://host:port"),
+        ("[sync]\nbroker = 'mqtt://broker.example'\n", "sync.broker", "sync.insecure = true"),
+        ("[alerts]\nscreen_broker = 'mqtt://tablet'\n", "alerts.screen_broker", "plain MQTT"),
         ("[sync]\nbroker = 'mqtts://u:pw@h'\nusername = 'v'\n", "sync.broker", "u:***@h"),
         ("[alerts]\nscreen_broker = 'mqtt://u:pw@h'\n", "alerts.screen_broker", "sync.username"),
         ("[alerts]\nspeak = 'yes'\n", "alerts.speak", "true or false"),
@@ -87,3 +89,19 @@ def test_a_broker_url_with_credentials_is_used_and_never_shown_with_its_password
     with pytest.raises(ConfigError) as info:
         parse_config({"sync": {"broker": "mqtts://car-7:p%40ss@broker.example:99999"}})
     assert "p%40ss" not in str(info.value) and "p@ss" not in str(info.value)
+
+
+def test_a_plain_broker_is_taken_only_when_configured_and_every_client_says_so(caplog):
+    import logging
+
+    from edge_agent.config import SyncConfig
+    from edge_agent.sync import mqtt_client
+
+    refused = run_cli("sync", "--once", "--broker", "mqtt://127.0.0.1:1883")
+    assert refused.code == 2 and "sync.insecure = true" in refused.err
+    with caplog.at_level(logging.WARNING, logger="edge_agent.sync"):
+        mqtt_client("x", SyncConfig(broker="mqtt://127.0.0.1:1883", insecure=True))
+        assert "INSECURE: plain MQTT to 127.0.0.1:1883" in caplog.text
+        caplog.clear()
+        mqtt_client("x", SyncConfig(broker="mqtts://127.0.0.1:8883"))
+        assert "INSECURE" not in caplog.text
