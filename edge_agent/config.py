@@ -223,6 +223,27 @@ def validate_broker_url(url: str, file: str, key: str) -> None:
         raise ConfigError(file, key, f"{redact_url(url)!r} has an invalid port") from None
 
 
+def _check_certificate(path: Path | None, file: str, key: str) -> None:
+    if path is None:
+        return
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise ConfigError(file, key, f"{path} is not a PEM certificate ({exc})") from None
+
+
+def _check_private(path: Path | None, file: str, key: str) -> None:
+    """A private key that other users can read is refused: it may already be copied."""
+    if path is None:
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(file, key, f"{path} can be read or changed by other users (mode {mode:04o}); "
+                                     f"make it the agent's alone: chmod 600 {path}")
+
+
 def require_tls(url: str, insecure: bool, file: str, key: str) -> None:
     """A plain mqtt:// broker only where the configuration says sync.insecure = true."""
     if url and urlparse(url).scheme == "mqtt" and not insecure:
@@ -331,6 +352,10 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
             raise ConfigError(file, f"sync.{key}", f"{path} is not a file")
     if (sync.tls_cert is None) != (sync.tls_key is None):
         raise ConfigError(file, "sync.tls_cert", "tls_cert and tls_key go together")
+    for key in ("tls_ca", "tls_cert"):
+        _check_certificate(getattr(sync, key), file, f"sync.{key}")
+    for key in ("tls_key", "signing_key"):
+        _check_private(getattr(sync, key), file, f"sync.{key}")
     station = _section(StationConfig, raw.get("station", {}), file, "station", base)
     if station.database and not station.database.startswith(("postgresql://", "postgres://")):
         path = Path(os.path.expanduser(station.database))
@@ -339,6 +364,7 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         raise ConfigError(file, "station.unit_keys", f"{station.unit_keys} is not a folder")
     if station.signing_key is not None and not station.signing_key.is_file():
         raise ConfigError(file, "station.signing_key", f"{station.signing_key} is not a file")
+    _check_private(station.signing_key, file, "station.signing_key")
     if not _ID.match(station.share_group):
         raise ConfigError(file, "station.share_group", "must be 1-64 letters, digits, '.', '_' or '-'")
     return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, station, source_file=file)

@@ -241,3 +241,20 @@ def test_certificates_near_their_end_are_warned_of_and_renewed_for_the_same_key(
     assert "expired" in expiry_warnings([cert], now=later)[0]
     (tmp_path / "junk.crt").write_text("not a certificate")
     assert "not a readable PEM certificate" in expiry_warnings([tmp_path / "junk.crt"])[0]
+
+
+def test_a_station_or_unit_whose_certificate_runs_out_soon_warns_as_it_connects(tmp_path: Path, pki: Path, caplog):
+    import logging
+
+    from edge_agent.config import SyncConfig
+    from edge_agent.sync import mqtt_client
+
+    config = tmp_path / "station.toml"
+    assert run_cli("--config", config, "pki", "issue", "station", "night", "--days", "20", "--dir", pki).code == 0
+    for name, warned in (("night", True), ("hq", False)):
+        caplog.clear()
+        sync = SyncConfig(broker="mqtts://127.0.0.1:8883", tls_ca=pki / "ca.crt", tls_cert=pki / "station" / f"{name}.crt",
+                          tls_key=pki / "station" / f"{name}.key")
+        with caplog.at_level(logging.WARNING, logger="edge_agent.sync"):
+            mqtt_client("station", sync)
+        assert ("night.crt: certificate expires on" in caplog.text) == warned

@@ -404,6 +404,16 @@ def test_tls_with_a_client_certificate(tmp_path: Path):
     data = tmp_path / "unit"
     ids = seed_reads(data, 100)
     tls = lambda who: f'tls_ca = "{certs / "ca.crt"}"\ntls_cert = "{certs / (who + ".crt")}"\ntls_key = "{certs / (who + ".key")}"'  # noqa: E731
+    # bad files are named at start: a key others can read, a CA file that is not a certificate
+    (certs / "car-7.key").chmod(0o644)
+    wide = run_cli("--config", unit_config(tmp_path, broker.url, tls("car-7")), "sync", "--once")
+    assert wide.code == 2 and "car-7.key" in wide.err and "chmod 600" in wide.err
+    for name in ("car-7", "station"):
+        (certs / f"{name}.key").chmod(0o600)
+    (certs / "junk.crt").write_text("not a certificate")
+    junk = run_cli("--config", unit_config(tmp_path, broker.url, f'tls_ca = "{certs / "junk.crt"}"', name="j.toml"),
+                   "sync", "--once")
+    assert junk.code == 2 and "junk.crt" in junk.err and "not a PEM certificate" in junk.err
     config = unit_config(tmp_path, broker.url, tls("car-7"))
     no_cert = unit_config(tmp_path, broker.url, f'tls_ca = "{certs / "ca.crt"}"', name="nocert.toml")
     station = StationThread(tmp_path / "station", broker.url, config_text=f"[sync]\n{tls('station')}\n")

@@ -125,6 +125,10 @@ def mqtt_client(client_id: str, s: SyncConfig, broker: str = "") -> tuple[mqtt.C
     if tls:
         client.tls_set(ca_certs=str(s.tls_ca) if s.tls_ca else None, certfile=str(s.tls_cert) if s.tls_cert else None,
                        keyfile=str(s.tls_key) if s.tls_key else None, cert_reqs=ssl.CERT_REQUIRED)
+        from edge_agent.pki import expiry_warnings
+
+        for warning in expiry_warnings([p for p in (s.tls_cert, s.tls_ca) if p is not None]):
+            log.warning("%s", warning)
     else:
         log.warning("INSECURE: plain MQTT to %s:%d (sync.insecure = true): reads, plates and acknowledgements "
                     "travel unencrypted and the broker is not authenticated; use mqtts:// outside a test network",
