@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--batch-size", type=int, default=200)
     bs.add_argument("--in-flight", type=int, default=4)
     bs.add_argument("--work", metavar="DIR", help="keep the unit's and station's files here (default: a temporary folder)")
+    bs.add_argument("--tls", action="store_true", help="through the shipped broker configuration: TLS, client "
+                    "certificates from a PKI made for the run, signed acknowledgements (default: plain MQTT)")
+    bs.add_argument("--faults", type=int, default=0, metavar="N",
+                    help="the exactly-once run: N faults (killed syncs, broker restarts, killed stations) while "
+                         "`sync --once` processes drain --reads (give --reads 4000); with --tls")
+    bs.add_argument("--seed", type=int, default=7, help="the faults' order and timing")
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_bench_sync)
     bw = bsub.add_parser("storage", parents=[common], help="a unit offline for a week: reads with images under the cap")
@@ -665,10 +671,14 @@ def cmd_bench_hotlist(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_bench_sync(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.bench.sync import bench_drain
+    from edge_agent.bench.sync import bench_drain, bench_faults
 
-    result = bench_drain(args.reads, args.batch_size, args.in_flight, Path(args.work) if args.work else None,
-                         progress=console.error)
+    work = Path(args.work) if args.work else None
+    if args.faults:
+        result = bench_faults(args.reads, args.faults, args.seed, work, progress=console.error, tls=args.tls)
+        _show_result(console, result, args.json)
+        return EXIT_OK if result["exactly_once"] else EXIT_FAILED
+    result = bench_drain(args.reads, args.batch_size, args.in_flight, work, progress=console.error, tls=args.tls)
     _show_result(console, result, args.json)
     return EXIT_OK if result["station_count_exact"] else EXIT_FAILED
 

@@ -748,3 +748,18 @@ def test_only_acknowledgements_the_station_signed_for_the_batch_sent_mark_reads_
         assert refused.code == 1 and json.loads(refused.out)["reads_waiting"] == 5
     finally:
         station.stop()
+
+
+def test_bench_sync_drains_over_tls_and_keeps_exactly_once_through_faults(tmp_path: Path):
+    """The benchmarks as anyone runs them: a drain through the shipped broker configuration (TLS, client
+    certificates, signed answers), and the exactly-once run with killed syncs, broker restarts and killed
+    stations (small here; the figures in the README come from --reads 4000)."""
+    drained = run_cli("bench", "sync", "--reads", "300", "--tls", "--json", "--work", tmp_path / "drain")
+    assert drained.code == 0, drained.err
+    figures = json.loads(drained.out)
+    assert figures["tls"] and figures["station_count_exact"] and figures["acks_refused"] == 0
+    faults = run_cli("bench", "sync", "--reads", "300", "--faults", "6", "--tls", "--json", "--work", tmp_path / "f")
+    assert faults.code == 0, faults.err
+    figures = json.loads(faults.out)
+    assert figures["exactly_once"] and figures["lost"] == figures["doubled"] == figures["unit_waiting"] == 0
+    assert figures["syncs_killed"] + figures["broker_restarts"] + figures["stations_killed"] >= 4
