@@ -184,6 +184,15 @@ def test_the_broker_takes_only_certificates_of_the_agency_ca_that_are_not_revoke
     try:
         stolen = _unit(restarted, pki, "unit-02")
         assert not stolen.ok
+        # the unit's own sync says why, naming the broker and the certificate; its reads stay waiting
+        unit = tmp_path / "unit-02.toml"
+        keys = pki / "unit"
+        unit.write_text(f'[agent]\nunit_id = "unit-02"\nagency = "{AGENCY}"\ndata_dir = "{tmp_path / "u2"}"\n'
+                        f'[sync]\nbroker = "{restarted.url}"\ntls_ca = "{pki / "ca.crt"}"\n'
+                        f'tls_cert = "{keys / "unit-02.crt"}"\ntls_key = "{keys / "unit-02.key"}"\n')
+        refused = run_cli("--config", unit, "sync", "--once", "--timeout", "3")
+        assert refused.code == 1 and "revoked" in refused.err and "unit-02.crt" in refused.err
+        assert f"127.0.0.1:{restarted.port}" in refused.err
         neighbour = _unit(restarted, pki, "unit-01")
         assert neighbour.ok, neighbour.error
         neighbour.close()

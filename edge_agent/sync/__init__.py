@@ -136,6 +136,43 @@ def mqtt_client(client_id: str, s: SyncConfig, broker: str = "") -> tuple[mqtt.C
     return client, host, port
 
 
+def tls_problem(host: str, port: int, s: SyncConfig, timeout: float = 5.0) -> str:
+    """Why a TLS connection to the broker fails, in words (empty when the handshake goes through): no broker,
+    a broker that offers no TLS, a certificate the agency CA did not sign, an expired or revoked one."""
+    import socket
+
+    context = ssl.create_default_context(cafile=str(s.tls_ca) if s.tls_ca else None)
+    if s.tls_cert:
+        context.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+    where = f"broker {host}:{port}"
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        return f"{where} not reachable: {exc.strerror or exc}"
+    try:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.settimeout(1.0)
+            try:  # a TLS 1.3 broker refuses a client certificate after the handshake: read its answer
+                tls.recv(1)
+            except (TimeoutError, socket.timeout):
+                pass
+            return ""
+    except ssl.SSLCertVerificationError as exc:
+        return f"{where}: its certificate does not verify with {s.tls_ca or 'the system CAs'} ({exc.verify_message})"
+    except ssl.SSLError as exc:
+        reason = (exc.reason or str(exc)).lower().replace("_", " ")
+        if "wrong version" in reason or "record layer" in reason or "packet length" in reason:
+            return f"{where} does not offer TLS (is it a plain mqtt:// listener?)"
+        if any(w in reason for w in ("revoked", "expired", "unknown ca", "bad certificate", "certificate required")):
+            return f"{where} refused this unit's certificate {s.tls_cert or '(none given)'}: {reason}"
+        return f"{where}: TLS failed: {reason}"
+    except OSError as exc:  # reset or closed in the middle of the handshake
+        return (f"{where} closed the connection during the TLS handshake ({exc.strerror or exc}): it offers no TLS "
+                f"on this port, or it refused this unit's certificate")
+    finally:
+        raw.close()
+
+
 class MqttSync:
     """Sends waiting records to the station and marks them sent on its acknowledgement."""
 
@@ -199,9 +236,19 @@ class MqttSync:
         self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self.last_error = f"broker {self.host}:{self.port} not reachable"
-        log.info("%s; next attempt with backoff", self.last_error)
+        self._explain(f"broker {self.host}:{self.port} not reachable")
         self._schedule_reconnect()
+
+    def _explain(self, error: str) -> None:
+        """Say why the link is down, once until it comes up again (a later attempt does not blur a precise
+        reason); paho does not say why a TLS connection failed, so that is found out, for the technician."""
+        if self.last_error:
+            log.info("%s; next attempt with backoff", self.last_error)
+            return
+        if self.config.sync.broker.startswith("mqtts://"):
+            error = tls_problem(self.host, self.port, self.config.sync) or error
+        self.last_error = error
+        log.warning("%s; reads wait in SQLite, next attempt with backoff", error)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -219,6 +266,8 @@ class MqttSync:
         self.publish_status()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._generation == 0:  # dropped before it ever connected: a TLS 1.3 broker refusing the certificate
+            self._explain(f"broker {self.host}:{self.port} closed the connection before accepting it ({reason_code})")
         self.connected.clear()
         self._schedule_reconnect()
 
