@@ -267,3 +267,85 @@ def test_a_station_or_unit_whose_certificate_runs_out_soon_warns_as_it_connects(
         with caplog.at_level(logging.WARNING, logger="edge_agent.sync"):
             mqtt_client("station", sync)
         assert ("night.crt: certificate expires on" in caplog.text) == warned
+
+
+def test_through_the_shipped_broker_only_the_stations_signed_answers_settle_and_no_unit_speaks_for_another(
+        tmp_path: Path, pki: Path, broker):
+    import hashlib
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from conftest import StationThread, seed_reads
+    from edge_agent.store import Database
+    from edge_agent.sync.payloads import AckFor, build_ack, build_batch, sign_payload
+
+    keys = tmp_path / "station-keys"
+    assert run_cli("hotlist", "keygen", "--out", keys).code == 0
+    certs = lambda role, name: (f'tls_ca = "{pki / "ca.crt"}"\ntls_cert = "{pki / role / (name + ".crt")}"\n'  # noqa: E731
+                                f'tls_key = "{pki / role / (name + ".key")}"\n')
+
+    def unit_config(unit: str) -> Path:
+        path = tmp_path / f"{unit}.toml"
+        path.write_text(f'[agent]\nunit_id = "{unit}"\nagency = "{AGENCY}"\ndata_dir = "{tmp_path / unit}"\n'
+                        f'[sync]\nbroker = "{broker.url}"\n{certs("unit", unit)}'
+                        f'station_key = "{keys / "hotlist-signing.pub"}"\nack_timeout_s = 2.0\n')
+        return path
+
+    station_text = (f'[agent]\nagency = "{AGENCY}"\n[sync]\n{certs("station", "hq")}'
+                    f'[station]\nsigning_key = "{keys / "hotlist-signing.key"}"\n')
+    one = unit_config("unit-01")
+    seed_reads(tmp_path / "unit-01", 20)
+    # someone holding a station certificate, but not the station's signing key, answers every batch
+    rogue = Client(broker.port, pki / "ca.crt", pki / "station" / "hq.crt", pki / "station" / "hq.key")
+    other_key = Ed25519PrivateKey.generate()
+
+    def forge(client, userdata, m):
+        batch = json.loads(m.payload)
+        to = AckFor("alpr.ack.v2", AGENCY, "unit-01", hashlib.sha256(m.payload).hexdigest())
+        ack = build_ack(to, batch["batch_id"], "stored", "2026-11-21T08:00:00Z", "hq", "reads", len(batch["items"]), 0)
+        rogue.client.publish(f"{PREFIX}/unit-01/ack", ack, qos=1)  # unsigned (never wait in a callback)
+        props = Properties(mqtt.PacketTypes.PUBLISH)
+        props.UserProperty = [("alpr-signature", sign_payload(other_key, ack))]
+        rogue.client.publish(f"{PREFIX}/unit-01/ack", ack, qos=1, properties=props)
+
+    rogue.client.on_message = forge
+    assert rogue.subscribe(f"{PREFIX}/unit-01/batch")
+    forged = run_cli("--config", one, "sync", "--once", "--json", "--drain-timeout", "4")
+    assert forged.code == 1 and json.loads(forged.out)["reads_waiting"] == 20
+    assert json.loads(forged.out)["acks_refused"] >= 2
+    rogue.close()
+    # the station's own signed answers settle the same reads
+    station = StationThread(tmp_path / "station", broker.url, name="hq", config_text=station_text)
+    try:
+        done = run_cli("--config", one, "sync", "--once", "--json")
+        assert done.code == 0 and json.loads(done.out)["reads_waiting"] == 0
+        assert station.stats()["reads"] == 20
+        # unit-02 sends, on its own topic, a batch that says it is unit-01's: refused
+        (real,) = seed_reads(tmp_path / "unit-01", 1, seed=5)
+        item = {"id": real, "captured_at": "2026-11-21T08:00:00Z", "camera_id": "front", "plate": "0FAKE00",
+                "confidence": 0.9, "state": "CA", "state_confidence": 0.9, "candidates": [["0FAKE00", 0.9]],
+                "box": [1, 2, 3, 4], "hits": [], "evidence_hold": False, "plate_jpeg": "/9j/"}
+        two = Client(broker.port, pki / "ca.crt", pki / "unit" / "unit-02.crt", pki / "unit" / "unit-02.key")
+        claims = build_batch("11111111-2222-3333-4444-555555555555", "reads", AGENCY, "unit-01",
+                             "2026-11-21T08:00:00Z", [item])
+        assert two.publish(f"{PREFIX}/unit-02/batch", claims) == 0
+        # ... and a made-up read of its own under unit-01's next read id, before unit-01's arrives: kept apart
+        own = build_batch("11111111-2222-3333-4444-666666666666", "reads", AGENCY, "unit-02",
+                          "2026-11-21T08:00:00Z", [item])
+        assert two.publish(f"{PREFIX}/unit-02/batch", own) == 0
+        deadline = time.monotonic() + 10
+        while station.stats()["reads"] < 21 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        two.close()
+        assert run_cli("--config", one, "sync", "--once").code == 0
+        by_unit = {u["unit"]: u["reads"] for u in station.stats()["by_unit"]}
+        assert by_unit == {"unit-01": 21, "unit-02": 1}
+        assert any("says it is from" in line and "unit-01" in line for line in station.lines)
+        with station.store._tx() as cur:
+            plates = dict(cur.query("SELECT unit, plate FROM reads WHERE id = ?", (real,)))
+        assert plates["unit-02"] == "0FAKE00" and plates["unit-01"] != "0FAKE00"
+        with Database.in_data_dir(tmp_path / "unit-01") as db:
+            assert db.stats().waiting == 0
+    finally:
+        station.stop()
