@@ -143,6 +143,7 @@ class SyncConfig:
     tls_key: Path | None = None  # and its private key
     signing_key: Path | None = None  # this unit's Ed25519 key; when set, every batch is signed with it
     station_key: Path | None = None  # the station's Ed25519 public key: only acknowledgements it signed are taken
+    password_file: Path | None = None  # the password in a file of its own (0600), not in the configuration
     insecure: bool = False  # allow plain mqtt:// (a closed test network); every client then warns as it starts
 
 
@@ -346,7 +347,7 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
             raise ConfigError(file, f"sync.{key}", "must be between 1 and 1000")
     if sync.backoff_min_s <= 0 or sync.backoff_max_s < sync.backoff_min_s:
         raise ConfigError(file, "sync.backoff_max_s", "backoff_min_s must be above 0 and backoff_max_s at least as large")
-    for key in ("tls_ca", "tls_cert", "tls_key", "signing_key", "station_key"):
+    for key in ("tls_ca", "tls_cert", "tls_key", "signing_key", "station_key", "password_file"):
         path = getattr(sync, key)
         if path is not None and not path.is_file():
             raise ConfigError(file, f"sync.{key}", f"{path} is not a file")
@@ -354,8 +355,12 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         raise ConfigError(file, "sync.tls_cert", "tls_cert and tls_key go together")
     for key in ("tls_ca", "tls_cert"):
         _check_certificate(getattr(sync, key), file, f"sync.{key}")
-    for key in ("tls_key", "signing_key"):
+    for key in ("tls_key", "signing_key", "password_file"):
         _check_private(getattr(sync, key), file, f"sync.{key}")
+    if sync.password_file is not None:
+        if sync.password:
+            raise ConfigError(file, "sync.password_file", "give the password or password_file, not both")
+        sync = dataclasses.replace(sync, password=sync.password_file.read_text().strip())
     station = _section(StationConfig, raw.get("station", {}), file, "station", base)
     if station.database and not station.database.startswith(("postgresql://", "postgres://")):
         path = Path(os.path.expanduser(station.database))

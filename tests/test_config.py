@@ -105,3 +105,18 @@ def test_a_plain_broker_is_taken_only_when_configured_and_every_client_says_so(c
         caplog.clear()
         mqtt_client("x", SyncConfig(broker="mqtts://127.0.0.1:8883"))
         assert "INSECURE" not in caplog.text
+
+
+def test_the_broker_password_may_come_from_a_private_file(tmp_path: Path):
+    secret = tmp_path / "broker.password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    config = parse_config({"sync": {"username": "car-7", "password_file": str(secret)}}, "u.toml", tmp_path)
+    assert config.sync.password == "s3cret"
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"sync": {"password_file": str(secret)}}, "u.toml", tmp_path)
+    assert info.value.key == "sync.password_file" and "chmod 600" in info.value.problem
+    secret.chmod(0o600)
+    with pytest.raises(ConfigError, match="not both"):
+        parse_config({"sync": {"password": "x", "password_file": str(secret)}}, "u.toml", tmp_path)
