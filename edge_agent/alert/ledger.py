@@ -49,6 +49,7 @@ def list_alerts(db: Database, limit: int = 50, open_only: bool = False) -> list[
     where = "WHERE disposition IS NULL" if open_only else ""
     rows = db.query(
         f"SELECT id, raised_at, camera_id, plate_read, lic, lis, list, match, message, other_hits, disposition,"
-        f" disposition_by, disposition_at, read_id FROM alerts {where} ORDER BY id DESC LIMIT ?", (limit,)
+        f" disposition_by, disposition_at, read_id, (SELECT note FROM dispositions d WHERE d.alert_id = alerts.id"
+        f" ORDER BY d.id DESC LIMIT 1) AS note FROM alerts {where} ORDER BY id DESC LIMIT ?", (limit,)
     )
     return [dict(r) for r in rows]
