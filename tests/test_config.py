@@ -99,7 +99,7 @@ def test_a_plain_broker_is_taken_only_when_configured_and_every_client_says_so(c
 
     refused = run_cli("sync", "--once", "--broker", "mqtt://127.0.0.1:1883")
     assert refused.code == 2 and "sync.insecure = true" in refused.err
-    with caplog.at_level(logging.WARNING, logger="edge_agent.sync"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.sync.link"):
         mqtt_client("x", SyncConfig(broker="mqtt://127.0.0.1:1883", insecure=True))
         assert "INSECURE: plain MQTT to 127.0.0.1:1883" in caplog.text
         caplog.clear()

@@ -264,7 +264,7 @@ def test_a_station_or_unit_whose_certificate_runs_out_soon_warns_as_it_connects(
         caplog.clear()
         sync = SyncConfig(broker="mqtts://127.0.0.1:8883", tls_ca=pki / "ca.crt", tls_cert=pki / "station" / f"{name}.crt",
                           tls_key=pki / "station" / f"{name}.key")
-        with caplog.at_level(logging.WARNING, logger="edge_agent.sync"):
+        with caplog.at_level(logging.WARNING, logger="edge_agent.sync.link"):
             mqtt_client("station", sync)
         assert ("night.crt: certificate expires on" in caplog.text) == warned
 
