@@ -18,6 +18,7 @@ from typing import Callable
 
 from edge_agent.bench.broker import LocalBroker
 from edge_agent.config import Config, parse_config
+from edge_agent.errors import EdgeAgentError
 from edge_agent.store import Database
 from edge_agent.store.keeper import ReadKeeper
 from edge_agent.synthetic import SyntheticReads
@@ -87,6 +88,9 @@ class Link:
             for src, dst in (("ca.crt", "ca.crt"), ("crl.pem", "crl.pem"), ("mosquitto.acl", "mosquitto.acl"),
                              ("broker/localhost.crt", "broker.crt"), ("broker/localhost.key", "broker.key")):
                 shutil.copy(folder / "pki" / src, etc / dst)
+            if not SHIPPED_BROKER.is_file():
+                raise EdgeAgentError(f"{SHIPPED_BROKER}: the shipped broker configuration is not here; run the TLS "
+                                     "benchmarks from a checkout of the repository")
             shipped = SHIPPED_BROKER.read_text().replace("/etc/mosquitto/edge-agent/", f"{etc}/")
             broker = LocalBroker(folder, persistence=persistence, shipped=shipped)
             common = f'broker = "{broker.url}"\ntls_ca = "{folder / "pki" / "ca.crt"}"\n'
