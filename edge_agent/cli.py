@@ -228,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     sst.add_argument("--json", action="store_true")
     sst.set_defaults(func=cmd_station_stats)
 
+    cfg = sub.add_parser("config", parents=[common], help="the configuration")
+    csub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    ccheck = csub.add_parser("check", parents=[common], help="every problem of a configuration file at once")
+    ccheck.add_argument("file", nargs="?", help="the file (default: --config, $EDGE_AGENT_CONFIG or /etc/edge-agent)")
+    ccheck.set_defaults(func=cmd_config_check)
+
     pki = sub.add_parser("pki", parents=[common], help="station: the agency CA, certificates, revocations")
     psub = pki.add_subparsers(dest="pki_command", required=True, metavar="SUBCOMMAND")
     pdir = argparse.ArgumentParser(add_help=False)
@@ -840,6 +846,31 @@ def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
         for u in stats["by_unit"]:
             console.print(f"  {u['agency']}/{u['unit']}: {u['reads']} reads, {u['state'] or '-'} at {u['last_seen']}")
     return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.config import config_problems, find_config, load_config
+    from edge_agent.tomlcompat import tomllib
+
+    found = find_config(args.file or getattr(args, "config", None))
+    if found is None:
+        console.print("no configuration file: the built-in defaults are in force")
+        return EXIT_OK
+    try:
+        load_config(found)
+        console.print(f"{found}: ok")
+        return EXIT_OK
+    except ConfigError as first:
+        try:
+            raw = tomllib.loads(Path(found).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            console.error(str(first))  # unreadable as a whole: the one message says why
+            return EXIT_USAGE
+    problems = config_problems(raw, str(found), Path(found).resolve().parent)
+    for problem in problems:
+        console.error(str(problem))
+    console.error(f"{found}: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
+    return EXIT_USAGE
 
 
 def _authority(args: argparse.Namespace):

@@ -299,7 +299,7 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
     sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync", "station"}
     for key in raw:
         if key not in sections:
-            raise ConfigError(file, key, f"unknown section (expected one of {', '.join(sorted(sections))})")
+            raise ConfigError(file, key, f"unknown section{_nearest(key, sections)} (expected one of {', '.join(sorted(sections))})")
     agent = _section(AgentConfig, raw.get("agent", {}), file, "agent", base)
     if not _ID.match(agent.unit_id):
         raise ConfigError(file, "agent.unit_id", "must be 1-64 letters, digits, '.', '_' or '-'")
@@ -389,7 +389,8 @@ def _hotlist(raw: Any, file: str, base: Path) -> HotlistConfig:
     columns = dict(HotlistConfig().columns)
     for key, value in tables.get("columns", {}).items():
         if key not in HOTLIST_FIELDS:
-            raise ConfigError(file, f"hotlist.columns.{key}", f"unknown field (expected one of {', '.join(HOTLIST_FIELDS)})")
+            raise ConfigError(file, f"hotlist.columns.{key}",
+                              f"unknown field{_nearest(key, HOTLIST_FIELDS)} (expected one of {', '.join(HOTLIST_FIELDS)})")
         if not isinstance(value, str):
             raise ConfigError(file, f"hotlist.columns.{key}", "must be a column name (\"\" if the extract has none)")
         columns[key] = value
@@ -451,6 +452,56 @@ RETIRED_KEYS = {
 }
 
 
+def _nearest(key: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def config_problems(raw: dict[str, Any], file: str, base: Path) -> list[ConfigError]:
+    """Every problem of a configuration at once: parse, and after each error take the key it names (or the
+    table holding it) out and parse again, until it parses or nothing more can be taken out."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    problems: list[ConfigError] = []
+    taken: set[str] = set()
+    for _ in range(200):
+        try:
+            parse_config(raw, file, base)
+            return problems
+        except ConfigError as exc:
+            if exc.key not in taken:  # not the echo of a key taken out for an earlier problem
+                problems.append(exc)
+            taken.add(exc.key)
+            if not _drop(raw, exc.key):
+                return problems
+    return problems
+
+
+def _drop(raw: dict, key: str) -> bool:
+    """Remove `key` (agent.unit_id, camera[1].path, hotlist.columns.plate) from the raw tables; where the key
+    itself is not there (a required key missing), the table that should hold it. False when nothing went."""
+    path: list = []
+    for part in key.split("."):
+        name, _, index = part.partition("[")
+        path.append(name)
+        if index:
+            path.append(int(index.rstrip("]")))
+    for cut in range(len(path), 0, -1):
+        *parents, last = path[:cut]
+        node: Any = raw
+        try:
+            for p in parents:
+                node = node[p]
+            del node[last]
+            return True
+        except (KeyError, IndexError, TypeError):
+            continue
+    return False
+
+
 def _section(cls: type, raw: Any, file: str, where: str, base: Path):
     """Build dataclass `cls` from a TOML table, checking names and types field by field."""
     if not isinstance(raw, dict):
@@ -463,7 +514,7 @@ def _section(cls: type, raw: Any, file: str, where: str, base: Path):
             log.warning("%s: %s.%s is no longer used (%s); it is ignored", file, where, key, RETIRED_KEYS[where][key])
             continue
         if key not in fields:
-            raise ConfigError(file, f"{where}.{key}", f"unknown key (expected one of {', '.join(fields)})")
+            raise ConfigError(file, f"{where}.{key}", f"unknown key{_nearest(key, fields)} (expected one of {', '.join(fields)})")
         values[key] = _coerce(value, fields[key], file, f"{where}.{key}", base)
     return cls(**values)
 

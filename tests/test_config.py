@@ -120,3 +120,22 @@ def test_the_broker_password_may_come_from_a_private_file(tmp_path: Path):
     secret.chmod(0o600)
     with pytest.raises(ConfigError, match="not both"):
         parse_config({"sync": {"password": "x", "password_file": str(secret)}}, "u.toml", tmp_path)
+
+
+def test_config_check_names_every_problem_at_once_with_the_nearest_known_key(tmp_path: Path):
+    path = tmp_path / "unit.toml"
+    path.write_text('[agent]\nunit_idd = "x"\n[recognition]\nmin_confidence = 3\n[[camera]]\nid = "front"\n'
+                    'source = "webcam"\n[sync]\nbrokr = "mqtts://h"\nbatch_size = 5000\n[camras]\n')
+    result = run_cli("config", "check", path)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    keys = [line.split(": ")[2] for line in lines[:-1]]
+    assert sorted(keys) == sorted(["camras", "agent.unit_idd", "camera[0].source", "recognition.min_confidence",
+                                   "sync.brokr", "sync.batch_size"])
+    assert "did you mean 'unit_id'?" in result.err and "did you mean 'broker'?" in result.err
+    assert "did you mean 'camera'?" in result.err and lines[-1].endswith("6 problems")
+    good = run_cli("config", "check", REPO / "config" / "default.toml")
+    assert good.code == 0 and good.out.strip().endswith(": ok")
+    (tmp_path / "broken.toml").write_text("[agent\n")
+    broken = run_cli("config", "check", tmp_path / "broken.toml")
+    assert broken.code == 2 and "not valid TOML" in broken.err
