@@ -4,6 +4,7 @@ each refusal beside its positive twin, so a dead broker cannot pass."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import ssl
 import stat
@@ -16,6 +17,7 @@ import pytest
 from paho.mqtt.properties import Properties
 
 from conftest import REPO, Mosquitto, run_cli
+from edge_agent.hotlist.signing import load_private_key
 
 AGENCY = "CA0190000"
 PREFIX = f"alpr/v1/{AGENCY}"
@@ -282,66 +284,110 @@ def test_through_the_shipped_broker_only_the_stations_signed_answers_settle_and_
 
     keys = tmp_path / "station-keys"
     assert run_cli("hotlist", "keygen", "--out", keys).code == 0
+    unit_keys = tmp_path / "unit-keys"  # the station takes only batches their unit signed
     certs = lambda role, name: (f'tls_ca = "{pki / "ca.crt"}"\ntls_cert = "{pki / role / (name + ".crt")}"\n'  # noqa: E731
                                 f'tls_key = "{pki / role / (name + ".key")}"\n')
 
     def unit_config(unit: str) -> Path:
         path = tmp_path / f"{unit}.toml"
         path.write_text(f'[agent]\nunit_id = "{unit}"\nagency = "{AGENCY}"\ndata_dir = "{tmp_path / unit}"\n'
-                        f'[sync]\nbroker = "{broker.url}"\n{certs("unit", unit)}'
-                        f'station_key = "{keys / "hotlist-signing.pub"}"\nack_timeout_s = 2.0\n')
+                        f'[sync]\nbroker = "{broker.url}"\n{certs("unit", unit)}ack_timeout_s = 2.0\n'
+                        f'station_key = "{keys / "hotlist-signing.pub"}"\nsigning_key = "{unit_keys / (unit + ".key")}"\n')
         return path
 
+    for unit in ("unit-01", "unit-02"):
+        bare = tmp_path / f"{unit}-bare.toml"
+        bare.write_text(f'[agent]\nunit_id = "{unit}"\nagency = "{AGENCY}"\n')
+        assert run_cli("--config", bare, "sync", "keygen", "--out", unit_keys).code == 0
     station_text = (f'[agent]\nagency = "{AGENCY}"\n[sync]\n{certs("station", "hq")}'
-                    f'[station]\nsigning_key = "{keys / "hotlist-signing.key"}"\n')
+                    f'[station]\nsigning_key = "{keys / "hotlist-signing.key"}"\nunit_keys = "{unit_keys}"\n')
     one = unit_config("unit-01")
-    seed_reads(tmp_path / "unit-01", 20)
-    # someone holding a station certificate, but not the station's signing key, answers every batch
+    # someone holding a station certificate, but not the station's signing key, hears every answer
     rogue = Client(broker.port, pki / "ca.crt", pki / "station" / "hq.crt", pki / "station" / "hq.key")
+    genuine: list[tuple[bytes, str]] = []
     other_key = Ed25519PrivateKey.generate()
+    armed = []
 
-    def forge(client, userdata, m):
+    def hear(client, userdata, m):
+        props = dict(getattr(m.properties, "UserProperty", None) or [])
+        if m.topic.endswith("/ack"):
+            if "alpr-signature" in props and not armed:
+                genuine.append((m.payload, props["alpr-signature"]))
+            return
+        if not armed:
+            return
         batch = json.loads(m.payload)
         to = AckFor("alpr.ack.v2", AGENCY, "unit-01", hashlib.sha256(m.payload).hexdigest())
         ack = build_ack(to, batch["batch_id"], "stored", "2026-11-21T08:00:00Z", "hq", "reads", len(batch["items"]), 0)
-        rogue.client.publish(f"{PREFIX}/unit-01/ack", ack, qos=1)  # unsigned (never wait in a callback)
-        props = Properties(mqtt.PacketTypes.PUBLISH)
-        props.UserProperty = [("alpr-signature", sign_payload(other_key, ack))]
-        rogue.client.publish(f"{PREFIX}/unit-01/ack", ack, qos=1, properties=props)
+        answers = [(ack, None), (ack, sign_payload(other_key, ack))]  # unsigned; signed by another key
+        for payload, signature in genuine:  # an earlier batch's genuine answer, replayed as is and altered
+            answers += [(payload, signature),
+                        (payload.replace(json.loads(payload)["batch_id"].encode(), batch["batch_id"].encode()), signature)]
+        for payload, signature in answers:  # (never wait for a PUBACK in a callback)
+            props = Properties(mqtt.PacketTypes.PUBLISH)
+            if signature:
+                props.UserProperty = [("alpr-signature", signature)]
+            rogue.client.publish(f"{PREFIX}/unit-01/ack", payload, qos=1, properties=props)
 
-    rogue.client.on_message = forge
+    rogue.client.on_message = hear
     assert rogue.subscribe(f"{PREFIX}/unit-01/batch")
-    forged = run_cli("--config", one, "sync", "--once", "--json", "--drain-timeout", "4")
-    assert forged.code == 1 and json.loads(forged.out)["reads_waiting"] == 20
-    assert json.loads(forged.out)["acks_refused"] >= 2
-    rogue.close()
-    # the station's own signed answers settle the same reads
+    # the station role reads no answers; a copy of unit-01's certificate does (its own): the rogue has both
+    eavesdropper = _unit(broker, pki, "unit-01")
+    eavesdropper.client.on_message = hear
+    assert eavesdropper.subscribe(f"{PREFIX}/unit-01/ack")
+    seed_reads(tmp_path / "unit-01", 20)
     station = StationThread(tmp_path / "station", broker.url, name="hq", config_text=station_text)
     try:
-        done = run_cli("--config", one, "sync", "--once", "--json")
+        done = run_cli("--config", one, "sync", "--once", "--json")  # the station's signed answers settle
         assert done.code == 0 and json.loads(done.out)["reads_waiting"] == 0
-        assert station.stats()["reads"] == 20
-        # unit-02 sends, on its own topic, a batch that says it is unit-01's: refused
+        assert station.stats()["reads"] == 20 and genuine
+    finally:
+        station.stop()
+    # the station is down: whatever answers the next batch is the rogue, and nothing may be marked sent
+    seed_reads(tmp_path / "unit-01", 5, seed=3)
+    armed.append(True)
+    forged = run_cli("--config", one, "sync", "--once", "--json", "--drain-timeout", "4")
+    assert forged.code == 1 and json.loads(forged.out)["reads_waiting"] == 5
+    assert json.loads(forged.out)["acks_refused"] >= 4
+    rogue.close()
+    eavesdropper.close()
+    station = StationThread(tmp_path / "station", broker.url, name="hq", config_text=station_text)
+    try:
+        assert run_cli("--config", one, "sync", "--once").code == 0  # the station back: its answer settles them
+        assert station.stats()["reads"] == 25
+        two = Client(broker.port, pki / "ca.crt", pki / "unit" / "unit-02.crt", pki / "unit" / "unit-02.key")
         (real,) = seed_reads(tmp_path / "unit-01", 1, seed=5)
         item = {"id": real, "captured_at": "2026-11-21T08:00:00Z", "camera_id": "front", "plate": "0FAKE00",
                 "confidence": 0.9, "state": "CA", "state_confidence": 0.9, "candidates": [["0FAKE00", 0.9]],
                 "box": [1, 2, 3, 4], "hits": [], "evidence_hold": False, "plate_jpeg": "/9j/"}
-        two = Client(broker.port, pki / "ca.crt", pki / "unit" / "unit-02.crt", pki / "unit" / "unit-02.key")
+        key = load_private_key(unit_keys / "unit-02.key")
+
+        def signed(payload: bytes) -> Properties:
+            props = Properties(mqtt.PacketTypes.PUBLISH)
+            props.UserProperty = [("alpr-signature", sign_payload(key, payload))]
+            return props
+
+        # unit-02, on its own topic: an unsigned batch, and a signed one that says it is unit-01's: refused
+        unsigned = build_batch("11111111-2222-3333-4444-555555555554", "reads", AGENCY, "unit-02",
+                               "2026-11-21T08:00:00Z", [item])
         claims = build_batch("11111111-2222-3333-4444-555555555555", "reads", AGENCY, "unit-01",
                              "2026-11-21T08:00:00Z", [item])
-        assert two.publish(f"{PREFIX}/unit-02/batch", claims) == 0
+        two.client.publish(f"{PREFIX}/unit-02/batch", unsigned, qos=1)
+        two.client.publish(f"{PREFIX}/unit-02/batch", claims, qos=1, properties=signed(claims))
         # ... and a made-up read of its own under unit-01's next read id, before unit-01's arrives: kept apart
         own = build_batch("11111111-2222-3333-4444-666666666666", "reads", AGENCY, "unit-02",
                           "2026-11-21T08:00:00Z", [item])
-        assert two.publish(f"{PREFIX}/unit-02/batch", own) == 0
+        two.client.publish(f"{PREFIX}/unit-02/batch", own, qos=1, properties=signed(own))
         deadline = time.monotonic() + 10
-        while station.stats()["reads"] < 21 and time.monotonic() < deadline:
+        while station.stats()["reads"] < 26 and time.monotonic() < deadline:
             time.sleep(0.1)
+        time.sleep(0.3)
         two.close()
         assert run_cli("--config", one, "sync", "--once").code == 0
         by_unit = {u["unit"]: u["reads"] for u in station.stats()["by_unit"]}
-        assert by_unit == {"unit-01": 21, "unit-02": 1}
-        assert any("says it is from" in line and "unit-01" in line for line in station.lines)
+        assert by_unit == {"unit-01": 26, "unit-02": 1}
+        text = "\n".join(station.lines)
+        assert "not signed" in text and "says it is from" in text and station.stats()["payloads_refused"] == 2
         with station.store._tx() as cur:
             plates = dict(cur.query("SELECT unit, plate FROM reads WHERE id = ?", (real,)))
         assert plates["unit-02"] == "0FAKE00" and plates["unit-01"] != "0FAKE00"
@@ -349,3 +395,18 @@ def test_through_the_shipped_broker_only_the_stations_signed_answers_settle_and_
             assert db.stats().waiting == 0
     finally:
         station.stop()
+
+
+def test_a_broker_that_offers_no_tls_is_named_and_reads_wait(tmp_path: Path, pki: Path, mosquitto):
+    from conftest import seed_reads
+
+    seed_reads(tmp_path / "unit", 3)
+    config = tmp_path / "unit.toml"
+    keys = pki / "unit"
+    config.write_text(f'[agent]\nunit_id = "unit-01"\nagency = "{AGENCY}"\ndata_dir = "{tmp_path / "unit"}"\n'
+                      f'[sync]\nbroker = "mqtts://127.0.0.1:{mosquitto.port}"\ntls_ca = "{pki / "ca.crt"}"\n'
+                      f'tls_cert = "{keys / "unit-01.crt"}"\ntls_key = "{keys / "unit-01.key"}"\n')
+    refused = run_cli("--config", config, "sync", "--once", "--json", "--timeout", "3")
+    assert refused.code == 1 and f"127.0.0.1:{mosquitto.port}" in refused.err
+    assert "offers no TLS" in refused.err or "does not offer TLS" in refused.err
+    assert "0 reads" not in refused.out and json.loads(refused.out or '{"reads_waiting": 3}')["reads_waiting"] == 3

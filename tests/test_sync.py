@@ -763,3 +763,39 @@ def test_bench_sync_drains_over_tls_and_keeps_exactly_once_through_faults(tmp_pa
     figures = json.loads(faults.out)
     assert figures["exactly_once"] and figures["lost"] == figures["doubled"] == figures["unit_waiting"] == 0
     assert figures["syncs_killed"] + figures["broker_restarts"] + figures["stations_killed"] >= 4
+
+
+def test_an_answer_the_station_signed_for_another_payload_under_the_same_batch_id_marks_nothing_sent(
+        tmp_path: Path, mosquitto):
+    """Someone who can publish on the unit's topic (a copied unit certificate) sends the station a batch of
+    made-up records under the id of the unit's waiting batch. The station stores it and signs its answer;
+    that answer names the made-up payload, so the unit must not take it for its own records."""
+    keys = tmp_path / "keys"
+    assert run_cli("hotlist", "keygen", "--out", keys).code == 0
+    config = unit_config(tmp_path, mosquitto.url, f'station_key = "{keys / "hotlist-signing.pub"}"')
+    ids = seed_reads(tmp_path / "unit", 10)
+    with Database.in_data_dir(tmp_path / "unit") as db:
+        batch = take_batch(db)  # the unit's waiting batch
+        sync = MqttSync(load_config(config), db)  # its persistent session, which will hold the answer
+        sync.start()
+        assert sync.connected.wait(10)
+        sync.stop()
+    station = StationThread(tmp_path / "station", mosquitto.url,
+                            config_text=f'[station]\nsigning_key = "{keys / "hotlist-signing.key"}"\n')
+    forger = Subscriber(mosquitto.port, "unused/#")
+    try:
+        fake = {"id": "5b5f1ca2-3985-40c8-98ca-4a6153005cd9", "captured_at": "2026-11-21T08:00:00Z",
+                "camera_id": "front", "plate": "0FAKE00", "confidence": 0.9, "state": "CA", "state_confidence": 0.9,
+                "candidates": [["0FAKE00", 0.9]], "box": [1, 2, 3, 4], "hits": [], "evidence_hold": False,
+                "plate_jpeg": "/9j/"}
+        forger.client.publish(f"alpr/v1/{AGENCY}/{UNIT}/batch",
+                              build_batch(batch.id, "reads", AGENCY, UNIT, "2026-11-21T08:00:00Z", [fake]), qos=1)
+        wait_until(lambda: station.stats()["reads"] == 1, 10)
+        done = run_cli("--config", config, "sync", "--once", "--json")
+        assert done.code == 0, done.err
+        figures = json.loads(done.out)
+        assert figures["acks_refused"] >= 1 and figures["reads_waiting"] == 0
+        assert set(ids) <= set(station_ids(station))  # the real records arrived after all
+    finally:
+        forger.close()
+        station.stop()
