@@ -15,12 +15,12 @@ KEYS = {"images", "exact", "exact_rate", "top3_rate", "median_ms", "p95_ms", "pe
 
 # Floors a little under the figures measured on the validation part of the split when they were set
 # (docs/reading.md); a change that reads worse fails here.
-ENDTOEND_EXACT_FLOOR = 0.70
+ENDTOEND_EXACT_FLOOR = 0.64
 ENDTOEND_TOP3_FLOOR = 0.76
-CROPS_EXACT_FLOOR = 0.78
-CROPS_STATE_FLOOR = 0.55
+CROPS_EXACT_FLOOR = 0.85
+CROPS_STATE_FLOOR = 0.78
 # Of the 34 validation photographs with their labelled plate painted out, at most this many may still give a read.
-ENDTOEND_FALSE_READS_CEILING = 5
+ENDTOEND_FALSE_READS_CEILING = 6
 
 
 def test_frames_with_txt_labels(tmp_path: Path):

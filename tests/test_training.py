@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -112,3 +113,13 @@ def test_training_refuses_labels_that_do_not_match_their_images_and_writes_no_mo
     shutil.copy(small_data / "crops" / "ca3.png", bad / "crops" / "ca3.png")
     done = _train("detector", "--data", str(bad), "--run", str(tmp_path / "run2"), "--out", str(out), "--steps", "4")
     assert done.returncode == 2 and "f1.jpg" in done.stderr and not out.exists()
+
+
+def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_on_the_validation_part(small_data: Path):
+    done = _train("rules", "--data", str(small_data))
+    assert done.returncode == 0, done.stderr
+    counts = {part: int(n) for part, n in re.findall(r"^(train|validation): (\d+) images read$", done.stdout, re.M)}
+    assert counts["train"] > 0 and counts["validation"] > 0 and sum(counts.values()) == 18
+    chosen = done.stdout.strip().splitlines()[-1]
+    assert chosen.startswith("chosen on the train part: STATE_FOR_FORMAT = ") and "O_AS_ZERO = " in chosen
+    assert "validation" in chosen and len(done.stdout.splitlines()) == 2 + 1 + 14 + 1

@@ -4,7 +4,7 @@ import sys
 
 
 def main() -> int:
-    recipes = {"reader": "training.train_reader", "detector": "training.train_detector"}
+    recipes = {"reader": "training.train_reader", "detector": "training.train_detector", "rules": "training.fit_rules"}
     if len(sys.argv) < 2 or sys.argv[1] not in recipes:
         print(f"usage: scripts/train {{{'|'.join(recipes)}}} [--help]", file=sys.stderr)
         return 2

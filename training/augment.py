@@ -127,7 +127,10 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
     """(input, plate text, state code or None) drawn from synthetic or real plates."""
     if not real or rng.random() < synthetic_share:
         image, box, serial, state = synthetic_scene(rng, frames)
-        return reader_sample(image, box, rng), serial, state
+        # beside real crops, no state: the synthetic looks are not the states' real designs, and teaching
+        # the state head them would be label noise; it learns the designs from the real crops alone (with
+        # synthetic plates alone it has nothing else, and learns the rendered names and colours)
+        return reader_sample(image, box, rng), serial, state if not real else None
     s = rng.choice(real)
     image, box = s.image, s.box
     if rng.random() < 0.3:  # a small turn of the whole picture

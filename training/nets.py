@@ -37,13 +37,16 @@ def dense_params(rng: np.random.Generator, cin: int, cout: int) -> dict:
 
 READER_CHANNELS = (16, 32, 64, 96, 160)
 NUM_STATES = 51
+# The state head sees the features averaged over a coarse grid (rows x columns) of the plate: where the
+# name, the picture and the colours are is what tells one state's design from another's.
+STATE_GRID = (3, 4)
 
 
 def reader_params(seed: int) -> dict:
     rng = np.random.default_rng(seed)
     c1, c2, c3, c4, c5 = READER_CHANNELS
     return {
-        "c1": conv_params(rng, 1, c1, 3, 3),
+        "c1": conv_params(rng, 3, c1, 3, 3),
         "c2": conv_params(rng, c1, c2, 3, 3),
         "c3": conv_params(rng, c2, c3, 3, 3),
         "c3b": conv_params(rng, c3, c3, 3, 3),
@@ -52,13 +55,13 @@ def reader_params(seed: int) -> dict:
         "collapse": conv_params(rng, c4, c5, 6, 1),
         "seq": conv_params(rng, c5, c5, 1, 3),
         "head": conv_params(rng, c5, NUM_CHARS, 1, 1, bn=False),
-        "s1": dense_params(rng, c4, 96),
-        "s2": dense_params(rng, 96, NUM_STATES),
+        "s1": dense_params(rng, c4 * STATE_GRID[0] * STATE_GRID[1], 128),
+        "s2": dense_params(rng, 128, NUM_STATES),
     }
 
 
 def reader_net(ops, p: dict, x):
-    """x (N, 1, 48, 128) -> (per-step character logits (N, 32, 37), state logits (N, 51))."""
+    """x (N, 3, 48, 128) -> (per-step character logits (N, 32, 37), state logits (N, 51))."""
     x = ops.pool(ops.conv_bn(x, p["c1"]), 2, 2)        # 24 x 64
     x = ops.pool(ops.conv_bn(x, p["c2"]), 2, 2)        # 12 x 32
     x = ops.conv_bn(ops.conv_bn(x, p["c3"]), p["c3b"])
@@ -68,7 +71,8 @@ def reader_net(ops, p: dict, x):
     x = ops.conv_bn(x, p["collapse"], pad=(0, 0))      # 1 x 32
     x = ops.conv_bn(x, p["seq"], pad=(0, 1))
     logits = ops.steps(ops.conv(x, p["head"], pad=(0, 0)))  # N, 32, 37
-    s = ops.relu(ops.dense(ops.global_mean(features), p["s1"]))
+    grid = ops.avgpool(features, 6 // STATE_GRID[0], 32 // STATE_GRID[1])  # c4 x 3 x 4
+    s = ops.relu(ops.dense(ops.flatten(grid), p["s1"]))
     return logits, ops.dense(s, p["s2"])
 
 
@@ -155,14 +159,18 @@ class JaxOps:
     def pool(self, x, kh, kw):
         return self.lax.reduce_window(x, -self.jnp.inf, self.lax.max, (1, 1, kh, kw), (1, 1, kh, kw), "VALID")
 
+    def avgpool(self, x, kh, kw):
+        total = self.lax.reduce_window(x, 0.0, self.lax.add, (1, 1, kh, kw), (1, 1, kh, kw), "VALID")
+        return total * (1.0 / (kh * kw))
+
+    def flatten(self, x):
+        return x.reshape(x.shape[0], -1)
+
     def relu(self, x):
         return self.jnp.maximum(x, 0.0)
 
     def dense(self, x, p):
         return x @ p["w"] + p["b"]
-
-    def global_mean(self, x):
-        return x.mean(axis=(2, 3))
 
     def steps(self, x):  # (N, C, 1, T) -> (N, T, C)
         return self.jnp.transpose(x[:, :, 0, :], (0, 2, 1))
@@ -249,14 +257,17 @@ class OnnxOps:
     def pool(self, x, kh, kw):
         return self._node("MaxPool", [x], kernel_shape=[kh, kw], strides=[kh, kw])
 
+    def avgpool(self, x, kh, kw):
+        return self._node("AveragePool", [x], kernel_shape=[kh, kw], strides=[kh, kw])
+
+    def flatten(self, x):
+        return self._node("Flatten", [x], axis=1)
+
     def relu(self, x):
         return self._node("Relu", [x])
 
     def dense(self, x, p):
         return self._node("Gemm", [x, self._const(np.asarray(p["w"]), "w"), self._const(np.asarray(p["b"]), "b")])
-
-    def global_mean(self, x):
-        return self._node("Flatten", [self._node("GlobalAveragePool", [x])], axis=1)
 
     def steps(self, x):
         from onnx import numpy_helper

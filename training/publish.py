@@ -139,9 +139,9 @@ def card_text(title: str, summary: str, run, figures: dict, config: dict, macs: 
 def publish_reader(params, out: Path, run, figures: dict, config: dict) -> str:
     import jax
 
-    from edge_agent.recognise.crops import READER_SIZE
+    from edge_agent.recognise.crops import READER_CHANNELS, READER_SIZE
 
-    shape = (1, 1, *READER_SIZE)
+    shape = (1, READER_CHANNELS, *READER_SIZE)
     expected = {"chars": ["N", 32, nets.NUM_CHARS], "state": ["N", nets.NUM_STATES]}
     numpy_params = jax.tree_util.tree_map(np.asarray, params)
     onnx_bytes = nets.export_onnx(nets.reader_net, numpy_params, shape, "strip", expected,
@@ -151,7 +151,7 @@ def publish_reader(params, out: Path, run, figures: dict, config: dict) -> str:
     predict = jax.jit(lambda p, x: nets.reader_net(nets.JaxOps(train=False), p, x))
     check_export(onnx_bytes, predict, params, sample, expected)
     macs = _flops(onnx_bytes, shape)
-    card = card_text("plate-reader", "Reads a plate box: CTC over 32 steps of a 48x128 grey strip (characters "
+    card = card_text("plate-reader", "Reads a plate box: CTC over 32 steps of a 48x128 colour strip (characters "
                      "0-9 A-Z with per-step probabilities) and the issuing state (51 classes).", run, figures, config, macs)
     digest = publish("plate-reader", "plate-reader", "our plate reader: CTC characters and issuing state of a plate box",
                      onnx_bytes, Path(out), card)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.recognise.crops import READER_SIZE
+from edge_agent.recognise.crops import READER_CHANNELS, READER_SIZE
 from edge_agent.recognise.runtime import PLATE_ALPHABET
 from edge_agent.recognise.plate import US_STATES
 from training import nets
@@ -41,7 +41,7 @@ def _worker(args) -> None:
     rng = random.Random(seed)
     np.random.seed(seed % (2**31))
     while True:
-        xs = np.zeros((batch, 1, *READER_SIZE), np.float32)
+        xs = np.zeros((batch, READER_CHANNELS, *READER_SIZE), np.float32)
         labels = np.zeros((batch, MAX_LABEL), np.int32)
         pads = np.ones((batch, MAX_LABEL), np.float32)
         states = np.full(batch, -1, np.int32)
@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="the shared plate photographs (../shared/data/us-plates)")
     parser.add_argument("--run", default="training/runs/reader", help="checkpoints and log")
     parser.add_argument("--out", default="models", help="where the ONNX file, card and manifest entry go")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--every", type=int, default=250, help="steps between checkpoints and validation")
-    parser.add_argument("--synthetic-share", type=float, default=0.5)
+    parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         known = states >= 0
         ce = optax.softmax_cross_entropy_with_integer_labels(state_logits, jnp.maximum(states, 0))
         state_loss = (ce * known).sum() / jnp.maximum(1.0, known.sum())
-        return ctc.mean() + 0.3 * state_loss, (nets.batch_stats(p, ops.updates), ctc.mean(), state_loss)
+        return ctc.mean() + 0.5 * state_loss, (nets.batch_stats(p, ops.updates), ctc.mean(), state_loss)
 
     @jax.jit
     def train_step(p, o, xs, labels, pads, states):

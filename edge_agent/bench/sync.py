@@ -214,7 +214,9 @@ def bench_faults(reads: int, faults: int, seed: int, work: Path | None, progress
                 continue
             time.sleep(rng.uniform(0.5, 1.5))
             fault = rng.choice(("sync", "sync", "broker", "station"))
-            if fault == "sync" and unit.poll() is None:
+            if fault == "sync":
+                if unit.poll() is not None:
+                    continue  # it had finished: the next turn starts another, then kills it
                 unit.send_signal(signal.SIGKILL)
                 unit.wait(10)
                 counts["syncs_killed"] += 1
@@ -223,7 +225,7 @@ def bench_faults(reads: int, faults: int, seed: int, work: Path | None, progress
                 time.sleep(rng.uniform(0.1, 1.0))
                 link.broker.start()
                 counts["broker_restarts"] += 1
-            elif fault == "station":
+            else:
                 station.send_signal(signal.SIGKILL)
                 station.wait(10)
                 station = link.start_station()

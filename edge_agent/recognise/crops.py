@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 
 # The reader sees a plate box, widened by READER_MARGIN of its width and height on each side (a detector's
-# box clips the first or last character now and then), as a grey READER_SIZE (height, width) strip.
+# box clips the first or last character now and then), as a colour READER_SIZE (height, width) strip: the
+# colours tell the issuing state's design apart where its printed name is a few pixels tall.
 READER_SIZE = (48, 128)
+READER_CHANNELS = 3  # RGB
 READER_MARGIN = (0.06, 0.12)
 # The detector sees the frame letterboxed into DETECTOR_SIZE (height, width); a frame of another shape is
 # scaled to fit and padded on the right and bottom.
@@ -26,24 +28,29 @@ def reader_window(box: tuple[float, float, float, float]) -> tuple[float, float,
 
 
 def reader_input(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """(1, H, W) float32 strip of the plate box: grey, normalised by its own mean and spread (night infrared
-    and daylight alike). Parts of the window outside the image repeat its edge."""
+    """(3, H, W) float32 RGB strip of the plate box, every channel normalised by the strip's grey mean and
+    spread (night infrared and daylight alike; a grey image gives three equal channels). Parts of the
+    window outside the image repeat its edge."""
     x, y, w, h = reader_window(box)
     height, width = image.shape[:2]
     x0, y0 = int(np.floor(x)), int(np.floor(y))
     x1, y1 = max(x0 + 2, int(np.ceil(x + w))), max(y0 + 2, int(np.ceil(y + h)))
     cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     if cx1 <= cx0 or cy1 <= cy0:
-        return np.zeros((1, *READER_SIZE), np.float32)
+        return np.zeros((READER_CHANNELS, *READER_SIZE), np.float32)
     view = image[cy0:cy1, cx0:cx1]
-    grey = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY) if view.ndim == 3 else view
     if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
-        grey = cv2.copyMakeBorder(grey, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
+        view = cv2.copyMakeBorder(view, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
     out_h, out_w = READER_SIZE
-    shrink = grey.shape[1] > out_w or grey.shape[0] > out_h
-    strip = cv2.resize(grey, (out_w, out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    shrink = view.shape[1] > out_w or view.shape[0] > out_h
+    strip = cv2.resize(view, (out_w, out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     strip = strip.astype(np.float32)
-    return ((strip - strip.mean()) / (strip.std() + 8.0))[np.newaxis]
+    if strip.ndim == 2:
+        strip = np.repeat(strip[..., np.newaxis], 3, axis=2)
+    else:
+        strip = strip[..., ::-1]  # BGR -> RGB
+    grey = strip @ np.float32([0.299, 0.587, 0.114])
+    return ((strip - grey.mean()) * (1.0 / (grey.std() + 8.0))).transpose(2, 0, 1)
 
 
 def detector_input(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -83,15 +83,16 @@ def ctc_characters(probs: np.ndarray) -> list[tuple[int, int]]:
     return [(start + int(probs[start:end, col].argmax()), col) for start, end, col in ctc_runs(probs)]
 
 
-def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_length: int | None = None) -> list[Candidate]:
+def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_length: int | None = None,
+                     o_as_zero: bool = True) -> list[Candidate]:
     """Ranked whole-plate strings from per-step probabilities (column 0 = blank, then PLATE_ALPHABET).
 
     Each character's runner-up may replace it, or the character may be dropped
     (its step read as blank); a candidate's confidence is the product of its
     characters' probabilities, so the list is ranked by how likely the whole
-    string is, not by its best character.
+    string is, not by its best character. With `o_as_zero`, letter O is read as digit 0 (see above).
     """
-    merged = _o_read_as_zero(probs)
+    merged = _o_read_as_zero(probs) if o_as_zero else probs
     chars = ctc_characters(merged)
     if not chars or (max_length is not None and len(chars) > max_length):
         return []  # swaps keep the length, so a line too long for a plate has no plate candidates
@@ -128,7 +129,7 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
     top = heapq.nlargest(limit, scored, key=lambda item: item[1])
     candidates = [Candidate(text, round(min(1.0, p), 4)) for text, p in top]
     seen_o = [col == _ZERO and probs[step, _LETTER_O] > probs[step, _ZERO] for step, col in chars]
-    if any(seen_o) and limit > 1:
+    if o_as_zero and any(seen_o) and limit > 1:
         spelled = "".join("O" if o else c for o, c in zip(seen_o, best_text))
         rank = min(O_VARIANT_RANK, len(candidates))
         below = candidates[rank - 1].confidence if rank else 1.0

@@ -27,9 +27,13 @@ from edge_agent.records import PlateReading
 # its input is three times that. A small picture of a plate's shape is such a picture.
 CROP_ASPECT = (1.3, 3.5)
 CROP_MAX_WIDTH = 480
-# The state's serial formats rank a reading's candidates only where the network is this sure of the state:
-# a format of the wrong state would push the right reading down.
-STATE_FOR_FORMAT = 0.9
+# Two rules beside the models, each fitted by `scripts/train rules` on the train part of the shared
+# photographs (never the validation part, where they are reported; see docs/reading.md):
+# - the state's serial formats re-rank a reading's candidates only where the state head is at least this
+#   sure (a format of the wrong state would push the right reading down);
+# - whether letter O is read as digit 0 (one glyph on most plates) with the O spelling kept second.
+STATE_FOR_FORMAT = 0.8
+O_AS_ZERO = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class ReaderSettings:
     candidates: int = 5
     max_plates: int = 4
     manifest: Path = DEFAULT_MANIFEST
+    state_for_format: float = STATE_FOR_FORMAT
+    o_as_zero: bool = O_AS_ZERO
 
 
 class PlateReader:
@@ -61,8 +67,13 @@ class PlateReader:
             boxes = [((0.0, 0.0, float(width), float(height)), 1.0)]
         else:
             boxes = [(b.box, b.score) for b in self.detector.detect(image)]
+        return self.readings(boxes, self.recogniser.read(image, [b for b, _ in boxes]))
+
+    def readings(self, boxes: list, outputs: list) -> list[PlateReading]:
+        """The plates of a frame from its boxes (box, detector score) and the reader's outputs for them, most
+        likely first. Pure: the rules can be tried on stored outputs."""
         readings = []
-        for (box, score), (probs, states) in zip(boxes, self.recogniser.read(image, [b for b, _ in boxes])):
+        for (box, score), (probs, states) in zip(boxes, outputs):
             reading = self._reading(box, score, probs, states)
             if reading is not None:
                 readings.append((score * reading.confidence, reading))
@@ -70,14 +81,15 @@ class PlateReader:
         return [r for _, r in readings[: self.settings.max_plates]]
 
     def _reading(self, box, score: float, probs: np.ndarray, states: np.ndarray) -> PlateReading | None:
-        candidates = [c for c in plate_candidates(probs, self.settings.candidates) if is_valid_plate(c.text)]
+        candidates = [c for c in plate_candidates(probs, self.settings.candidates, o_as_zero=self.settings.o_as_zero)
+                      if is_valid_plate(c.text)]
         if not candidates or looks_like_year(candidates[0].text):
             return None
         if candidates[0].confidence < self.settings.min_confidence:
             return None
         k = int(states.argmax())
         state, state_p = STATE_CODES[k], float(states[k])
-        if state_p >= STATE_FOR_FORMAT:
+        if state_p >= self.settings.state_for_format:
             candidates = rank_by_state_format(candidates, state)[: self.settings.candidates]
         best = candidates[0]
         x, y, w, h = box

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.errors import ModelError
-from edge_agent.recognise.crops import READER_SIZE, reader_input
+from edge_agent.recognise.crops import READER_CHANNELS, READER_SIZE, reader_input
 from edge_agent.recognise.plate import US_STATES
 from edge_agent.recognise.runtime import PLATE_ALPHABET, RuntimeOptions, make_session
 
@@ -25,8 +25,8 @@ class PlateRecogniser:
     def __init__(self, model: Path, options: RuntimeOptions = RuntimeOptions()):
         self.session = make_session(Path(model), options)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, *READER_SIZE]:
-            raise ModelError(f"{model}: plate reader input must be (N, 1, {READER_SIZE[0]}, {READER_SIZE[1]}), "
+        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [READER_CHANNELS, *READER_SIZE]:
+            raise ModelError(f"{model}: plate reader input must be (N, {READER_CHANNELS}, {READER_SIZE[0]}, {READER_SIZE[1]}), "
                              f"got {[(i.name, i.shape) for i in inputs]}")
         shapes = [list(o.shape[1:]) for o in outputs]
         if shapes != [[STEPS, 1 + len(PLATE_ALPHABET)], [len(STATE_CODES)]]:
