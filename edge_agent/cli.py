@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Sequence, TextIO
 
@@ -344,7 +345,7 @@ def cmd_read(args: argparse.Namespace, console: Console) -> int:
         else:
             found = ", ".join(f"{p.text} ({p.confidence:.2f}{', ' + p.state if p.state else ''})" for p in plates)
             console.print(f"{name}: {found or 'no plate'}")
-    return EXIT_USAGE if failed == len(args.images) else EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK  # some images could not be read: a script must know
 
 
 def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
@@ -395,7 +396,8 @@ def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
     with Database.in_data_dir(config.data_dir) as db:
         db.audit(user, "hotlist.check", " ".join(p[:20] for p in plates[:50]) + (" ..." if len(plates) > 50 else ""),
                  args.purpose)
-    if index.version is None and not len(index):
+    no_list = index.version is None and not len(index)
+    if no_list:
         console.error(f"no hotlist has been imported into {config.data_dir}")
     bad = 0
     for raw in plates:
@@ -413,7 +415,9 @@ def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
         else:
             console.print(f"{plate}: " + ("; ".join(f"{h.list_name} {h.lic} {h.lis or '-'} ({h.match})" for h in hits)
                                           or "no hit"))
-    return EXIT_USAGE if bad else EXIT_OK
+    if bad:
+        return EXIT_USAGE
+    return EXIT_FAILED if no_list else EXIT_OK  # checked against nothing: not what was asked
 
 
 def cmd_hotlist_add(args: argparse.Namespace, console: Console) -> int:
@@ -743,7 +747,11 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
             return EXIT_FAILED
         sync.start()
         try:
-            if not sync.connected.wait(args.timeout):
+            deadline = time.monotonic() + args.timeout
+            # a refused connection or a TLS failure is known at once: no need to wait out the timeout
+            while not sync.connected.wait(0.05) and not sync.last_error and time.monotonic() < deadline:
+                pass
+            if not sync.connected.is_set():
                 why = f": {sync.last_error}" if sync.last_error else ""
                 console.error(f"broker {config.sync.broker} not reachable within {args.timeout:g} s{why}; records stay waiting")
                 return EXIT_FAILED
@@ -837,7 +845,12 @@ def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.station.store import StationStore
 
     config = _station_config(args)
-    with StationStore(station_database(config)) as store:
+    target = station_database(config)
+    if not target.startswith(("postgresql://", "postgres://")) and not Path(target).is_file():
+        # a mistyped data directory must not quietly become an empty station database
+        raise ConfigError(config.source_file, "station.database",
+                          f"no station database at {target} (check --data-dir, --db or station.database)")
+    with StationStore(target) as store:
         stats = store.stats()
     if args.json:
         console.json(stats)
