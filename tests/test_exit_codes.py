@@ -28,3 +28,14 @@ def test_sync_once_to_a_refused_connection_says_so_at_once(tmp_path: Path):
     result = run_cli("--config", config, "sync", "--once", "--timeout", "10")
     assert result.code == 1 and "not reachable" in result.err
     assert time.monotonic() - started < 5
+
+
+def test_a_data_directory_that_is_a_file_or_a_database_that_cannot_be_reached_is_one_message(tmp_path: Path):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("")
+    result = run_cli("--data-dir", not_a_folder, "stats")
+    assert result.code == 2 and "is not a folder" in result.err and "Traceback" not in result.err
+    url = f"postgresql://clerk:s3cret@127.0.0.1:{free_port()}/alpr"
+    result = run_cli("--data-dir", tmp_path / "station", "station", "stats", "--db", url)
+    assert result.code == 2 and "cannot connect to PostgreSQL" in result.err
+    assert "s3cret" not in result.err and "clerk:***@" in result.err

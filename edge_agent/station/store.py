@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from edge_agent.files import FILE_MODE, narrow_mode, private_folder
-from edge_agent.store import utc_iso
+from edge_agent.errors import EdgeAgentError
+from edge_agent.store import open_sqlite, utc_iso
 from edge_agent.sync.payloads import IncomingBatch
 
 log = logging.getLogger(__name__)
@@ -180,13 +180,16 @@ class StationStore:
         if self.postgres:
             import psycopg
 
-            self._conn = psycopg.connect(target, autocommit=True)
+            from edge_agent.config import redact_url
+
+            try:
+                self._conn = psycopg.connect(target, autocommit=True)
+            except psycopg.Error as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise EdgeAgentError(f"{redact_url(target)}: cannot connect to PostgreSQL: {reason}") from None
             self._mark = "%s"
         else:
-            private_folder(Path(target).parent)
-            new = not Path(target).exists()
-            self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30)
-            narrow_mode(Path(target), FILE_MODE, new)
+            self._conn = open_sqlite(Path(target))
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # an acknowledged batch must survive a power cut
             self._mark = "?"

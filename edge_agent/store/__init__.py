@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.files import FILE_MODE, narrow_mode, private_folder
 from edge_agent.records import Read
 
@@ -207,6 +208,24 @@ class StoreStats:
         return {"reads": self.reads, "sent": self.sent, "waiting": self.waiting, "hits": self.hits}
 
 
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection to the SQLite file at `path`, in a private folder made if missing; a folder that is a
+    file, or cannot be written, is one clear message (EdgeAgentError), never a traceback."""
+    try:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise EdgeAgentError(f"{path.parent}: is not a folder, so it cannot hold the database")
+        private_folder(path.parent)
+        new = not path.exists()
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA schema_version").fetchone()  # opens the file now, not at the first write
+        narrow_mode(path, FILE_MODE, new)  # SQLite gives its -wal and -shm files the database's mode
+        return conn
+    except OSError as exc:
+        raise EdgeAgentError(f"{exc.filename or path}: cannot be used for the database: {exc.strerror or exc}") from None
+    except sqlite3.Error as exc:
+        raise EdgeAgentError(f"{path}: cannot open the database: {exc}") from None
+
+
 class Database:
     """The unit's database. One connection, guarded by a lock: capture, recognition and sync share it."""
 
@@ -215,10 +234,7 @@ class Database:
     def __init__(self, path: Path, migrations: list[str] | None = None):
         self.path = Path(path)
         self._migrations = MIGRATIONS if migrations is None else migrations
-        private_folder(self.path.parent)
-        new = not self.path.exists()
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        narrow_mode(self.path, FILE_MODE, new)  # SQLite gives its -wal and -shm files the database's mode
+        self._conn = open_sqlite(self.path)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")
