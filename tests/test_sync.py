@@ -799,3 +799,25 @@ def test_an_answer_the_station_signed_for_another_payload_under_the_same_batch_i
     finally:
         forger.close()
         station.stop()
+
+
+def test_the_station_says_when_its_broker_is_unreachable_and_when_it_is_back(tmp_path: Path):
+    broker = Mosquitto(tmp_path)  # its port, nothing listening yet
+    config = tmp_path / "station.toml"
+    config.write_text(f'[agent]\ndata_dir = "{tmp_path / "station"}"\n[sync]\ninsecure = true\n')
+    station = subprocess.Popen([sys.executable, "-m", "edge_agent", "--config", str(config), "station", "--broker",
+                                broker.url, "--name", "hq"], env=_agent_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(station.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any("not reachable" in line for line in lines), 15, poll=0.1)
+        assert any(f"127.0.0.1:{broker.port} not reachable" in line for line in lines), lines
+        broker.start()
+        wait_until(lambda: any("connected to the broker" in line for line in lines), 40, poll=0.1)
+        assert any("again" in line for line in lines), lines
+    finally:
+        station.terminate()
+        station.wait(20)
+        broker.stop()

@@ -25,7 +25,7 @@ from edge_agent.config import Config
 from edge_agent.errors import EdgeAgentError
 from edge_agent.station.store import StationStore
 from edge_agent.store import utc_iso
-from edge_agent.sync import mqtt_client
+from edge_agent.sync.link import mqtt_client, tls_problem
 from edge_agent.sync.payloads import (BATCH_SCHEMAS, KEY_PROPERTY, SIGNATURE_PROPERTY, AckFor, PayloadError, build_ack,
                                       parse_batch, parse_status, peek_batch, sign_payload, verify_payload)
 
@@ -88,8 +88,10 @@ class Station:
         self.client, self.host, self.port = mqtt_client(f"edge-agent-station-{config.station.share_group}-{self.name}",
                                                         config.sync)
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = lambda *a: self._down(f"broker {self.host}:{self.port} not reachable")
         self.client.on_message = self._on_message
+        self._down_said = False
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._hotlist_seen: tuple | None = None
         self._stop = threading.Event()
@@ -111,10 +113,27 @@ class Station:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def _down(self, why: str) -> None:
+        """Say once per outage that the broker cannot be reached, and why (the TLS reason where there is one)."""
+        self.connected.clear()
+        if self._down_said:
+            return
+        self._down_said = True
+        if self.config.sync.broker.startswith("mqtts://"):
+            why = tls_problem(self.host, self.port, self.config.sync) or why
+        self.out(f"station {self.name}: {why}; batches wait on the broker or the units, trying again")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not self._stop.is_set():
+            self._down(f"lost the broker {self.host}:{self.port} ({reason_code})")
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("broker refused the station's connection: %s", reason_code)
+            self._down(f"broker {self.host}:{self.port} refused the station's connection: {reason_code}")
             return
+        if self._down_said:
+            self.out(f"station {self.name}: connected to the broker {self.host}:{self.port} again")
+            self._down_said = False
         client.subscribe(self.batch_filter, qos=1)
         # statuses are retained, and retained messages do not go to shared subscriptions: every receiver takes them
         client.subscribe(f"{self.prefix}/+/+/status", qos=1)
