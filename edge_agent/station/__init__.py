@@ -25,9 +25,9 @@ from edge_agent.config import Config
 from edge_agent.errors import EdgeAgentError
 from edge_agent.station.store import StationStore
 from edge_agent.store import utc_iso
-from edge_agent.sync.link import mqtt_client, tls_problem
-from edge_agent.sync.payloads import (BATCH_SCHEMAS, KEY_PROPERTY, SIGNATURE_PROPERTY, AckFor, PayloadError, build_ack,
-                                      parse_batch, parse_status, peek_batch, sign_payload, verify_payload)
+from edge_agent.sync.link import mqtt_client, signature_of, signed, why_down
+from edge_agent.sync.payloads import (BATCH_SCHEMAS, AckFor, PayloadError, build_ack, parse_batch, parse_status,
+                                      peek_batch, verify_payload)
 
 log = logging.getLogger(__name__)
 Printer = Callable[[str], None]
@@ -75,10 +75,9 @@ class Station:
         self.keys = UnitKeys(config.station.unit_keys) if config.station.unit_keys else None
         self._ack_key = None
         if config.station.signing_key is not None:
-            from edge_agent.hotlist.signing import key_id, load_private_key
+            from edge_agent.hotlist.signing import load_private_key
 
             self._ack_key = load_private_key(config.station.signing_key)
-            self._ack_key_id = key_id(self._ack_key.public_key())
         else:
             log.warning("station.signing_key is not set: acknowledgements go out unsigned, and units that pin "
                         "the station's key (sync.station_key) will refuse them")
@@ -119,8 +118,7 @@ class Station:
         if self._down_said:
             return
         self._down_said = True
-        if self.config.sync.broker.startswith("mqtts://"):
-            why = tls_problem(self.host, self.port, self.config.sync) or why
+        why = why_down(self.config.sync, self.host, self.port, why)
         self.out(f"station {self.name}: {why}; batches wait on the broker or the units, trying again")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -179,8 +177,7 @@ class Station:
             if len(payload) > self.max_bytes:
                 raise PayloadError(f"batch of {len(payload)} bytes is over the limit of {self.max_bytes}")
             if self.keys is not None:
-                signature = dict(getattr(message.properties, "UserProperty", None) or []).get(SIGNATURE_PROPERTY)
-                verify_payload(self.keys.get(unit[1]), payload, signature, f"batch from {unit[1]}", f"{unit[1]}'s")
+                verify_payload(self.keys.get(unit[1]), payload, signature_of(message), f"batch from {unit[1]}", f"{unit[1]}'s")
             batch = parse_batch(payload, self.max_bytes)
             if (batch.agency, batch.unit) != unit:
                 raise PayloadError(f"batch says it is from {batch.agency}/{batch.unit} but came on {message.topic}")
@@ -202,11 +199,7 @@ class Station:
                  accepted, batch.kind, duplicates)
 
     def _ack(self, unit: tuple[str, str], payload: bytes) -> None:
-        props = None
-        if self._ack_key is not None:
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = [(SIGNATURE_PROPERTY, sign_payload(self._ack_key, payload)), (KEY_PROPERTY, self._ack_key_id)]
-        self.client.publish(f"{self.prefix}/{unit[0]}/{unit[1]}/ack", payload, qos=1, properties=props)
+        self.client.publish(f"{self.prefix}/{unit[0]}/{unit[1]}/ack", payload, qos=1, properties=signed(self._ack_key, payload))
 
     # the fleet's hotlist ---------------------------------------------------------
 

@@ -36,9 +36,8 @@ from edge_agent.errors import EdgeAgentError
 from edge_agent.store import Database, utc_iso
 from edge_agent.store.outbox import (KINDS, Batch, BatchLimits, acknowledge_batch, batch_items, pending_batches,
                                      refuse_batch, take_batch)
-from edge_agent.sync.link import mqtt_client, tls_problem
-from edge_agent.sync.payloads import (ACK_SCHEMA, KEY_PROPERTY, SIGNATURE_PROPERTY, PayloadError, build_batch,
-                                      build_status, parse_ack, sign_payload, verify_payload)
+from edge_agent.sync.link import mqtt_client, signature_of, signed, why_down
+from edge_agent.sync.payloads import ACK_SCHEMA, PayloadError, build_batch, build_status, parse_ack, verify_payload
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +135,9 @@ class MqttSync:
         self._drain_lock = threading.Lock()
         self._signing_key = None
         if s.signing_key:
-            from edge_agent.hotlist.signing import key_id, load_private_key
+            from edge_agent.hotlist.signing import load_private_key
 
             self._signing_key = load_private_key(s.signing_key)
-            self._key_id = key_id(self._signing_key.public_key())
         self._station_key = None
         if s.station_key:
             from edge_agent.hotlist.signing import load_public_key
@@ -181,8 +179,7 @@ class MqttSync:
         if self.last_error:
             log.info("%s; next attempt with backoff", self.last_error)
             return
-        if self.config.sync.broker.startswith("mqtts://"):
-            error = tls_problem(self.host, self.port, self.config.sync) or error
+        error = why_down(self.config.sync, self.host, self.port, error)
         self.last_error = error
         log.warning("%s; reads wait in SQLite, next attempt with backoff", error)
 
@@ -209,9 +206,8 @@ class MqttSync:
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self.topics.ack:
-            signature = dict(getattr(message.properties, "UserProperty", None) or []).get(SIGNATURE_PROPERTY)
             try:
-                self._acks.put_nowait((message.payload, signature))
+                self._acks.put_nowait((message.payload, signature_of(message)))
             except queue.Full:
                 log.warning("acknowledgement dropped: %d wait to be processed", self.ACK_QUEUE)
         elif message.topic == self.topics.hotlist and self.on_hotlist is not None:
@@ -299,11 +295,7 @@ class MqttSync:
             return False
         a = self.config.agent
         payload = build_batch(batch.id, batch.kind, a.agency, a.unit_id, utc_iso(), items)
-        props = None
-        if self._signing_key is not None:
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = [(SIGNATURE_PROPERTY, sign_payload(self._signing_key, payload)),
-                                  (KEY_PROPERTY, self._key_id)]
+        props = signed(self._signing_key, payload)
         self._sent_digests.setdefault(batch.id, set()).add(hashlib.sha256(payload).hexdigest())
         self._sent_digests.move_to_end(batch.id)
         while len(self._sent_digests) > self.ACK_QUEUE:

@@ -9,8 +9,11 @@ import ssl
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_agent.config import SyncConfig
+from edge_agent.sync.payloads import KEY_PROPERTY, SIGNATURE_PROPERTY, sign_payload
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +77,25 @@ def tls_problem(host: str, port: int, s: SyncConfig, timeout: float = 5.0) -> st
                 f"on this port, or it refused this unit's certificate")
     finally:
         raw.close()
+
+
+def why_down(s: SyncConfig, host: str, port: int, fallback: str) -> str:
+    """Why the link to the broker is down, in words: the TLS reason where there is one, else `fallback`."""
+    return (tls_problem(host, port, s) if s.broker.startswith("mqtts://") else "") or fallback
+
+
+def signed(key, payload: bytes) -> Properties | None:
+    """The MQTT 5 user properties that carry the Ed25519 signature of `payload` and the key's id (None
+    without a key): how units sign batches and the station its answers."""
+    if key is None:
+        return None
+    from edge_agent.hotlist.signing import key_id
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [(SIGNATURE_PROPERTY, sign_payload(key, payload)), (KEY_PROPERTY, key_id(key.public_key()))]
+    return props
+
+
+def signature_of(message) -> str | None:
+    """The signature a received message carries, if any."""
+    return dict(getattr(message.properties, "UserProperty", None) or []).get(SIGNATURE_PROPERTY)
