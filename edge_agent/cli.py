@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="configuration file (TOML)")
     common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS, help="override the configured data directory")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress")
+    common.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                        help="log lines as text (default) or one JSON object each (for a log collector)")
 
     parser = argparse.ArgumentParser(prog="edge-agent", parents=[common], description="In-car licence plate reader.")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
@@ -193,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     bw.add_argument("--work", metavar="DIR")
     bw.add_argument("--json", action="store_true")
     bw.set_defaults(func=cmd_bench_storage)
+    bk = bsub.add_parser("soak", parents=[common], help="an hour on two cameras (a looping video, a stream unplugged "
+                                                         "every 3 minutes): memory, threads, files, one read per pass")
+    bk.add_argument("--minutes", type=float, default=60.0)
+    bk.add_argument("--warmup-minutes", type=float, default=5.0)
+    bk.add_argument("--work", metavar="DIR")
+    bk.add_argument("--json", action="store_true")
+    bk.set_defaults(func=cmd_bench_soak)
 
     stats = sub.add_parser("stats", parents=[common], help="reads stored, sent and waiting")
     stats.add_argument("--json", action="store_true")
@@ -228,6 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     sst.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
     sst.add_argument("--json", action="store_true")
     sst.set_defaults(func=cmd_station_stats)
+
+    sun = stsub.add_parser("units", parents=[common], help="every unit: last contact, clock skew, versions, waiting, certificate expiry")
+    sun.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
+    sun.add_argument("--json", action="store_true")
+    sun.set_defaults(func=cmd_station_units)
+
+    status = sub.add_parser("status", parents=[common], help="what the running agent is doing: cameras, reads, sync, disk")
+    status.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    status.set_defaults(func=cmd_status)
+
+    selftest = sub.add_parser("selftest", parents=[common],
+                              help="check cameras, models, GPS, clock, broker, disk, hotlist and audio (PASS/WARN/FAIL)")
+    selftest.add_argument("--json", action="store_true", help="the checks as JSON")
+    selftest.set_defaults(func=cmd_selftest)
 
     cfg = sub.add_parser("config", parents=[common], help="the configuration")
     csub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -281,8 +304,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=console.err)
+    setup_logging(console.err, getattr(args, "verbose", False), getattr(args, "log_format", "text"))
     try:
         return args.func(args, console)
     except ConfigError as exc:
@@ -293,6 +315,30 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
+                 "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(stream, verbose: bool, log_format: str) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLogFormatter() if log_format == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_edge_agent", False):
+            root.removeHandler(old)
+    handler._edge_agent = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def config_for(args: argparse.Namespace, **overrides) -> Config:
@@ -707,6 +753,19 @@ def cmd_bench_storage(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if result["within_cap"] else EXIT_FAILED
 
 
+def cmd_bench_soak(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench.soak import bench_soak
+
+    result = bench_soak(args.minutes, args.warmup_minutes, work=Path(args.work) if args.work else None,
+                        progress=console.error)
+    result["measured_on"] = _measured_on(config_for(args))
+    if args.json:
+        console.json(result)
+    else:
+        console.print(" ".join(f"{k}={v}" for k, v in result.items() if k not in ("samples", "measured_on")))
+    return EXIT_OK if result["memory_ok"] and result["no_growth"] and result["every_pass_once"] else EXIT_FAILED
+
+
 def cmd_stats(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store import Database
     from edge_agent.store.outbox import outbox_stats
@@ -794,6 +853,12 @@ def cmd_purge(args: argparse.Namespace, console: Console) -> int:
     if config.storage.retention_days <= 0:
         console.error("purge: storage.retention_days is 0, so reads are kept; nothing purged")
         return EXIT_USAGE
+    from edge_agent.clock import BUILT, TrustedClock
+
+    if not TrustedClock().sane():
+        console.error(f"purge: the system clock reads before {BUILT:%Y-%m-%d}, so it is not set; nothing purged "
+                      "(set the time, or let the agent take it from GPS)")
+        return EXIT_FAILED
     with Database.in_data_dir(config.data_dir) as db:
         purged = purge_expired(db, config.storage.retention_days)
         held = db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]
@@ -840,7 +905,7 @@ def cmd_station(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
+def _existing_station_store(args: argparse.Namespace):
     from edge_agent.station import station_database
     from edge_agent.station.store import StationStore
 
@@ -850,7 +915,29 @@ def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
         # a mistyped data directory must not quietly become an empty station database
         raise ConfigError(config.source_file, "station.database",
                           f"no station database at {target} (check --data-dir, --db or station.database)")
-    with StationStore(target) as store:
+    return StationStore(target)
+
+
+def cmd_station_units(args: argparse.Namespace, console: Console) -> int:
+    with _existing_station_store(args) as store:
+        units = store.units()
+    if args.json:
+        console.json(units)
+        return EXIT_OK
+    for u in units:
+        skew = "-" if u["clock_skew_s"] is None else f"{u['clock_skew_s']:+.0f} s"
+        console.print(f"{u['agency']}/{u['unit']}: {u['state']}, last contact {u['last_contact']}, clock {skew}"
+                      f"{' (' + u['clock'] + ')' if u['clock'] and u['clock'] != 'system' else ''}, "
+                      f"software {u['version'] or '-'}, hotlist {u['hotlist_version'] or '-'}, "
+                      f"{u['waiting'] if u['waiting'] is not None else '-'} waiting, "
+                      f"certificate until {(u['certificate_expires'] or '-')[:10]}")
+    if not units:
+        console.print("no unit has reported yet")
+    return EXIT_OK
+
+
+def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
+    with _existing_station_store(args) as store:
         stats = store.stats()
     if args.json:
         console.json(stats)
@@ -859,6 +946,52 @@ def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
         for u in stats["by_unit"]:
             console.print(f"  {u['agency']}/{u['unit']}: {u['reads']} reads, {u['state'] or '-'} at {u['last_seen']}")
     return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.service import read_status, runtime_folder, status_line
+
+    config = config_for(args)
+    status, why = read_status(runtime_folder(config.data_dir))
+    if status is None:
+        console.error(f"status: {why}")
+        return EXIT_FAILED
+    if args.json:
+        console.json(status)
+        return EXIT_OK
+    console.print(f"{status['agency']}/{status['unit']} edge-agent {status['version']}, up {status['up_s'] / 60:.0f} min: "
+                  f"{status_line(status)}")
+    for c in status["cameras"]:
+        detail = f"{c['fps']:.1f} fps, {c['frames']} frames" if c["state"] == "ok" else c["problem"] or c["state"]
+        console.print(f"  camera {c['id']}: {c['state']}: {detail}")
+    sync, hot, disk = status["sync"], status["hotlist"], status["disk"]
+    console.print(f"  sync: {'connected to ' + sync['broker'] if sync['connected'] else 'not connected' if sync['broker'] else 'no broker'}"
+                  f", {status['waiting']} reads waiting, oldest {sync['lag_s'] / 60:.0f} min")
+    age = "none loaded" if hot["age_s"] is None else f"{hot['age_s'] / 3600:.1f} h old"
+    console.print(f"  hotlist: version {hot['version']}, {hot['entries']} entries, {age}")
+    console.print(f"  disk: {disk['free_mb']} MB free; storage {status['storage']['storage']}; clock {status['clock']}"
+                  + (f"; CPU {status['cpu_temp_c']:.0f} C" if status["cpu_temp_c"] is not None else ""))
+    if status["gps"] is not None:
+        g = status["gps"]
+        console.print(f"  gps {g['port']}: {g['state']}" + (f" ({g['problem']})" if g["problem"] else ""))
+    for problem in status["health"]:
+        console.print(f"  problem: {problem}")
+    return EXIT_OK
+
+
+def cmd_selftest(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.selftest import FAIL, run_selftest, summary
+
+    config = config_for(args)
+    checks = run_selftest(config)
+    if args.json:
+        console.json({"checks": [c.to_json() for c in checks], "summary": summary(checks)})
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            console.print(f"{c.result}  {c.name:<{width}}  {c.detail}")
+        console.print(summary(checks))
+    return EXIT_FAILED if any(c.result == FAIL for c in checks) else EXIT_OK
 
 
 def cmd_config_check(args: argparse.Namespace, console: Console) -> int:

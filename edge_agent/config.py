@@ -39,6 +39,7 @@ class CameraConfig:
     height: int = 0
     max_fps: float = 0.0  # 0: as fast as recognition takes them
     frame_stride: int = 1  # file and video sources: read every Nth frame
+    loop: bool = False  # video: start again at the end (soak runs, a bench camera), never ending
     region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # left, top, right, bottom as fractions
 
 
@@ -66,6 +67,7 @@ class RecognitionConfig:
     plate_min_score: float = 0.3  # the plate detector's boxes scoring below this are not plates
     motion_gate: bool = False  # skip frames in which nothing moved (parked); off while patrolling
     motion_min_changed: float = 0.002  # share of a 160x90 picture that must change
+    hang_after_s: float = 3.0  # a read taking longer than this has hung: a new recognition part takes over
 
 
 KNOWN_PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider",
@@ -148,6 +150,14 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class GpsConfig:
+    port: str = ""  # the receiver's serial device (/dev/ttyACM0, /dev/serial0); empty: reads carry no position
+    baud: int = 9600
+    max_age_s: float = 3.0  # a fix older than this is no fix
+    max_clock_skew_s: float = 5.0  # the system clock further than this from GPS time gives way to GPS time
+
+
+@dataclass(frozen=True)
 class StationConfig:
     database: str = ""  # a path (SQLite) or a postgresql:// URL; empty: DATA_DIR/station.sqlite3
     share_group: str = "stations"  # receivers in one group share the fleet's batches (MQTT 5 shared subscriptions)
@@ -168,6 +178,7 @@ class Config:
     storage: StorageConfig = StorageConfig()
     sync: SyncConfig = SyncConfig()
     station: StationConfig = StationConfig()
+    gps: GpsConfig = GpsConfig()
     source_file: str = "<defaults>"
 
     @property
@@ -296,7 +307,7 @@ def load_config(path: str | os.PathLike | None) -> Config:
 
 
 def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(".")) -> Config:
-    sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync", "station"}
+    sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync", "station", "gps"}
     for key in raw:
         if key not in sections:
             raise ConfigError(file, key, f"unknown section{_nearest(key, sections)} (expected one of {', '.join(sorted(sections))})")
@@ -372,7 +383,13 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
     _check_private(station.signing_key, file, "station.signing_key")
     if not _ID.match(station.share_group):
         raise ConfigError(file, "station.share_group", "must be 1-64 letters, digits, '.', '_' or '-'")
-    return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, station, source_file=file)
+    gps = _section(GpsConfig, raw.get("gps", {}), file, "gps", base)
+    if gps.baud not in (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800):
+        raise ConfigError(file, "gps.baud", f"{gps.baud} is not a serial speed a GPS receiver uses (4800 to 460800)")
+    for key in ("max_age_s", "max_clock_skew_s"):
+        if getattr(gps, key) <= 0:
+            raise ConfigError(file, f"gps.{key}", "must be above 0")
+    return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, station, gps, source_file=file)
 
 
 def _hotlist(raw: Any, file: str, base: Path) -> HotlistConfig:

@@ -10,37 +10,70 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Callable, NamedTuple
 
+from edge_agent import __version__
 from edge_agent.alert import Alerter
-from edge_agent.capture import FrameSource, open_source
+from edge_agent.capture import open_source
 from edge_agent.capture.gate import MotionGate, Region, read_in
-from edge_agent.config import Config
+from edge_agent.clock import TrustedClock
+from edge_agent.config import CameraConfig, Config
 from edge_agent.errors import HotlistError
 from edge_agent.hotlist import entry_details, hotlist_generation, import_payload, load_index
-from edge_agent.hotlist.storage import open_hotlist_db
+from edge_agent.hotlist.storage import active_version, open_hotlist_db
 from edge_agent.imaging import crop_box, encode_jpeg
 from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
 from edge_agent.recognise.tracker import Pass, PlateTracker, TrackerSettings
 from edge_agent.records import Frame, PlateReading, Read
-from edge_agent.store import Database
+from edge_agent.service import (CameraState, Notifier, WorkerState, cpu_temperature_c, disk_use, health,
+                                runtime_folder, status_line, write_status)
+from edge_agent.store import Database, utc_iso
 from edge_agent.store.keeper import ReadKeeper
 
 log = logging.getLogger(__name__)
 Printer = Callable[[str], None]
 
 
+LIVE_SOURCES = ("v4l2", "rtsp", "gstreamer", "picamera2")  # run until stopped; the others end
+
+
+class _Live(NamedTuple):
+    camera_id: str
+    live: bool
+
+
+def certificate_expiry(path) -> str | None:
+    if path is None:
+        return None
+    from cryptography import x509
+
+    try:
+        return utc_iso(x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc)
+    except (OSError, ValueError):
+        return None
+
+
+def _hotlist_age_s(db) -> float | None:
+    version = active_version(db)
+    if version is None:
+        return None
+    imported = datetime.fromisoformat(version.imported_at.replace("Z", "+00:00"))
+    return round((datetime.now(timezone.utc) - imported).total_seconds())
+
+
 class FrameBoard:
     """Bounded per-camera frame buffers with one consumer, taken round-robin."""
 
-    def __init__(self, sources: list[FrameSource], file_depth: int = 2):
+    def __init__(self, sources: list, file_depth: int = 2):
         self._cond = threading.Condition()
         self._buffers = {s.camera_id: collections.deque(maxlen=1 if s.live else None) for s in sources}
         self._depth = {s.camera_id: 1 if s.live else file_depth for s in sources}
@@ -140,10 +173,29 @@ WHOLE_FRAME = Region()
 class Agent:
     HOTLIST_POLL_S = 2.0  # how often the worker looks for a new list in force
 
-    def __init__(self, config: Config, out: Printer = print, reader: PlateReader | None = None):
+    def __init__(self, config: Config, out: Printer = print, reader: PlateReader | None = None,
+                 reader_factory: Callable[[], PlateReader] | None = None, notifier: Notifier | None = None):
         self.config = config
         self.out = out
-        self.reader = reader or PlateReader(reader_settings(config))
+        self._new_reader = reader_factory or (lambda: reader or PlateReader(reader_settings(config)))
+        self.reader = self._new_reader()
+        self.gps = None
+        if config.gps.port:
+            from edge_agent.position import GpsReceiver
+
+            self.gps = GpsReceiver(config.gps.port, config.gps.baud, config.gps.max_age_s).start()
+        self.clock = TrustedClock(self.gps.satellite_time if self.gps else None, config.gps.max_clock_skew_s)
+        self.notifier = notifier or Notifier()
+        self._certificate_expires = certificate_expiry(config.sync.tls_cert)
+        self.cameras: list[CameraState] = []
+        self._worker: threading.Thread | None = None
+        self._generation = 0
+        self._finished = threading.Event()
+        self.worker_state = WorkerState("idle", time.monotonic())
+        self.restarts = 0
+        self._problems: list[str] = []
+        self._started = time.monotonic()
+        self._status_at = 0.0
         self.db = Database.in_data_dir(config.data_dir)
         self.hotlist_db = open_hotlist_db(config.data_dir)
         self.hotlist = load_index(self.hotlist_db)
@@ -158,14 +210,21 @@ class Agent:
         self.regions = {c.id: Region(*c.region) for c in config.cameras}
         self.summary = RunSummary()
         self.sync = None
-        self.keeper = ReadKeeper(self.db, config.storage, out, on_state=self._storage_changed)
+        self.keeper = ReadKeeper(self.db, config.storage, out, on_state=self._storage_changed,
+                                 clock_sane=self.clock.sane)
 
     def _storage_changed(self, state: str) -> None:
         if self.sync is not None:
             self.sync.publish_status()  # the station sees a full disk at once
 
     def status_fields(self) -> dict:
-        return {**self.keeper.status(), "waiting": self.db.stats().waiting}
+        """What the unit's retained status tells the station (alpr.status.v2)."""
+        oldest = self.db.query("SELECT MIN(captured_at) FROM reads WHERE sent_at IS NULL")[0][0]
+        lag = 0.0 if oldest is None else max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(
+            oldest.replace("Z", "+00:00"))).total_seconds())
+        return {**self.keeper.status(), "waiting": self.db.stats().waiting, "version": __version__,
+                "hotlist_version": self.hotlist.version, "certificate_expires": self._certificate_expires,
+                "clock": self.clock.now()[1], "sync_lag_s": round(lag, 1)}
 
     def _details(self, hit) -> dict:
         return entry_details(self.hotlist_db, hit.entry_id) if hit.source == "hotlist" else {}
@@ -225,14 +284,21 @@ class Agent:
                 self._error(f"hotlist update failed: {exc}")
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
+        """Run until every source has ended (files, videos) or `stop` is set (SIGTERM): live cameras never end.
+
+        Parts and how each comes back: a camera thread reopens its camera with back-off for as long as the agent
+        runs; the recognition part is restarted in place when it fails, and when it hangs in a read (a Python
+        thread cannot be killed: the hung one is left behind, and its successor owns the state); sync reconnects
+        by itself. A part hung where it cannot be replaced (the store) stops the watchdog, and systemd restarts
+        the agent."""
         stop = stop or threading.Event()
         started = time.monotonic()
         if not self.config.cameras:
             self._error(f"{self.config.source_file}: no [[camera]] configured and no --source given")
-        sources = [open_source(c, self._error) for c in self.config.cameras]
-        board = FrameBoard(sources)
-        threads = [threading.Thread(target=self._capture, args=(s, board, stop), daemon=True, name=f"capture-{s.camera_id}")
-                   for s in sources]
+        board = FrameBoard([_Live(c.id, c.source in LIVE_SOURCES) for c in self.config.cameras])
+        self.cameras = [CameraState(c.id, c.source in LIVE_SOURCES) for c in self.config.cameras]
+        threads = [threading.Thread(target=self._capture, args=(c, state, board, stop), daemon=True,
+                                    name=f"capture-{c.id}") for c, state in zip(self.config.cameras, self.cameras)]
         self.keeper.housekeeping()
         sync = self._start_sync(stop)
         if sync is not None:
@@ -241,17 +307,23 @@ class Agent:
                  f"{', '.join(c.id for c in self.config.cameras) or 'none'}")
         for t in threads:
             t.start()
+        self._start_worker(board, stop)
+        self.notifier.ready(f"reading {len(self.cameras)} cameras")
         try:
-            while (frame := board.get(stop)) is not None:
-                self.process(frame)
-                self.keeper.retry()
-            self.settle_passes()
+            while not self._finished.is_set() and not stop.wait(self.SUPERVISE_S):
+                self._supervise(board, stop)
         finally:
+            self.notifier.stopping()
             stop.set()
-            for s in sources:
-                s.close()
+            worker = self._worker
+            if worker is not None:
+                worker.join(timeout=2)
+            if worker is None or not worker.is_alive():
+                self.settle_passes()
             for t in threads:
-                t.join(timeout=5)
+                t.join(timeout=2)
+            if self.gps is not None:
+                self.gps.stop()
             if sync is not None:
                 self._final_sync(sync)
             if self.screen is not None:
@@ -261,30 +333,171 @@ class Agent:
                 self._error(f"{len(self.keeper.buffer)} reads held in memory could not be stored: the disk is full")
             self.summary.waiting = self.db.stats().waiting
             self.summary.seconds = time.monotonic() - started
+            self._publish_status(final=True)
             self.db.close()
             self.hotlist_db.close()
         return self.summary
 
-    def _capture(self, source: FrameSource, board: FrameBoard, stop: threading.Event) -> None:
-        try:
-            for frame in source.frames():
-                if stop.is_set():
-                    break
-                board.put(frame, stop)
-        except Exception as exc:  # a camera that fails must not take the agent down
-            self._error(f"camera {source.camera_id}: capture failed: {exc}")
-        finally:
-            board.finish(source.camera_id)
+    # the supervised parts ----------------------------------------------------
 
-    def process(self, frame: Frame) -> list[Read]:
-        """Read one frame's plates; the reads of the vehicle passes that settled with it."""
+    SUPERVISE_S = 0.2
+    STATION_STATUS_S = 60.0
+    STATUS_EVERY_S = 2.0
+
+    def _capture(self, camera: CameraConfig, state: CameraState, board: FrameBoard, stop: threading.Event) -> None:
+        """One camera for as long as the agent runs: a live camera that is absent, busy or unplugged is opened
+        again with back-off, and its state says why it is out; a file or video source ends once."""
+        delay = self.CAMERA_BACKOFF_S[0]
+        problems: list[str] = []
+        while not stop.is_set():
+            problems.clear()
+            source = open_source(camera, problems.append if state.live else self._error)
+            state.opened += 1
+            before = state.frames
+            try:
+                for frame in source.frames():
+                    if stop.is_set():
+                        break
+                    state.delivered(time.monotonic())
+                    board.put(frame, stop)
+            except Exception as exc:  # a camera that fails must not take the agent down
+                problems.append(f"camera {camera.id}: capture failed: {exc}")
+                if not state.live:
+                    self._error(problems[-1])
+            finally:
+                source.close()
+            if not state.live or stop.is_set():
+                break
+            why = problems[-1] if problems else f"camera {camera.id}: stream ended"
+            if state.state != "out" or state.problem != why:
+                self.out(f"warning: {why}; trying again every {self.CAMERA_BACKOFF_S[1]:.0f} s at most")
+            state.state, state.problem = "out", why
+            delay = self.CAMERA_BACKOFF_S[0] if state.frames > before else min(self.CAMERA_BACKOFF_S[1], delay * 2)
+            stop.wait(delay)
+        state.state = "ended" if not state.live else state.state
+        board.finish(camera.id)
+
+    CAMERA_BACKOFF_S = (1.0, 30.0)
+
+    def _start_worker(self, board: FrameBoard, stop: threading.Event) -> None:
+        self._generation += 1
+        self._worker = threading.Thread(target=self._work, args=(board, stop, self._generation), daemon=True,
+                                        name=f"recognise-{self._generation}")
+        self.worker_state = WorkerState("idle", time.monotonic())
+        self._worker.start()
+
+    def _work(self, board: FrameBoard, stop: threading.Event, generation: int) -> None:
+        """The recognition part: frames -> plates -> passes -> stored reads and alerts."""
+        try:
+            while generation == self._generation:
+                frame = board.get(stop)
+                if frame is None:
+                    if not stop.is_set():
+                        self.settle_passes()
+                        self._finished.set()
+                    return
+                now = time.monotonic()
+                camera = self._camera(frame.camera_id)
+                if camera is not None:
+                    camera.taken, camera.last_taken = camera.taken + 1, now
+                self.worker_state = WorkerState("read", now)
+                readings = self._readings(frame)
+                if generation != self._generation:
+                    return  # replaced while this read hung: the state is its successor's now
+                self.worker_state = WorkerState("store", time.monotonic())
+                self._record(self.tracker.update(frame.camera_id, frame.captured_at.timestamp(), readings, frame))
+                self.keeper.retry()
+                self.worker_state = WorkerState("idle", time.monotonic())
+        except Exception as exc:
+            if generation == self._generation:
+                self.worker_state = WorkerState("failed", time.monotonic())
+                self._error(f"recognition failed: {exc!r}; restarting it")
+                log.exception("recognition failed")
+
+    def _camera(self, camera_id: str) -> CameraState | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
+    def _supervise(self, board: FrameBoard, stop: threading.Event) -> None:
+        now = time.monotonic()
+        w = self.worker_state
+        hang = self.config.recognition.hang_after_s
+        if self._worker is not None and not self._worker.is_alive() and not self._finished.is_set():
+            self.restarts += 1
+            self._start_worker(board, stop)
+        elif w.phase == "read" and now - w.since > hang:
+            self.restarts += 1
+            self._error(f"recognition hung in a read for {now - w.since:.1f} s; started a new one beside it")
+            self.reader = self._new_reader()
+            self._start_worker(board, stop)
+        store_hung = w.phase == "store" and now - w.since > max(hang, 10.0)
+        problems = health(now, self.cameras, self.worker_state, hang, store_hung)
+        if not problems:
+            self.notifier.watchdog()
+        elif problems != self._problems:
+            self.out(f"warning: not feeding the watchdog: {'; '.join(problems)}")
+        self._problems = problems
+        if now - self._status_at >= self.STATUS_EVERY_S:
+            self._publish_status()
+
+    def status(self) -> dict:
+        """The figures `edge-agent status` shows and the systemd status line sums up."""
+        now = time.monotonic()
+        for c in self.cameras:
+            c.measure(now)
+        since_hour = utc_iso(datetime.now(timezone.utc) - timedelta(hours=1))
+        today = utc_iso(datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
+        row = self.db.query(
+            "SELECT (SELECT COUNT(*) FROM reads WHERE captured_at >= ?) AS hour,"
+            " (SELECT COUNT(*) FROM reads WHERE captured_at >= ? AND hit_count > 0) AS hits,"
+            " (SELECT COUNT(*) FROM reads WHERE sent_at IS NULL) AS waiting,"
+            " (SELECT MIN(captured_at) FROM reads WHERE sent_at IS NULL) AS oldest", (since_hour, today))[0]
+        oldest = row["oldest"]
+        lag = (datetime.now(timezone.utc) - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() \
+            if oldest else 0.0
+        _, clock = self.clock.now()
+        position = self.gps.position() if self.gps is not None else None
+        return {
+            "written_at": time.time(), "pid": os.getpid(), "agency": self.config.agent.agency,
+            "unit": self.config.agent.unit_id, "version": __version__, "up_s": round(now - self._started, 1),
+            "cameras": [c.to_json() for c in self.cameras],
+            "reads_last_hour": row["hour"], "hits_today": row["hits"], "waiting": row["waiting"],
+            "sync": {"broker": self.config.sync.broker or None,
+                     "connected": bool(self.sync is not None and self.sync.connected.is_set()),
+                     "lag_s": round(lag, 1)},
+            "hotlist": {"version": self.hotlist.version, "entries": len(self.hotlist),
+                        "age_s": _hotlist_age_s(self.hotlist_db)},
+            "storage": self.keeper.status(), "disk": disk_use(self.config.data_dir),
+            "cpu_temp_c": cpu_temperature_c(), "clock": clock, "clock_skew_s": self.clock.skew_s,
+            "gps": None if self.gps is None else {"port": self.gps.port, "state": self.gps.state,
+                                                  "problem": self.gps.problem,
+                                                  "position": position.to_json() if position else None},
+            "recognition": {"restarts": self.restarts, "frames": self.summary.frames, "reads": self.summary.reads},
+            "health": self._problems,
+        }
+
+    def _publish_status(self, final: bool = False) -> None:
+        self._status_at = time.monotonic()
+        try:
+            status = self.status()
+            if final:
+                status["pid"] = None  # `status` then says the agent is not running
+            write_status(runtime_folder(self.config.data_dir), status)
+            self.notifier.status(status_line(status))
+        except Exception as exc:  # the figures are a courtesy; they never stop the agent
+            log.warning("status not written: %s", exc)
+
+    def _readings(self, frame: Frame) -> list[PlateReading]:
         self.summary.frames += 1
         self.refresh_hotlist()
         at = frame.captured_at.timestamp()
-        readings: list[PlateReading] = []
         if self.motion is None or self.motion.should_read(frame.camera_id, frame.image, at):
-            readings = read_in(self.regions.get(frame.camera_id, WHOLE_FRAME), self.reader.read, frame.image)
-        return self._record(self.tracker.update(frame.camera_id, at, readings, frame))
+            return read_in(self.regions.get(frame.camera_id, WHOLE_FRAME), self.reader.read, frame.image)
+        return []
+
+    def process(self, frame: Frame) -> list[Read]:
+        """Read one frame's plates; the reads of the vehicle passes that settled with it."""
+        readings = self._readings(frame)
+        return self._record(self.tracker.update(frame.camera_id, frame.captured_at.timestamp(), readings, frame))
 
     def settle_passes(self) -> list[Read]:
         """The reads of the passes still open (the sources have ended)."""
@@ -301,9 +514,12 @@ class Agent:
             if id(frame) not in scenes:
                 scenes[id(frame)] = encode_jpeg(frame.image, self.config.storage.jpeg_quality,
                                                 self.config.storage.scene_max_side)
+            captured_at, clock = self.clock.correct(frame.captured_at)
             read = Read(
                 id=str(uuid.uuid4()),
-                captured_at=frame.captured_at,
+                captured_at=captured_at,
+                clock=clock,
+                position=self.gps.position() if self.gps is not None else None,
                 camera_id=frame.camera_id,
                 reading=reading,
                 plate_jpeg=encode_jpeg(crop_box(frame.image, reading.box), self.config.storage.jpeg_quality),
@@ -343,11 +559,21 @@ class Agent:
         except SyncBusy as exc:
             self.out(f"not syncing: {exc}; reads wait in SQLite")
             return None
-        sync.start()
 
         def loop() -> None:
+            # a certificate cannot be checked against 1970: TLS sync waits for a sane clock
+            if self.config.sync.broker.startswith("mqtts:") and not self.clock.sane():
+                self.out("warning: the clock is not set (no NTP or GPS time yet); sync waits for it")
+                while not self.clock.sane():
+                    if stop.wait(self.config.sync.interval_s):
+                        return
+            sync.start()
+            told = time.monotonic()
             while not stop.wait(self.config.sync.interval_s):
                 try:
+                    if time.monotonic() - told > self.STATION_STATUS_S:
+                        told = time.monotonic()
+                        sync.publish_status()  # the station's `station units` stays current
                     sync.drain(stop)
                 except Exception as exc:  # keep syncing on the next tick; records stay waiting
                     log.warning("sync failed: %s", exc)
@@ -355,7 +581,9 @@ class Agent:
         threading.Thread(target=loop, daemon=True, name="sync").start()
         return sync
 
-    def _final_sync(self, sync, wait_s: float = 3.0, drain_s: float = 15.0) -> None:
+    def _final_sync(self, sync, wait_s: float = 2.0, drain_s: float = 5.0) -> None:
+        """A last drain on the way out, kept short: systemd allows 10 s from SIGTERM, and what is not sent
+        waits in SQLite for the next start."""
         if sync.connected.wait(wait_s):
             result = sync.drain(timeout=drain_s)
             if result.reads:

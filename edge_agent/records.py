@@ -65,6 +65,25 @@ class Hit:
                 "source": self.source}
 
 
+@dataclass(frozen=True)
+class Position:
+    """The car's position at a read. `fix` is one of FIX_NAMES' values; `no fix` is stored as None."""
+
+    lat: float
+    lon: float
+    fix: str
+    satellites: int | None = None
+    speed_kmh: float | None = None
+    heading_deg: float | None = None
+    age_s: float = 0.0  # how old the fix was when the read was taken
+
+    def to_json(self) -> dict:
+        return {"lat": round(self.lat, 7), "lon": round(self.lon, 7), "fix": self.fix, "satellites": self.satellites,
+                "speed_kmh": None if self.speed_kmh is None else round(self.speed_kmh, 1),
+                "heading_deg": None if self.heading_deg is None else round(self.heading_deg, 1),
+                "age_s": round(self.age_s, 2)}
+
+
 @dataclass
 class Read:
     """A plate read as the agent stores and syncs it."""
@@ -76,3 +95,5 @@ class Read:
     plate_jpeg: bytes = field(repr=False, default=b"")
     scene_jpeg: bytes = field(repr=False, default=b"")
     hits: list[Hit] = field(default_factory=list)
+    position: Position | None = None  # None: no GPS fix when the read was taken
+    clock: str = "system"  # where captured_at came from: one of clock.CLOCK_SOURCES

@@ -97,7 +97,7 @@ def test_run_with_broker_and_station_delivers_every_read_and_alert(tmp_path: Pat
         assert result.code == 0, result.err
         assert "waiting_to_sync=0" in result.out
         batches = [json.loads(p) for t, p, _ in watcher.messages if t.endswith("/batch")]
-        assert all(b["schema"] == "alpr.batch.v2" and b["unit"] == "car-7" for b in batches)
+        assert all(b["schema"] == "alpr.batch.v3" and b["unit"] == "car-7" for b in batches)
         reads = [r for b in batches if b["kind"] == "reads" for r in b["items"]]
         assert sorted(r["plate"] for r in reads) == sorted(PLATES)
         hit_read = next(r for r in reads if r["plate"] == "8LMN905")
@@ -170,14 +170,6 @@ def test_sigterm_stops_the_agent_cleanly_with_reads_kept(tmp_path: Path, clip: P
     assert "done: frames=" in out
     with Database(db_path) as db:
         assert db.stats().reads >= 1
-
-
-def test_rtsp_camera_that_refuses_is_reported(tmp_path: Path):
-    from conftest import free_port
-
-    result = run_cli("--data-dir", tmp_path / "data", "run", "--source", f"rtsp://127.0.0.1:{free_port()}/stream")
-    assert result.code == 0
-    assert "cannot open" in result.out and "frames=0" in result.out
 
 
 def test_no_file_under_the_data_directories_is_readable_by_other_users(tmp_path: Path, clip: Path, mosquitto, caplog):

@@ -120,20 +120,27 @@ def test_payloads_are_what_the_json_schemas_in_the_repository_say(tmp_path: Path
         payload = build_batch(batch.id, batch.kind, AGENCY, UNIT, "2026-11-21T08:00:00.000Z", batch_items(db, batch))
     incoming = parse_batch(payload, 1 << 20)
     assert len(incoming.items) == 5 and incoming.items[0]["plate_jpeg"][:2] == b"\xff\xd8"  # a real JPEG
-    assert incoming.schema == "alpr.batch.v2"
+    assert incoming.schema == "alpr.batch.v3"
+    assert all(i["position"] is None and i["clock"] == "system" for i in incoming.items)  # seeded with no GPS
     for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
         with pytest.raises(PayloadError, match="nested deeper"):
             parse_batch(deep, 16 << 20)
     to = AckFor("alpr.ack.v2", AGENCY, UNIT, incoming.sha256)
     validate("alpr.ack.v2", json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
-    # a unit of the previous version sends v1 batches and is answered in v1
-    old = parse_batch(payload.replace(b'"alpr.batch.v2"', b'"alpr.batch.v1"'), 1 << 20)
-    assert old.schema == "alpr.batch.v1" and len(old.items) == 5
-    to = AckFor("alpr.ack.v1", AGENCY, UNIT, old.sha256)
-    validate("alpr.ack.v1", json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
+    # units of earlier versions send v2 and v1 batches (reads without position and clock), answered in kind
+    body = json.loads(payload)
+    for item in body["items"]:
+        del item["position"], item["clock"]
+    for version, answer in (("alpr.batch.v2", "alpr.ack.v2"), ("alpr.batch.v1", "alpr.ack.v1")):
+        with pytest.raises(PayloadError, match=f"not a valid {version}"):
+            parse_batch(payload.replace(b'"alpr.batch.v3"', f'"{version}"'.encode()), 1 << 20)
+        old = parse_batch(json.dumps({**body, "schema": version}).encode(), 1 << 20)
+        assert old.schema == version and len(old.items) == 5
+        to = AckFor(answer, AGENCY, UNIT, old.sha256)
+        validate(answer, json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
     schemas = sorted(p.name for p in (REPO / "edge_agent" / "sync" / "schemas").glob("*.json"))
     assert schemas == ["alpr.ack.v1.json", "alpr.ack.v2.json", "alpr.batch.v1.json", "alpr.batch.v2.json",
-                       "alpr.status.v1.json"]
+                       "alpr.batch.v3.json", "alpr.status.v1.json", "alpr.status.v2.json"]
 
 
 @given(st.integers(0, 100), st.floats(0.01, 10), st.floats(0.01, 600), st.floats(0, 0.999999))
@@ -512,7 +519,7 @@ def test_signed_batches_and_every_kind_of_bad_payload_at_the_station(tmp_path: P
         assert stats["payloads_refused"] == 7 and stats["reads"] == 0
         text = "\n".join(station.lines)
         for words in ("wrongly signed", "not JSON", "over the limit", "not signed", "alpr.batch.v9",
-                      "not a valid alpr.batch.v2", "no key for car-99"):
+                      "not a valid alpr.batch.v3", "no key for car-99"):
             assert words in text, words
         refusals = [json.loads(p) for _, p, _ in acks.messages]
         assert refusals and all(a["status"] == "refused" for a in refusals)

@@ -133,9 +133,29 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         return reader_sample(image, box, rng), serial, state if not real else None
     s = rng.choice(real)
     image, box = s.image, s.box
-    if rng.random() < 0.3:  # a small turn of the whole picture
-        h, w = image.shape[:2]
-        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        m = cv2.getRotationMatrix2D((cx, cy), rng.gauss(0, 4), 1.0)
-        image = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.6:
+        image, box = seen_otherwise(image, box, rng)
     return reader_sample(image, box, rng, width_range=(40, 200)), s.plate, s.state
+
+
+def seen_otherwise(image: np.ndarray, box, rng: random.Random):
+    """The real plate as another camera would see it: turned, stretched, sheared and tilted a little about
+    its centre; (image, the plate's new box). A few hundred real plates are otherwise learned by heart."""
+    x, y, w, h = box
+    cx, cy = x + w / 2, y + h / 2
+    corners = np.float32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+    angle = np.deg2rad(rng.gauss(0, 4))
+    sx, sy = rng.uniform(0.8, 1.2), rng.uniform(0.85, 1.15)
+    shear = rng.gauss(0, 0.12)
+    tilt = rng.gauss(0, 0.06)  # one side nearer the camera than the other
+    moved = []
+    for px, py in corners - [cx, cy]:
+        near = 1.0 + tilt * (1 if px > 0 else -1)
+        qx, qy = px * sx, (py + shear * px) * sy * near
+        moved.append([cx + qx * np.cos(angle) - qy * np.sin(angle), cy + qx * np.sin(angle) + qy * np.cos(angle)])
+    moved = np.float32(moved)
+    m = cv2.getPerspectiveTransform(corners, moved)
+    out = cv2.warpPerspective(image, m, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+    (x0, y0), (x1, y1) = moved.min(axis=0), moved.max(axis=0)
+    return out, (float(x0), float(y0), float(x1 - x0), float(y1 - y0))

@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--every", type=int, default=250, help="steps between checkpoints and validation")
     parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=20261202)
@@ -105,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         check_folder(Path(args.data))
     run = Run(Path(args.run), vars(args))
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, min(500, args.steps // 10 + 1), args.steps, args.lr * 0.02)
-    optimiser = optax.chain(optax.clip_by_global_norm(5.0), optax.adamw(schedule, weight_decay=1e-4))
+    optimiser = optax.chain(optax.clip_by_global_norm(5.0), optax.adamw(schedule, weight_decay=args.weight_decay))
     params = jax.tree_util.tree_map(jnp.asarray, nets.reader_params(args.seed))
     opt_state = optimiser.init(params)
     step, params, opt_state = run.resume(params, opt_state)
 
-    def loss_fn(p, xs, labels, pads, states):
-        ops = nets.JaxOps(train=True)
+    def loss_fn(p, xs, labels, pads, states, key):
+        ops = nets.JaxOps(train=True, key=key)
         logits, state_logits = nets.reader_net(ops, p, xs)
         ctc = optax.ctc_loss(logits, jnp.zeros(logits.shape[:2]), labels, pads, blank_id=0)
         ctc = ctc / jnp.maximum(1.0, (1 - pads).sum(-1))
@@ -121,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return ctc.mean() + 0.5 * state_loss, (nets.batch_stats(p, ops.updates), ctc.mean(), state_loss)
 
     @jax.jit
-    def train_step(p, o, xs, labels, pads, states):
-        (loss, (stats, ctc, sl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xs, labels, pads, states)
+    def train_step(p, o, xs, labels, pads, states, key):
+        (loss, (stats, ctc, sl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xs, labels, pads, states, key)
         delta, o = optimiser.update(grads, o, p)
         return nets.with_running_stats(optax.apply_updates(p, delta), p, stats), o, loss, ctc, sl
 
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     def predict(p, xs):
         return nets.reader_net(nets.JaxOps(train=False), p, xs)
 
+    dropout_key = jax.random.PRNGKey(args.seed)
     val = validation_set(args.data)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue(maxsize=8)
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while step < args.steps:
             xs, labels, pads, states = queue.get()
-            params, opt_state, loss, ctc, sl = train_step(params, opt_state, xs, labels, pads, states)
+            key = jax.random.fold_in(dropout_key, step)  # a resumed run draws the same masks
+            params, opt_state, loss, ctc, sl = train_step(params, opt_state, xs, labels, pads, states, key)
             step += 1
             losses.append(float(loss))
             if step % 25 == 0:

@@ -27,6 +27,7 @@ ErrorHandler = Callable[[str], None]
 
 # A decoded image larger than this (8K is 33 Mpx) is refused rather than risking the unit's memory.
 MAX_PIXELS = 80_000_000
+LIVE_TIMEOUT_MS = 5000
 
 
 def _log_error(message: str) -> None:
@@ -106,6 +107,7 @@ class OpenCVSource:
         live: bool,
         api: int = cv2.CAP_ANY,
         frame_stride: int = 1,
+        loop: bool = False,
         width: int = 0,
         height: int = 0,
         max_fps: float = 0.0,
@@ -116,13 +118,19 @@ class OpenCVSource:
         self.live = live
         self.api = api
         self.frame_stride = frame_stride
+        self.loop = loop
         self.width, self.height = width, height
         self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
         self.on_error = on_error
         self._closed = False
 
     def _open(self) -> cv2.VideoCapture | None:
-        capture = cv2.VideoCapture(self.target, self.api)
+        if self.live and self.api == cv2.CAP_FFMPEG:
+            # a stream that stalls must end the read, so that the camera is opened again, not wait forever
+            capture = cv2.VideoCapture(self.target, self.api, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, LIVE_TIMEOUT_MS,
+                                                               cv2.CAP_PROP_READ_TIMEOUT_MSEC, LIVE_TIMEOUT_MS])
+        else:
+            capture = cv2.VideoCapture(self.target, self.api)
         if not capture.isOpened():
             self.on_error(f"camera {self.camera_id}: cannot open {self.target!r}")
             return None
@@ -144,6 +152,9 @@ class OpenCVSource:
                     for _ in range(self.frame_stride - 1):
                         capture.grab()
                 ok, image = capture.read()
+                if (not ok or image is None) and self.loop and index > 0:
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, image = capture.read()
                 if not ok or image is None:
                     if index == 0:
                         self.on_error(f"camera {self.camera_id}: {self.target!r} gave no frames (broken or empty video)")
@@ -213,7 +224,8 @@ def open_source(camera: CameraConfig, on_error: ErrorHandler = _log_error) -> Fr
         if not Path(camera.path).is_file():
             on_error(f"camera {camera.id}: video {camera.path} does not exist")
             return ImageFileSource(camera.id, [], on_error)
-        return OpenCVSource(camera.id, str(camera.path), live=False, frame_stride=camera.frame_stride, on_error=on_error)
+        return OpenCVSource(camera.id, str(camera.path), live=False, frame_stride=camera.frame_stride,
+                            loop=camera.loop, max_fps=camera.max_fps, on_error=on_error)
     if kind == "v4l2":
         return OpenCVSource(
             camera.id, camera.device, live=True, api=cv2.CAP_V4L2, width=camera.width, height=camera.height,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -127,6 +128,15 @@ ALTER TABLE batches_v2 RENAME TO batches;
 CREATE INDEX reads_plate ON reads (plate);
 CREATE INDEX reads_unit ON reads (agency, unit, captured_at);
 """,
+    # 3: where the car was at a read (alpr.batch.v3; NULL for no fix and for earlier units) and its clock
+    """
+ALTER TABLE reads ADD COLUMN lat DOUBLE PRECISION;
+ALTER TABLE reads ADD COLUMN lon DOUBLE PRECISION;
+ALTER TABLE reads ADD COLUMN fix TEXT;
+ALTER TABLE reads ADD COLUMN speed_kmh DOUBLE PRECISION;
+ALTER TABLE reads ADD COLUMN heading_deg DOUBLE PRECISION;
+ALTER TABLE reads ADD COLUMN clock TEXT;
+""",
 ]
 
 
@@ -140,16 +150,18 @@ class _Kind:
 
 
 def _read_row(r: dict, agency: str, unit: str, batch_id: str, at: str) -> tuple:
+    p = r.get("position") or {}
     return (r["id"], agency, unit, r["captured_at"], r["camera_id"], r["plate"], r["confidence"], r.get("state"),
             r.get("state_confidence", 0.0), json.dumps(r["candidates"]), json.dumps(r["box"]), len(r["hits"]),
-            int(r.get("evidence_hold", False)), r["plate_jpeg"], batch_id, at)
+            int(r.get("evidence_hold", False)), r["plate_jpeg"], batch_id, at, p.get("lat"), p.get("lon"),
+            p.get("fix"), p.get("speed_kmh"), p.get("heading_deg"), r.get("clock"))
 
 
 KINDS = {
     "reads": _Kind("reads", "id", "id",
                    ("id", "agency", "unit", "captured_at", "camera_id", "plate", "confidence", "state",
                     "state_confidence", "candidates", "box", "hit_count", "evidence_hold", "plate_jpeg", "batch_id",
-                    "received_at"), _read_row),
+                    "received_at", "lat", "lon", "fix", "speed_kmh", "heading_deg", "clock"), _read_row),
     "images": _Kind("images", "read_id", "read_id", ("read_id", "kind", "jpeg", "agency", "unit", "received_at"),
                     lambda i, a, u, b, at: (i["read_id"], i["kind"], i["jpeg"], a, u, at)),
     "alerts": _Kind("alerts", "uuid", "uuid",
@@ -282,11 +294,36 @@ class StationStore:
 
     def record_status(self, agency: str, unit: str, status: dict) -> None:
         with self._tx() as cur:
+            if status.get("state") == "offline":  # a goodbye (or the broker's will) says nothing of the rest
+                before = cur.query("SELECT status FROM units WHERE agency = ? AND unit = ?",
+                                   (agency, unit))
+                if before and before[0][0]:
+                    status = {**json.loads(before[0][0]), "state": "offline"}
             cur.execute(
                 "INSERT INTO units (agency, unit, state, status, last_seen) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (agency, unit) DO UPDATE SET state = excluded.state, status = excluded.status,"
                 " last_seen = excluded.last_seen",
                 (agency, unit, status.get("state"), json.dumps(status), utc_iso()))
+
+    def units(self) -> list[dict]:
+        """Every unit as last heard of: its status (as it last reported it) and when the station heard it."""
+        with self._tx() as cur:
+            rows = cur.query("SELECT agency, unit, state, status, last_seen FROM units ORDER BY agency, unit")
+        out = []
+        for agency, unit, state, status, seen in rows:
+            s = json.loads(status or "{}")
+            skew = None
+            if s.get("at") and s.get("state") == "online":
+                try:
+                    skew = round((datetime.fromisoformat(s["at"].replace("Z", "+00:00"))
+                                  - datetime.fromisoformat(seen.replace("Z", "+00:00"))).total_seconds(), 1)
+                except ValueError:
+                    skew = None
+            out.append({"agency": agency, "unit": unit, "state": state, "last_contact": seen, "clock_skew_s": skew,
+                        "clock": s.get("clock"), "version": s.get("version"), "hotlist_version": s.get("hotlist_version"),
+                        "waiting": s.get("waiting"), "sync_lag_s": s.get("sync_lag_s"), "storage": s.get("storage"),
+                        "certificate_expires": s.get("certificate_expires")})
+        return out
 
     def record_refusal(self, topic: str, batch_id: str | None, reason: str, size: int, receiver: str) -> None:
         with self._tx() as cur:

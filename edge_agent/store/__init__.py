@@ -23,7 +23,7 @@ from typing import Iterable
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.files import FILE_MODE, narrow_mode, private_folder
-from edge_agent.records import Read
+from edge_agent.records import Position, Read
 
 DB_NAME = "edge-agent.sqlite3"
 
@@ -190,7 +190,33 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 4: where the car was (no fix: lat NULL) and where the read's time came from (NULL: before clocks were judged)
+    """
+    ALTER TABLE reads ADD COLUMN lat REAL;
+    ALTER TABLE reads ADD COLUMN lon REAL;
+    ALTER TABLE reads ADD COLUMN fix TEXT;
+    ALTER TABLE reads ADD COLUMN satellites INTEGER;
+    ALTER TABLE reads ADD COLUMN speed_kmh REAL;
+    ALTER TABLE reads ADD COLUMN heading_deg REAL;
+    ALTER TABLE reads ADD COLUMN fix_age_s REAL;
+    ALTER TABLE reads ADD COLUMN clock TEXT;
+    """,
 ]
+
+
+def position_columns(p: Position | None) -> tuple:
+    """lat, lon, fix, satellites, speed_kmh, heading_deg, fix_age_s of a read (all NULL: no fix)."""
+    if p is None:
+        return (None,) * 7
+    return p.lat, p.lon, p.fix, p.satellites, p.speed_kmh, p.heading_deg, p.age_s
+
+
+def position_of(row) -> dict | None:
+    """The wire form of a stored read's position: None when it had no fix."""
+    if row["lat"] is None:
+        return None
+    return Position(row["lat"], row["lon"], row["fix"], row["satellites"], row["speed_kmh"], row["heading_deg"],
+                    row["fix_age_s"] or 0.0).to_json()
 
 
 def utc_iso(at: datetime | None = None) -> str:
@@ -296,11 +322,12 @@ class Database:
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, state, state_confidence, candidates, box,"
-                " hit_count, scene_pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " hit_count, scene_pending, lat, lon, fix, satellites, speed_kmh, heading_deg, fix_age_s, clock)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     read.id, utc_iso(read.captured_at), read.camera_id, r.text, r.confidence, r.state, r.state_confidence,
                     json.dumps([[c.text, c.confidence] for c in r.candidates]), json.dumps(list(r.box)), len(read.hits),
-                    1 if read.scene_jpeg else 0,
+                    1 if read.scene_jpeg else 0, *position_columns(read.position), read.clock,
                 ),
             )
             for kind, jpeg in (("plate", read.plate_jpeg), ("scene", read.scene_jpeg)):

@@ -38,8 +38,9 @@ class ReadKeeper:
     PURGE_EVERY_S = 3600.0
 
     def __init__(self, db: Database, config: StorageConfig, out: Callable[[str], None] = print,
-                 on_state: Callable[[str], None] | None = None):
+                 on_state: Callable[[str], None] | None = None, clock_sane: Callable[[], bool] = lambda: True):
         self.db = db
+        self.clock_sane = clock_sane  # a purge by age waits for a clock that can be trusted
         self.config = config
         self.out = out
         self.on_state = on_state or (lambda state: None)
@@ -135,7 +136,7 @@ class ReadKeeper:
                         self.out(f"error: storage is over its cap of {self.config.cap_mb:g} MB with nothing left "
                                  "that may be given up (unsent hits, evidence)")
                     self.on_state(state)
-            if now >= self._purge_at:
+            if now >= self._purge_at and self.clock_sane():
                 self._purge_at = now + self.PURGE_EVERY_S
                 if self.config.retention_days > 0:
                     self.purged += purge_expired(self.db, self.config.retention_days)

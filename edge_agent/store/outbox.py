@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from edge_agent.store import Database, utc_iso
+from edge_agent.store import Database, position_of, utc_iso
 
 # The order batches are taken in: hit and alert traffic first, scene images last (they may be deferred).
 KINDS = ("alerts", "dispositions", "reads", "audit", "images")
@@ -139,6 +139,7 @@ def _read_items(db: Database, batch_id: str) -> list[dict]:
             "confidence": r["confidence"], "state": r["state"], "state_confidence": r["state_confidence"],
             "candidates": json.loads(r["candidates"]), "box": json.loads(r["box"]), "hits": hits.get(r["id"], []),
             "evidence_hold": bool(r["evidence_hold"]), "plate_jpeg": _b64(r["plate_jpeg"] or b""),
+            "position": position_of(r), **({"clock": r["clock"]} if r["clock"] else {}),
         }
         for r in rows
     ]

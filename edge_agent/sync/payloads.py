@@ -21,13 +21,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge_agent.errors import EdgeAgentError
 
-# What a unit of this version sends and takes. The station takes the previous batch version too and answers
-# each batch in its own version, so a fleet upgrades car by car: a v1 unit gets v1 answers (which it cannot
-# verify), a v2 unit only signed v2 answers.
-BATCH_SCHEMA = "alpr.batch.v2"
+# What a unit of this version sends and takes. The station takes the earlier batch versions too and answers
+# each batch in its own version, so a fleet upgrades car by car (the station first): a v1 unit gets v1 answers
+# (which it cannot verify), v2 and v3 units only signed v2 answers. v3 adds the position and clock of reads.
+BATCH_SCHEMA = "alpr.batch.v3"
 ACK_SCHEMA = "alpr.ack.v2"
-BATCH_SCHEMAS = {"alpr.batch.v1": "alpr.ack.v1", "alpr.batch.v2": "alpr.ack.v2"}  # each batch version's answer
-STATUS_SCHEMA = "alpr.status.v1"
+BATCH_SCHEMAS = {"alpr.batch.v1": "alpr.ack.v1", "alpr.batch.v2": "alpr.ack.v2",
+                 "alpr.batch.v3": "alpr.ack.v2"}  # each batch version's answer
+STATUS_SCHEMA = "alpr.status.v2"
+STATUS_SCHEMAS = ("alpr.status.v1", "alpr.status.v2")  # a station takes both: units upgrade one by one
 SIGNATURE_PROPERTY = "alpr-signature"
 KEY_PROPERTY = "alpr-key"
 
@@ -162,7 +164,11 @@ def build_status(agency: str, unit: str, state: str, at: str, **fields) -> bytes
 
 def parse_status(payload: bytes) -> dict:
     obj = _load(payload, 64 * 1024, "status")
-    validate(STATUS_SCHEMA, obj)
+    version = obj.get("schema")
+    if version not in STATUS_SCHEMAS:
+        raise PayloadError(f"status schema {str(version)[:40]!r} is not supported; this station takes "
+                           f"{' and '.join(STATUS_SCHEMAS)}")
+    validate(version, obj)
     return obj
 
 
