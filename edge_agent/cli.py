@@ -402,9 +402,11 @@ def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
     config = config_for(args)
     user = args.user or default_user()
     path = Path(args.file)
-    with open_hotlist_db(config.data_dir) as hdb:
+    from edge_agent.progress import Progress
+
+    with open_hotlist_db(config.data_dir) as hdb, Progress(f"importing {path.name}", None, "rows", console.err) as bar:
         stream, result = import_file(hdb, config.hotlist, path, user, Path(args.signature) if args.signature else None,
-                                     args.force)
+                                     args.force, on_rows=bar.update)
     for error in stream.errors:
         console.error(f"{path}: {error} (row skipped)")
     for warning in result.warnings:
@@ -672,12 +674,18 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
     config = config_for(args)
     reader = _reader(config)
 
+    from edge_agent.progress import Progress
+
+    bar = Progress("bench accuracy", len(items), "images", console.err)
+
     def show(item, plates, ms) -> None:
+        bar.update()
         first = plates[0].text if plates else ""
         if args.show_misses and first != item.plate:
             console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
 
-    result = {"part": args.part, **bench_accuracy(reader, items, show), **_measured_on(config)}
+    with bar:
+        result = {"part": args.part, **bench_accuracy(reader, items, show), **_measured_on(config)}
     _show_result(console, result, args.json)
     return EXIT_OK
 

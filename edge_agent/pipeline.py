@@ -35,7 +35,7 @@ from edge_agent.recognise.reader import PlateReader, ReaderSettings
 from edge_agent.recognise.tracker import Pass, PlateTracker, TrackerSettings
 from edge_agent.records import Frame, PlateReading, Read
 from edge_agent.service import (CameraState, Notifier, WorkerState, cpu_temperature_c, disk_use, health,
-                                runtime_folder, status_line, write_status)
+                                process_age_s, runtime_folder, status_line, write_status)
 from edge_agent.store import Database, utc_iso
 from edge_agent.store.keeper import ReadKeeper
 
@@ -193,6 +193,7 @@ class Agent:
         self._finished = threading.Event()
         self.worker_state = WorkerState("idle", time.monotonic())
         self.restarts = 0
+        self.first_frame_s: float | None = None  # cold start: process start to the first frame read
         self._problems: list[str] = []
         self._started = time.monotonic()
         self._status_at = 0.0
@@ -402,6 +403,10 @@ class Agent:
                     camera.taken, camera.last_taken = camera.taken + 1, now
                 self.worker_state = WorkerState("read", now)
                 readings = self._readings(frame)
+                if self.first_frame_s is None:
+                    self.first_frame_s = process_age_s()
+                    if self.first_frame_s is not None:
+                        self.out(f"first frame read {self.first_frame_s:.1f} s after the agent started")
                 if generation != self._generation:
                     return  # replaced while this read hung: the state is its successor's now
                 self.worker_state = WorkerState("store", time.monotonic())
@@ -471,7 +476,8 @@ class Agent:
             "gps": None if self.gps is None else {"port": self.gps.port, "state": self.gps.state,
                                                   "problem": self.gps.problem,
                                                   "position": position.to_json() if position else None},
-            "recognition": {"restarts": self.restarts, "frames": self.summary.frames, "reads": self.summary.reads},
+            "recognition": {"restarts": self.restarts, "frames": self.summary.frames, "reads": self.summary.reads,
+                            "first_frame_s": self.first_frame_s},
             "health": self._problems,
         }
 

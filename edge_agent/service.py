@@ -161,6 +161,16 @@ def read_status(folder: Path, now: float | None = None) -> tuple[dict | None, st
     return status, ""
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (the kernel's count, so interpreter start-up is included)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_temperature_c() -> float | None:
     """The SoC temperature where the board reports it (Raspberry Pi, Jetson); None elsewhere."""
     for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*/temp")):

@@ -3,6 +3,7 @@ hangs, systemd's readiness and watchdog notifications, the status a technician r
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -190,6 +191,7 @@ def test_systemd_hears_ready_watchdog_status_and_stopping(tmp_path: Path, clip):
     assert any(m.startswith("STATUS=front:") and "reads/h" in m for m in messages)
     assert messages[-1].startswith("STOPPING=1") or any(m.startswith("STOPPING=1") for m in messages[-3:])
     assert "read 7ABC123" in out
+    assert re.search(r"first frame read \d+\.\d s after the agent started", out)
     assert (tmp_path / "run" / "status.json").is_file()
 
 

@@ -15,7 +15,9 @@ def progress(step: int, total: int, started: float, text: str) -> None:
     done = step / total
     bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
     elapsed = time.time() - started
-    sys.stdout.write(f"\r[{bar}] {step}/{total} {text} {elapsed / 60:.1f} min")
+    # a bar redrawn in place on a terminal; a line each time in a log file (nohup) or the journal
+    end = "" if sys.stdout.isatty() else "\n"
+    sys.stdout.write(f"{chr(13) if end == '' else ''}[{bar}] {step}/{total} {text} {elapsed / 60:.1f} min{end}")
     sys.stdout.flush()
 
 

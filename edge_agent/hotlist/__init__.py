@@ -35,9 +35,10 @@ __all__ = [
 
 
 def import_file(db: Database, config: HotlistConfig, path: Path, user: str, signature: Path | None = None,
-                force: bool = False) -> tuple[HotlistStream, ImportResult]:
+                force: bool = False, on_rows=None) -> tuple[HotlistStream, ImportResult]:
     """Import an extract or an update from disk, checking its signature when the unit has a station key."""
     parsed = open_hotlist_file(path, config.layout, config.max_file_mb * 1024 * 1024)
+    parsed.on_rows = on_rows
     beside = path.with_name(path.name + ".sig")
     sig_path = signature or (beside if beside.exists() else None)
     signed = None

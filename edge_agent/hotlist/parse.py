@@ -33,6 +33,7 @@ ACTIONS = ("ADD", "CLEAR")
 # One string object per state and list, however many rows name it.
 _STATE = {s: s for s in STATES}
 _LIST = {name: name for name in LISTS}
+PROGRESS_ROWS = 10_000
 _KEPT = "the list in force stays"
 
 
@@ -99,6 +100,7 @@ class HotlistStream:
         self.opener, self.size, self.sha256, self.fmt, self.source = opener, size, sha256, fmt, source
         self.errors: list[RowError] = []
         self.rows_read = 0
+        self.on_rows = None  # called with the count every PROGRESS_ROWS rows (a progress bar)
         if size == 0:
             raise HotlistError(f"{source}: file is empty; {_KEPT}")
         with opener() as raw:
@@ -135,6 +137,8 @@ class HotlistStream:
                         last = item
                         continue
                     self.rows_read += 1
+                    if self.on_rows is not None and self.rows_read % PROGRESS_ROWS == 0:
+                        self.on_rows(PROGRESS_ROWS)
                     yield item
             except UnicodeDecodeError as exc:
                 raise HotlistError(f"{self.source}: not UTF-8 text after line {last} (byte {exc.start} of a block); "
