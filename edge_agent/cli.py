@@ -361,6 +361,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.pipeline import Agent
 
     config = config_for(args, broker=args.broker, source=args.source)
+    if not config.cameras:
+        raise ConfigError(config.source_file, "camera", "no [[camera]] configured and no --source given")
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -368,7 +370,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     agent = Agent(config, out=console.print)
     summary = agent.run(stop)
     console.print(f"done: {summary.line()}")
-    return EXIT_OK
+    return EXIT_FAILED if summary.errors else EXIT_OK  # an input that could not be read, a part that failed
 
 
 def cmd_read(args: argparse.Namespace, console: Console) -> int:
@@ -716,8 +718,16 @@ def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
         if camera is None:
             raise EdgeAgentError(f"no camera {args.camera!r} in {config.source_file}")
         region = Region(*camera.region)
-    result = bench_speed(_reader(config), source_frames(args.source, console.error), region, limit=args.limit,
-                         tracker_settings=tracker_settings(config))
+    from edge_agent.progress import Progress
+
+    def counted(frames, bar):
+        for frame in frames:
+            bar.update()
+            yield frame
+
+    with Progress("bench speed", args.limit or None, "frames", console.err) as bar:
+        result = bench_speed(_reader(config), counted(source_frames(args.source, console.error), bar), region,
+                             limit=args.limit, tracker_settings=tracker_settings(config))
     result.update(_measured_on(config))
     if args.baseline:
         from edge_agent.bench.generic import time_generic_ocr
@@ -822,7 +832,13 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
                 why = f": {sync.last_error}" if sync.last_error else ""
                 console.error(f"broker {config.sync.broker} not reachable within {args.timeout:g} s{why}; records stay waiting")
                 return EXIT_FAILED
-            result = sync.drain(timeout=args.drain_timeout, reconnect_wait=args.timeout)
+            from edge_agent.progress import Progress
+            from edge_agent.store.outbox import outbox_stats as waiting_now
+
+            other_waiting = waiting_now(db)
+            total = db.stats().waiting + sum(other_waiting[k] for k in ("alerts", "dispositions", "audit", "scene_images"))
+            with Progress(f"sync to {config.sync.broker}", total or None, "records", console.err) as bar:
+                result = sync.drain(timeout=args.drain_timeout, reconnect_wait=args.timeout, on_acknowledged=bar.update)
         finally:
             sync.stop()
         waiting = db.stats().waiting

@@ -219,3 +219,20 @@ def test_gps_time_wins_over_a_system_clock_that_is_wrong():
     assert (at, source) == (true_now, "gps") and clock.skew_s == pytest.approx(3 * 3600)
     ok = TrustedClock(lambda: true_now, system=lambda: true_now + timedelta(seconds=2))
     assert ok.correct(true_now)[1] == "system"
+
+
+def test_purges_by_age_wait_for_a_clock_that_can_be_trusted(tmp_path: Path):
+    from conftest import seed_reads
+    from edge_agent.config import StorageConfig
+    from edge_agent.store.keeper import ReadKeeper
+
+    seed_reads(tmp_path / "data", 3)
+    with Database.in_data_dir(tmp_path / "data") as db:
+        db.query("UPDATE reads SET captured_at = '2026-12-01T00:00:00.000Z', sent_at = '2026-12-01T00:01:00.000Z'")
+        unsure = ReadKeeper(db, StorageConfig(retention_days=1.0, cap_mb=0), out=lambda line: None,
+                            clock_sane=lambda: False)
+        unsure.housekeeping()
+        assert db.stats().reads == 3  # a clock in 1970 (or in the future) must not decide what is old
+        sane = ReadKeeper(db, StorageConfig(retention_days=1.0, cap_mb=0), out=lambda line: None)
+        sane.housekeeping()
+        assert db.stats().reads == 0

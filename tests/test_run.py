@@ -139,9 +139,11 @@ def test_run_over_a_folder_with_bad_images_reports_and_continues(tmp_path: Path)
     (folder / "2.jpg").write_bytes(b"\xff\xd8 truncated")
     cv2.imwrite(str(folder / "3.jpg"), render_scene([("6WNP018", "California")], size=(800, 450), plate_width=200))
     result = run_cli("--data-dir", tmp_path / "data", "run", "--source", folder)
-    assert result.code == 0
+    assert result.code == 1  # it ran, and one input failed: a script must know
     assert "frames=2 reads=2" in result.out and "errors=1" in result.out
     assert "2.jpg" in result.out
+    none = run_cli("--data-dir", tmp_path / "data", "run")
+    assert none.code == 2 and "no [[camera]] configured" in none.err
 
 
 def test_sigterm_stops_the_agent_cleanly_with_reads_kept(tmp_path: Path, clip: Path):

@@ -102,6 +102,7 @@ class DrainResult:
     batches_refused: int = 0  # the station refused them; their records wait
     acks_refused: int = 0  # acknowledgements for batches this unit never sent (or had settled already)
     disconnected: bool = False
+    on_acknowledged: Callable[[int], None] | None = field(default=None, repr=False, compare=False)  # a progress bar
 
     @property
     def reads(self) -> int:
@@ -242,12 +243,12 @@ class MqttSync:
     # batches ---------------------------------------------------------------
 
     def drain(self, stop: threading.Event | None = None, timeout: float | None = None,
-              reconnect_wait: float = 0.0) -> DrainResult:
+              reconnect_wait: float = 0.0, on_acknowledged: Callable[[int], None] | None = None) -> DrainResult:
         """Send what waits, batch by batch, until the station has acknowledged everything or the link drops.
 
         With `reconnect_wait`, a dropped link is waited for that long and the drain goes on where it stopped.
         """
-        result = DrainResult()
+        result = DrainResult(on_acknowledged=on_acknowledged)
         deadline = None if timeout is None else time.monotonic() + timeout
         s = self.config.sync
         with self._drain_lock:
@@ -348,6 +349,8 @@ class MqttSync:
             if batch is not None:
                 self._settled.append(batch_id)
                 result.sent[batch.kind] = result.sent.get(batch.kind, 0) + batch.items
+                if result.on_acknowledged is not None:
+                    result.on_acknowledged(batch.items)
                 result.batches += 1
                 return
         elif refuse_batch(self.db, batch_id, ack.get("reason", "")):
