@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence, TextIO
 
@@ -195,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     bw.add_argument("--work", metavar="DIR")
     bw.add_argument("--json", action="store_true")
     bw.set_defaults(func=cmd_bench_storage)
+    ba = bsub.add_parser("audit", parents=[common], help="verify an audit chain of N records (target: 1,000,000 in 10 s)")
+    ba.add_argument("--records", type=int, default=1_000_000)
+    ba.add_argument("--work", metavar="DIR")
+    ba.add_argument("--json", action="store_true")
+    ba.set_defaults(func=cmd_bench_audit)
+    bq = bsub.add_parser("search", parents=[common], help="search 30 days of a unit's reads (target: under 200 ms)")
+    bq.add_argument("--reads", type=int, default=90_000)
+    bq.add_argument("--work", metavar="DIR")
+    bq.add_argument("--json", action="store_true")
+    bq.set_defaults(func=cmd_bench_search)
     bk = bsub.add_parser("soak", parents=[common], help="an hour on two cameras (a looping video, a stream unplugged "
                                                          "every 3 minutes): memory, threads, files, one read per pass")
     bk.add_argument("--minutes", type=float, default=60.0)
@@ -242,6 +253,45 @@ def build_parser() -> argparse.ArgumentParser:
     sun.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
     sun.add_argument("--json", action="store_true")
     sun.set_defaults(func=cmd_station_units)
+
+    login = argparse.ArgumentParser(add_help=False)
+    login.add_argument("--user", required=True, help="your user name (a trained user; the password is asked, or "
+                                                     "read from $EDGE_AGENT_PASSWORD)")
+    login.add_argument("--purpose", required=True, help="why: a case number or a reason (kept in the audit log)")
+
+    search = sub.add_parser("search", parents=[common, login], help="reads of a plate: full, partial (* ?) or misread-tolerant")
+    search.add_argument("plate", help="7ABC123, 7AB*, 7?BC123 ...")
+    search.add_argument("--tolerant", action="store_true", help="also plates that differ by an O/0, I/1, B/8 ... confusion")
+    search.add_argument("--since", help="UTC date or time (2026-11-01, 2026-11-01T08:00)")
+    search.add_argument("--until", help="UTC date or time, exclusive")
+    search.add_argument("--near", metavar="LAT,LON,KM", help="within KM of a place (reads with a GPS fix)")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    users = sub.add_parser("users", parents=[common], help="trained users and their roles")
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
+    uadd = usub.add_parser("add", parents=[common], help="add a trained user (the first is the unit's administrator)")
+    uadd.add_argument("name")
+    uadd.add_argument("--role", required=True, choices=("officer", "supervisor", "technician", "auditor", "administrator"))
+    uadd.add_argument("--trained-on", required=True, help="date the department-approved training was completed (YYYY-MM-DD)")
+    uadd.add_argument("--valid-days", type=int, default=365, help="how long the training counts")
+    uadd.add_argument("--designee", action="store_true", help="the ALPR administrator designee")
+    uadd.add_argument("--as", dest="admin", help="the administrator adding the user (not needed for the first)")
+    uadd.set_defaults(func=cmd_users_add)
+    ulist = usub.add_parser("list", parents=[common, login], help="users, roles and training dates")
+    ulist.add_argument("--json", action="store_true")
+    ulist.set_defaults(func=cmd_users_list)
+
+    audit = sub.add_parser("audit", parents=[common], help="the audit log: verify its chain, search it")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    averify = asub.add_parser("verify", parents=[common], help="recompute the hash chain; name the first bad record")
+    averify.add_argument("--json", action="store_true")
+    averify.set_defaults(func=cmd_audit_verify)
+    asearch = asub.add_parser("search", parents=[common, login], help="who looked at a plate, or what a user looked at, and why")
+    asearch.add_argument("--plate")
+    asearch.add_argument("--by", metavar="USER", help="what this user looked at")
+    asearch.add_argument("--json", action="store_true")
+    asearch.set_defaults(func=cmd_audit_search)
 
     status = sub.add_parser("status", parents=[common], help="what the running agent is doing: cameras, reads, sync, disk")
     status.add_argument("--json", action="store_true", help="the figures as one JSON object")
@@ -771,6 +821,24 @@ def cmd_bench_storage(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if result["within_cap"] else EXIT_FAILED
 
 
+def cmd_bench_audit(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench import machine
+    from edge_agent.bench.audit import bench_audit_verify
+
+    result = {**bench_audit_verify(args.records, Path(args.work) if args.work else None), **machine()}
+    _show_result(console, result, args.json)
+    return EXIT_OK if result["met"] else EXIT_FAILED
+
+
+def cmd_bench_search(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench import machine
+    from edge_agent.bench.search import bench_search
+
+    result = {**bench_search(args.reads, work=Path(args.work) if args.work else None), **machine()}
+    _show_result(console, result, args.json)
+    return EXIT_OK if result["met"] else EXIT_FAILED
+
+
 def cmd_bench_soak(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench.soak import bench_soak
 
@@ -969,6 +1037,125 @@ def cmd_station_stats(args: argparse.Namespace, console: Console) -> int:
         console.print(" ".join(f"{k}={v}" for k, v in stats.items() if k != "by_unit"))
         for u in stats["by_unit"]:
             console.print(f"  {u['agency']}/{u['unit']}: {u['reads']} reads, {u['state'] or '-'} at {u['last_seen']}")
+    return EXIT_OK
+
+
+def _password(prompt: str) -> str:
+    return os.environ.get("EDGE_AGENT_PASSWORD") or getpass.getpass(prompt)
+
+
+def _session(args: argparse.Namespace, db):
+    from edge_agent.access import login
+
+    config = config_for(args)
+    return login(db, args.user, _password(f"password for {args.user}: "), args.purpose, config.agent.unit_id)
+
+
+def _when(text: str | None, what: str):
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise EdgeAgentError(f"{what} {text!r}: not a date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def cmd_search(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import ReadQuery, search_reads
+    from edge_agent.store import Database
+
+    near = None
+    if args.near:
+        try:
+            lat, lon, km = (float(v) for v in args.near.split(","))
+        except ValueError:
+            raise EdgeAgentError(f"--near {args.near!r}: give LAT,LON,KM (38.5757,-121.4788,2)") from None
+        near = (lat, lon, km)
+    query = ReadQuery(args.plate, _when(args.since, "--since"), _when(args.until, "--until"), near, args.tolerant)
+    with Database.in_data_dir(config_for(args).data_dir) as db:
+        session = _session(args, db)
+        rows = search_reads(db, session, query)
+    if args.json:
+        console.json(rows)
+        return EXIT_OK
+    for r in rows:
+        where = f"{r['lat']:.5f},{r['lon']:.5f}" if r["lat"] is not None else "no fix"
+        console.print(f"{r['captured_at']}  {r['plate']:<9} {r['state'] or '--'}  {r['camera_id']:<8} {where}"
+                      f"{'  HIT' if r['hit_count'] else ''}{'  EVIDENCE' if r['evidence_hold'] else ''}")
+    console.print(f"{len(rows)} reads ({query.describe()}); this search is in the audit log")
+    return EXIT_OK
+
+
+def cmd_users_add(args: argparse.Namespace, console: Console) -> int:
+    from datetime import date
+
+    from edge_agent.access import add_user, login
+    from edge_agent.store import Database
+
+    try:
+        trained = date.fromisoformat(args.trained_on)
+    except ValueError:
+        raise EdgeAgentError(f"--trained-on {args.trained_on!r}: not a date (YYYY-MM-DD)") from None
+    config = config_for(args)
+    with Database.in_data_dir(config.data_dir) as db:
+        by = None
+        if args.admin:
+            by = login(db, args.admin, _password(f"password for {args.admin}: "), f"add user {args.name}",
+                       config.agent.unit_id)
+        new_password = os.environ.get("EDGE_AGENT_NEW_PASSWORD") or getpass.getpass(f"new password for {args.name}: ")
+        add_user(db, by, args.name, args.role, new_password, trained, args.valid_days, args.designee)
+    console.print(f"user {args.name} added as {args.role}; training valid until {trained + timedelta(days=args.valid_days)}")
+    return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import list_users
+    from edge_agent.store import Database
+
+    with Database.in_data_dir(config_for(args).data_dir) as db:
+        users = list_users(db, _session(args, db))
+    if args.json:
+        console.json(users)
+    else:
+        for u in users:
+            console.print(f"{u['name']:<16} {u['role']:<13} trained {u['trained_on']} until {u['training_expires']}"
+                          f"{'  designee' if u['designee'] else ''}{'' if u['active'] else '  inactive'}")
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access.audit import verify
+    from edge_agent.store import Database
+
+    with Database.in_data_dir(config_for(args).data_dir) as db:
+        with db._lock:
+            started = time.perf_counter()
+            verdict = verify(db._conn)
+            seconds = time.perf_counter() - started
+    if args.json:
+        console.json({**verdict.to_json(), "seconds": round(seconds, 2)})
+    elif verdict.ok:
+        console.print(f"audit log intact: {verdict.records} records chained ({seconds:.1f} s); last hash {verdict.last_hash}")
+    else:
+        console.error(f"audit log BROKEN: {verdict.why}; {verdict.records} records before it are intact")
+    return EXIT_OK if verdict.ok else EXIT_FAILED
+
+
+def cmd_audit_search(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import search_audit
+    from edge_agent.store import Database
+
+    if not args.plate and not args.by:
+        raise EdgeAgentError("audit search: give --plate PLATE or --by USER")
+    with Database.in_data_dir(config_for(args).data_dir) as db:
+        rows = search_audit(db, _session(args, db), plate=args.plate, user=args.by)
+    if args.json:
+        console.json(rows)
+    else:
+        for r in rows:
+            console.print(f"{r['at']}  {r['user']:<14} {r['action']:<16} {r['query']}  purpose: {r['purpose'] or '-'}"
+                          + (f"  ({r['records']} records)" if r["records"] is not None else ""))
     return EXIT_OK
 
 

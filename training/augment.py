@@ -123,7 +123,8 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
     return reader_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
 
 
-def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float):
+def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float,
+                      real_warp: float = 0.0):
     """(input, plate text, state code or None) drawn from synthetic or real plates."""
     if not real or rng.random() < synthetic_share:
         image, box, serial, state = synthetic_scene(rng, frames)
@@ -133,8 +134,13 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         return reader_sample(image, box, rng), serial, state if not real else None
     s = rng.choice(real)
     image, box = s.image, s.box
-    if rng.random() < 0.6:
+    if real_warp and rng.random() < real_warp:
         image, box = seen_otherwise(image, box, rng)
+    elif rng.random() < 0.3:  # a small turn of the whole picture
+        h, w = image.shape[:2]
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        m = cv2.getRotationMatrix2D((cx, cy), rng.gauss(0, 4), 1.0)
+        image = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
     return reader_sample(image, box, rng, width_range=(40, 200)), s.plate, s.state
 
 

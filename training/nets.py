@@ -40,8 +40,6 @@ NUM_STATES = 51
 # The state head sees the features averaged over a coarse grid (rows x columns) of the plate: where the
 # name, the picture and the colours are is what tells one state's design from another's.
 STATE_GRID = (3, 4)
-# A few hundred real plates are learned by heart without it (train 415/417 crops, validation 163/188).
-READER_DROPOUT = 0.2
 
 
 def reader_params(seed: int) -> dict:
@@ -71,11 +69,11 @@ def reader_net(ops, p: dict, x):
     x = ops.conv_bn(ops.conv_bn(x, p["c4"]), p["c4b"])
     features = x
     x = ops.conv_bn(x, p["collapse"], pad=(0, 0))      # 1 x 32
-    x = ops.dropout(ops.conv_bn(x, p["seq"], pad=(0, 1)), READER_DROPOUT)
+    x = ops.dropout(ops.conv_bn(x, p["seq"], pad=(0, 1)))
     logits = ops.steps(ops.conv(x, p["head"], pad=(0, 0)))  # N, 32, 37
     grid = ops.avgpool(features, 6 // STATE_GRID[0], 32 // STATE_GRID[1])  # c4 x 3 x 4
-    s = ops.relu(ops.dense(ops.dropout(ops.flatten(grid), READER_DROPOUT), p["s1"]))
-    return logits, ops.dense(ops.dropout(s, READER_DROPOUT), p["s2"])
+    s = ops.relu(ops.dense(ops.dropout(ops.flatten(grid)), p["s1"]))
+    return logits, ops.dense(ops.dropout(s), p["s2"])
 
 
 DETECTOR_CHANNELS = (16, 24, 32, 48, 64)
@@ -127,15 +125,16 @@ def detector_net(ops, p: dict, x):
 class JaxOps:
     """Runs a net in JAX. In training, batch norm uses batch statistics and records them in `updates`."""
 
-    def __init__(self, train: bool, key=None):
+    def __init__(self, train: bool, key=None, dropout: float = 0.0):
         import jax.numpy as jnp
         from jax import lax
 
-        self.jnp, self.lax, self.train, self.key = jnp, lax, train, key
+        self.jnp, self.lax, self.train, self.key, self.rate = jnp, lax, train, key, dropout
         self.updates: list[tuple[dict, object, object]] = []
 
-    def dropout(self, x, rate: float):
-        """In training with a key, zero a share `rate` of the values (scaling the rest); otherwise x."""
+    def dropout(self, x):
+        """In training with a key, zero a share `self.rate` of the values (scaling the rest); otherwise x."""
+        rate = self.rate
         if not self.train or self.key is None or rate <= 0:
             return x
         import jax
@@ -291,7 +290,7 @@ class OnnxOps:
     def add(self, a, b):
         return self._node("Add", [a, b])
 
-    def dropout(self, x, rate: float):
+    def dropout(self, x):
         return x  # training only
 
     def upsample2(self, x):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.recognise.plate import MAX_CHARS, normalise_plate
+from edge_agent.recognise.plate import CONFUSION_GROUPS, MAX_CHARS, normalise_plate
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BASE = len(ALPHABET) + 1
@@ -29,7 +29,6 @@ _ALL_VALUES = np.arange(1, BASE, dtype=np.int64)
 
 # Characters an OCR mistakes for one another on plates. Each group is symmetric:
 # any member may have been read as any other.
-CONFUSION_GROUPS = ("O0DQ", "I1T7", "B8", "S5", "Z2", "G6", "A4", "UV")
 CONFUSIONS: dict[str, str] = {}
 for _group in CONFUSION_GROUPS:
     for _ch in _group:

@@ -138,3 +138,18 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
         candidates.insert(rank, Candidate(spelled, round((below + after) / 2, 4)))
         candidates = candidates[:limit]
     return candidates
+
+
+# Characters a reader (or a person) easily takes for each other; the misread matching of hotlists and the
+# misread-tolerant search both use these.
+CONFUSION_GROUPS = ("O0DQ", "I1T7", "B8", "S5", "Z2", "G6", "A4", "UV")
+CONFUSION_KEY = {ch: group[0] for group in CONFUSION_GROUPS for ch in group[1:]}
+
+
+def confusion_key_sql(column: str) -> str:
+    """SQL computing a plate's confusion key (each easily confused character as its group's first), so a
+    misread-tolerant search runs in SQLite, and an expression index can hold it."""
+    expr = column
+    for ch, first in sorted(CONFUSION_KEY.items()):
+        expr = f"replace({expr}, '{ch}', '{first}')"
+    return expr

@@ -23,6 +23,7 @@ from typing import Iterable
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.files import FILE_MODE, narrow_mode, private_folder
+from edge_agent.recognise.plate import confusion_key_sql
 from edge_agent.records import Position, Read
 
 DB_NAME = "edge-agent.sqlite3"
@@ -201,6 +202,32 @@ MIGRATIONS: list[str] = [
     ALTER TABLE reads ADD COLUMN fix_age_s REAL;
     ALTER TABLE reads ADD COLUMN clock TEXT;
     """,
+    # 5: lawful use. Users with argon2 password hashes and their training; the audit log becomes a hash chain
+    # (edge_agent.access.audit) and says which unit and how many records came back. The old users table held
+    # nothing (no code used it).
+    """
+    DROP TABLE users;
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        trained_on TEXT NOT NULL,
+        training_expires TEXT NOT NULL,
+        designee INTEGER NOT NULL DEFAULT 0,
+        active INTEGER NOT NULL DEFAULT 1,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until TEXT
+    );
+    ALTER TABLE audit_log ADD COLUMN unit TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit_log ADD COLUMN records INTEGER;
+    ALTER TABLE audit_log ADD COLUMN hash TEXT;
+    CREATE INDEX audit_unsealed ON audit_log (id) WHERE hash IS NULL;
+    CREATE INDEX audit_user ON audit_log (user, at);
+    """,
+    # 6: misread-tolerant search by an index on the plate's confusion key (edge_agent.hotlist.codes)
+    f"""
+    CREATE INDEX reads_plate_key ON reads ({confusion_key_sql("plate")});
+    """,
 ]
 
 
@@ -308,6 +335,10 @@ class Database:
                     for statement in _statements(script):
                         self._conn.execute(statement)
                     self._conn.execute(f"PRAGMA user_version = {version}")
+                if self._migrations is MIGRATIONS and current < 5 <= len(self._migrations):
+                    from edge_agent.access.audit import seal
+
+                    seal(self._conn)  # the records of earlier versions become the start of the chain
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -388,12 +419,13 @@ class Database:
 
     # audit -----------------------------------------------------------------
 
-    def audit(self, user: str, action: str, query: str = "", purpose: str = "") -> None:
+    def audit(self, user: str, action: str, query: str = "", purpose: str = "", unit: str = "",
+              records: int | None = None) -> None:
+        """One record at the end of the audit chain, in its own durable transaction."""
+        from edge_agent.access.audit import append
+
         with self.transaction() as c:
-            c.execute(
-                "INSERT INTO audit_log (uuid, at, user, action, query, purpose) VALUES (?, ?, ?, ?, ?, ?)",
-                (str(uuid.uuid4()), utc_iso(), user, action, query, purpose),
-            )
+            append(c, user, action, query, purpose, unit, records)
 
 
 def _statements(script: str) -> list[str]:

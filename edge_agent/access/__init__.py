@@ -1,0 +1,267 @@
+"""Who may touch the data, and the one way in: every function that returns reads or audit records takes a
+`Session` (a user, their role, the purpose of the access) and writes the audit record itself: user, UTC
+time, unit, what was asked, purpose and how many records came back. Refusals are audited too.
+
+Users are trained people: an argon2 password hash, a role, the date their department-approved training was
+completed and when it expires. An untrained, expired, locked or wrong-role user is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from edge_agent.errors import EdgeAgentError
+from edge_agent.recognise.plate import CONFUSION_KEY, confusion_key_sql
+from edge_agent.store import Database, utc_iso
+
+ROLES = ("officer", "supervisor", "technician", "auditor", "administrator")
+# what each kind of access needs
+MAY_SEARCH = ("officer", "supervisor", "auditor", "administrator")
+MAY_AUDIT = ("supervisor", "auditor", "administrator")
+MAY_MANAGE_USERS = ("administrator",)
+SYSTEM_PARTS = ("sync", "alerting", "retention", "hotlist", "selftest")
+
+LOCK_AFTER = 5  # failed logins in a row lock the user out for LOCK_MINUTES (doubling each further failure)
+LOCK_MINUTES = 1.0
+_hasher = PasswordHasher()
+
+
+class AccessDenied(EdgeAgentError):
+    """Refused: one line saying why (and the refusal is in the audit log)."""
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    role: str
+    purpose: str
+    unit: str = ""
+
+    @property
+    def system(self) -> bool:
+        return self.role == "system"
+
+
+def system_session(part: str, unit: str = "") -> Session:
+    """The agent's own parts reach the data as named system users, audited as such."""
+    if part not in SYSTEM_PARTS:
+        raise ValueError(f"unknown system part {part!r}")
+    return Session(f"system:{part}", "system", part, unit)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def add_user(db: Database, by: Session | None, name: str, role: str, password: str, trained_on: date,
+             valid_days: int = 365, designee: bool = False) -> None:
+    """A trained user. The first user of a unit may be added by the installer (by=None): an administrator."""
+    if role not in ROLES:
+        raise AccessDenied(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+        raise AccessDenied(f"user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-'")
+    if len(password) < 10:
+        raise AccessDenied("a password needs at least 10 characters")
+    existing = db.query("SELECT COUNT(*) FROM users")[0][0]
+    if by is None:
+        if existing:
+            raise AccessDenied("users exist: an administrator must log in to add one (--as NAME)")
+        if role != "administrator":
+            raise AccessDenied("the first user of a unit is its administrator")
+        who = "installer"
+    else:
+        _require(db, by, MAY_MANAGE_USERS, "users.add", name)
+        who = by.user
+    expires = trained_on + timedelta(days=valid_days)
+    with db.transaction() as c:
+        try:
+            c.execute("INSERT INTO users (name, role, password_hash, trained_on, training_expires, designee)"
+                      " VALUES (?, ?, ?, ?, ?, ?)", (name, role, _hasher.hash(password), trained_on.isoformat(),
+                                                    expires.isoformat(), int(designee)))
+        except sqlite3.IntegrityError:
+            raise AccessDenied(f"user {name!r} exists already") from None
+        from edge_agent.access.audit import append
+
+        append(c, who, "users.add", f"{name} as {role}, trained {trained_on}, until {expires}"
+               + (", ALPR administrator designee" if designee else ""), "user management", by.unit if by else "", 1)
+
+
+def login(db: Database, name: str, password: str, purpose: str, unit: str = "", now: datetime | None = None) -> Session:
+    """A session for a trained user with a purpose; every refusal says why and is audited."""
+    now = now or _now()
+    purpose = (purpose or "").strip()
+    rows = db.query("SELECT role, password_hash, training_expires, active, failed_logins, locked_until FROM users"
+                    " WHERE name = ?", (name,))
+    if not rows:
+        _refused(db, name, "login", "unknown user", purpose, unit)
+    role, stored, expires, active, failures, locked_until = rows[0]
+    if locked_until and now.isoformat() < locked_until:
+        _refused(db, name, "login", f"locked after {failures} failed logins until {locked_until[:19]}Z", purpose, unit)
+    try:
+        _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        failures += 1
+        lock = None
+        if failures >= LOCK_AFTER:
+            lock = (now + timedelta(minutes=LOCK_MINUTES * 2 ** (failures - LOCK_AFTER))).isoformat()
+        with db.transaction() as c:
+            c.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE name = ?", (failures, lock, name))
+        _refused(db, name, "login", "wrong password" + (f"; locked until {lock[:19]}Z" if lock else ""), purpose, unit)
+    if not active:
+        _refused(db, name, "login", "user is deactivated", purpose, unit)
+    if expires < now.date().isoformat():
+        _refused(db, name, "login", f"training expired on {expires}: renew it before using the system", purpose, unit)
+    if not purpose:
+        _refused(db, name, "login", "no purpose given (a case number or a reason)", purpose, unit)
+    with db.transaction() as c:
+        c.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?", (name,))
+    db.audit(name, "login", "", purpose, unit, None)
+    return Session(name, role, purpose, unit)
+
+
+def _refused(db: Database, user: str, action: str, why: str, purpose: str, unit: str):
+    db.audit(user or "-", f"{action}.refused", why, purpose, unit, 0)
+    raise AccessDenied(f"{action} refused: {why}")
+
+
+def _require(db: Database, session: Session, roles: tuple[str, ...], action: str, query: str) -> None:
+    if session.system:
+        return
+    if session.role not in roles:
+        _refused(db, session.user, action, f"role {session.role} may not ({', '.join(roles)} may); asked {query}",
+                 session.purpose, session.unit)
+    if not session.purpose.strip():
+        _refused(db, session.user, action, f"no purpose given; asked {query}", session.purpose, session.unit)
+
+
+def list_users(db: Database, session: Session) -> list[dict]:
+    _require(db, session, MAY_MANAGE_USERS + ("auditor",), "users.list", "all users")
+    rows = db.query("SELECT name, role, trained_on, training_expires, designee, active, failed_logins FROM users"
+                    " ORDER BY name")
+    db.audit(session.user, "users.list", "all users", session.purpose, session.unit, len(rows))
+    return [dict(r) for r in rows]
+
+
+# --- search -------------------------------------------------------------------
+
+def confusion_key(plate: str) -> str:
+    """The plate with each easily confused character replaced by its group's first: 8BC1 and B8CI match."""
+    return "".join(CONFUSION_KEY.get(ch, ch) for ch in plate)
+
+
+def like_pattern(plate: str) -> str:
+    """A plate with wildcards (* any run, ? one character) as a LIKE pattern; anything but A-Z 0-9 * ? refused."""
+    text = plate.strip().upper()
+    if not re.fullmatch(r"[A-Z0-9*?]{1,10}", text):
+        raise AccessDenied(f"search {plate[:40]!r}: a plate is 1-10 letters and digits, with * and ? as wildcards")
+    return text.replace("*", "%").replace("?", "_")
+
+
+@dataclass(frozen=True)
+class ReadQuery:
+    plate: str
+    since: datetime | None = None
+    until: datetime | None = None
+    near: tuple[float, float, float] | None = None  # lat, lon, km
+    tolerant: bool = False  # misread-tolerant: O/0, I/1, B/8 ... match each other
+
+    def describe(self) -> str:
+        parts = [f"plate {self.plate}" + (" (misread-tolerant)" if self.tolerant else "")]
+        if self.since:
+            parts.append(f"since {utc_iso(self.since)}")
+        if self.until:
+            parts.append(f"until {utc_iso(self.until)}")
+        if self.near:
+            parts.append(f"within {self.near[2]:g} km of {self.near[0]:.5f},{self.near[1]:.5f}")
+        return ", ".join(parts)
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 12742.0 * math.asin(math.sqrt(a))
+
+
+def search_reads(db: Database, session: Session, q: ReadQuery, limit: int = 1000) -> list[dict]:
+    """Reads matching the query, newest first, audited with the number returned."""
+    asked = q.describe()
+    _require(db, session, MAY_SEARCH, "search", asked)
+    try:
+        pattern = like_pattern(q.plate)
+    except AccessDenied as exc:
+        _refused(db, session.user, "search", f"{exc}; asked {asked}", session.purpose, session.unit)
+    wild = "%" in pattern or "_" in pattern
+    where, params = [], []
+    if q.tolerant:
+        key = confusion_key(pattern)
+        where.append(f"{confusion_key_sql('plate')} {'LIKE' if wild else '='} ?")  # the index when no wildcard
+        params.append(key)
+    elif wild:
+        where.append("plate LIKE ?")
+        params.append(pattern)
+    else:
+        where.append("plate = ?")
+        params.append(pattern)
+    if q.since:
+        where.append("captured_at >= ?")
+        params.append(utc_iso(q.since))
+    if q.until:
+        where.append("captured_at < ?")
+        params.append(utc_iso(q.until))
+    if q.near:
+        lat, lon, km = q.near
+        dlat = km / 111.0
+        dlon = km / max(1e-6, 111.0 * math.cos(math.radians(lat)))
+        where.append("lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?")
+        params += [lat - dlat, lat + dlat, lon - dlon, lon + dlon]
+    sql = ("SELECT id, captured_at, camera_id, plate, confidence, state, lat, lon, fix, clock, hit_count, evidence_hold"
+           f" FROM reads WHERE {' AND '.join(where)} ORDER BY captured_at DESC LIMIT ?")
+    rows = db.query(sql, params + [limit])
+    out = [dict(r) for r in rows]
+    if q.near:
+        out = [r for r in out if _km(q.near[0], q.near[1], r["lat"], r["lon"]) <= q.near[2]]
+    db.audit(session.user, "search", asked, session.purpose, session.unit, len(out))
+    return out
+
+
+def _covers(asked: str, plate: str) -> bool:
+    """Whether a search described as `asked` (ReadQuery.describe) would have returned `plate`."""
+    m = re.match(r"plate ([A-Z0-9*?]+)( \(misread-tolerant\))?", asked)
+    if not m:
+        return False
+    pattern, tolerant = m.group(1), bool(m.group(2))
+    if tolerant:
+        pattern, plate = confusion_key(pattern), confusion_key(plate)
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, plate) is not None
+
+
+def search_audit(db: Database, session: Session, plate: str | None = None, user: str | None = None,
+                 limit: int = 1000) -> list[dict]:
+    """Who looked at plate X (every search whose pattern covers it, wildcards and misread-tolerance included),
+    or what user Y looked at, and why."""
+    asked = f"plate {plate}" if plate else f"user {user}" if user else "everything"
+    _require(db, session, MAY_AUDIT, "audit.search", asked)
+    where, params = [], []
+    if plate:
+        like_pattern(plate)  # refuses anything but a plate
+        plate = plate.strip().upper()
+        where.append("action IN ('search', 'export')")
+    if user:
+        where.append("user = ?")
+        params.append(user)
+    sql = ("SELECT id, at, user, unit, action, query, purpose, records FROM audit_log"
+           + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC")
+    rows = [dict(r) for r in db.query(sql, params)]
+    if plate:
+        rows = [r for r in rows if _covers(r["query"], plate)]
+    rows = rows[:limit]
+    db.audit(session.user, "audit.search", asked, session.purpose, session.unit, len(rows))
+    return rows

@@ -1,0 +1,184 @@
+"""Lawful use: trained users with roles, every access through one layer that writes its own audit record,
+and an audit log whose hash chain shows any change, deletion, insertion or reordering."""
+
+import os
+import shutil
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from edge_agent.access import (AccessDenied, ReadQuery, add_user, confusion_key, list_users, login, search_audit,
+                               search_reads, system_session)
+from edge_agent.access.audit import verify
+from edge_agent.records import PlateReading, Position, Read
+from edge_agent.store import Database
+from conftest import run_cli
+
+PASSWORD = "correct-horse-1"
+TODAY = date.today()
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    with Database.in_data_dir(tmp_path / "data") as db:
+        add_user(db, None, "admin", "administrator", PASSWORD, TODAY - timedelta(days=30))
+        boss = login(db, "admin", PASSWORD, "onboarding")
+        add_user(db, boss, "ofc.lee", "officer", PASSWORD, TODAY - timedelta(days=10))
+        add_user(db, boss, "tech", "technician", PASSWORD, TODAY - timedelta(days=10))
+        add_user(db, boss, "aud", "auditor", PASSWORD, TODAY - timedelta(days=10))
+        add_user(db, boss, "old", "officer", PASSWORD, TODAY - timedelta(days=400))
+        yield db
+
+
+def _read(plate: str, at: datetime, lat: float | None = None, lon: float | None = None) -> Read:
+    return Read(id=f"{plate}-{at.timestamp()}", captured_at=at, camera_id="front",
+                reading=PlateReading(plate, 0.95, (1, 2, 3, 4), ()),
+                position=Position(lat, lon, "gps") if lat is not None else None)
+
+
+def _audit(db) -> list[tuple]:
+    return [tuple(r) for r in db.query("SELECT user, action, query, purpose, records FROM audit_log ORDER BY id")]
+
+
+def test_only_trained_users_with_a_purpose_get_in_and_every_refusal_is_audited(db):
+    with pytest.raises(AccessDenied, match="the first user of a unit"):
+        add_user(Database.in_data_dir(db.path.parent / "other"), None, "x", "officer", PASSWORD, TODAY)
+    with pytest.raises(AccessDenied, match="users exist"):
+        add_user(db, None, "sneaky", "administrator", PASSWORD, TODAY)
+    with pytest.raises(AccessDenied, match="unknown user"):
+        login(db, "nobody", PASSWORD, "case 1")
+    with pytest.raises(AccessDenied, match="training expired"):
+        login(db, "old", PASSWORD, "case 1")
+    for purpose in ("", "   "):
+        with pytest.raises(AccessDenied, match="no purpose"):
+            login(db, "ofc.lee", PASSWORD, purpose)
+    officer = login(db, "ofc.lee", PASSWORD, "case 26-0001")
+    with pytest.raises(AccessDenied, match="role officer may not"):
+        list_users(db, officer)
+    refused = [a for a in _audit(db) if a[1].endswith(".refused")]
+    assert [r[2].split(";")[0] for r in refused][-5:] == [
+        "unknown user", "training expired on " + (TODAY - timedelta(days=400) + timedelta(days=365)).isoformat()
+        + ": renew it before using the system", "no purpose given (a case number or a reason)",
+        "no purpose given (a case number or a reason)", "role officer may not (administrator, auditor may)"]
+
+
+def test_wrong_passwords_back_off_and_lock_the_user(db):
+    now = datetime.now(timezone.utc)
+    for _ in range(5):
+        with pytest.raises(AccessDenied, match="wrong password"):
+            login(db, "ofc.lee", "not-the-password", "case 1", now=now)
+    with pytest.raises(AccessDenied, match="locked"):
+        login(db, "ofc.lee", PASSWORD, "case 1", now=now + timedelta(seconds=10))  # even the right one, for now
+    assert login(db, "ofc.lee", PASSWORD, "case 1", now=now + timedelta(minutes=2)).role == "officer"
+    assert db.query("SELECT password_hash FROM users WHERE name = 'ofc.lee'")[0][0].startswith("$argon2id$")
+
+
+def test_search_full_partial_tolerant_in_a_window_and_near_a_place_and_each_is_audited(db):
+    t0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+    for i, (plate, lat, lon) in enumerate([("7ABC123", 38.5757, -121.4788), ("7ABC128", 38.60, -121.40),
+                                           ("8BC1234", None, None), ("7XYZ999", 38.5760, -121.4790)]):
+        db.insert_read(_read(plate, t0 + timedelta(hours=i), lat, lon))
+    officer = login(db, "ofc.lee", PASSWORD, "case 26-0042", unit="car-7")
+    assert [r["plate"] for r in search_reads(db, officer, ReadQuery("7ABC123"))] == ["7ABC123"]
+    assert {r["plate"] for r in search_reads(db, officer, ReadQuery("7ABC12?"))} == {"7ABC123", "7ABC128"}
+    assert {r["plate"] for r in search_reads(db, officer, ReadQuery("7*"))} == {"7ABC123", "7ABC128", "7XYZ999"}
+    assert [r["plate"] for r in search_reads(db, officer, ReadQuery("B8CI234", tolerant=True))] == ["8BC1234"]
+    window = ReadQuery("7*", since=t0 + timedelta(minutes=30), until=t0 + timedelta(hours=3))
+    assert [r["plate"] for r in search_reads(db, officer, window)] == ["7ABC128"]
+    near = ReadQuery("7*", near=(38.5757, -121.4788, 0.5))
+    assert {r["plate"] for r in search_reads(db, officer, near)} == {"7ABC123", "7XYZ999"}
+    searches = [a for a in _audit(db) if a[1] == "search"]
+    assert searches[0] == ("ofc.lee", "search", "plate 7ABC123", "case 26-0042", 1)
+    assert searches[-1][2] == "plate 7*, within 0.5 km of 38.57570,-121.47880" and searches[-1][4] == 2
+    for bad in ("7ABC'; DROP TABLE reads;--", "%", "7AB_12", "../../etc"):
+        with pytest.raises(AccessDenied, match="a plate is 1-10 letters and digits"):
+            search_reads(db, officer, ReadQuery(bad))
+    assert db.stats().reads == 4
+    assert sum(a[1] == "search.refused" for a in _audit(db)) == 4
+    with pytest.raises(AccessDenied, match="role technician may not"):
+        search_reads(db, login(db, "tech", PASSWORD, "fixing the camera"), ReadQuery("7ABC123"))
+
+
+def test_who_looked_at_a_plate_and_what_a_user_looked_at(db):
+    officer = login(db, "ofc.lee", PASSWORD, "case 26-0042")
+    search_reads(db, officer, ReadQuery("7AB*"))
+    search_reads(db, officer, ReadQuery("5TRK442"))
+    auditor = login(db, "aud", PASSWORD, "quarterly audit")
+    [hit] = search_audit(db, auditor, plate="7ABC123")
+    assert (hit["user"], hit["query"], hit["purpose"]) == ("ofc.lee", "plate 7AB*", "case 26-0042")
+    assert [r["query"] for r in search_audit(db, auditor, user="ofc.lee") if r["action"] == "search"] == [
+        "plate 5TRK442", "plate 7AB*"]
+    with pytest.raises(AccessDenied):
+        search_audit(db, officer, plate="7ABC123")
+
+
+def _tamper(path: Path, sql: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.executescript(sql)
+
+
+@pytest.mark.parametrize("damage, first_bad", [
+    ("UPDATE audit_log SET purpose = 'nothing to see' WHERE id = 3", 3),
+    ("DELETE FROM audit_log WHERE id = 3", 4),
+    ("INSERT INTO audit_log (id, uuid, at, user, action, query, purpose, hash) SELECT 3.5, 'x', at, user, action,"
+     " query, purpose, hash FROM audit_log WHERE id = 3", None),
+    ("UPDATE audit_log SET id = -3 WHERE id = 3; UPDATE audit_log SET id = 3 WHERE id = 4;"
+     " UPDATE audit_log SET id = 4 WHERE id = -3", 3),
+])
+def test_audit_verify_names_the_first_record_changed_deleted_inserted_or_moved(db, tmp_path, damage, first_bad):
+    path = db.path
+    assert verify(db._conn).ok
+    db.close()
+    if "3.5" in damage:  # an inserted record (a copy placed between 3 and 4) under a new integer id
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE audit_log SET id = id + 1000 WHERE id > 3")
+            conn.execute("INSERT INTO audit_log (id, uuid, at, user, action, query, purpose, unit, hash) SELECT 4, "
+                         "'forged', at, user, action, 'plate 1FAKE00', purpose, unit, hash FROM audit_log WHERE id = 3")
+        first_bad = 4
+    else:
+        _tamper(path, damage)
+    result = run_cli("--data-dir", path.parent, "audit", "verify")
+    assert result.code == 1 and f"record {first_bad} " in result.err, result.err
+
+
+def test_the_audit_log_of_an_earlier_version_is_sealed_into_the_chain(tmp_path: Path):
+    data = tmp_path / "unit"
+    data.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "a067301" / "edge-agent.sqlite3", data / "edge-agent.sqlite3")
+    with Database.in_data_dir(data) as db:
+        verdict = verify(db._conn)
+        assert verdict.ok and verdict.records == db.query("SELECT COUNT(*) FROM audit_log")[0][0] > 0
+    result = run_cli("--data-dir", data, "audit", "verify")
+    assert result.code == 0 and "audit log intact" in result.out
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=8))
+@settings(max_examples=200)
+def test_a_plate_always_matches_itself_misread_tolerantly(plate):
+    assert confusion_key(plate) == confusion_key(plate)
+    assert len(confusion_key(plate)) == len(plate)
+
+
+def test_the_command_line_logs_in_searches_and_audits(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("EDGE_AGENT_NEW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("EDGE_AGENT_PASSWORD", PASSWORD)
+    data = tmp_path / "data"
+    assert run_cli("--data-dir", data, "users", "add", "admin", "--role", "administrator",
+                   "--trained-on", TODAY.isoformat()).code == 0
+    assert run_cli("--data-dir", data, "users", "add", "lee", "--role", "officer", "--trained-on",
+                   TODAY.isoformat(), "--as", "admin").code == 0
+    with Database.in_data_dir(data) as db:
+        db.insert_read(_read("7ABC123", datetime.now(timezone.utc)))
+    found = run_cli("--data-dir", data, "search", "7ABC*", "--user", "lee", "--purpose", "case 26-7")
+    assert found.code == 0 and "7ABC123" in found.out and "1 reads" in found.out
+    no_purpose = run_cli("--data-dir", data, "search", "7ABC*", "--user", "lee", "--purpose", " ")
+    assert no_purpose.code == 2 and "no purpose" in no_purpose.err
+    monkeypatch.setenv("EDGE_AGENT_PASSWORD", "wrong-password")
+    assert run_cli("--data-dir", data, "search", "7ABC*", "--user", "lee", "--purpose", "x").code == 2
+    monkeypatch.setenv("EDGE_AGENT_PASSWORD", PASSWORD)
+    who = run_cli("--data-dir", data, "audit", "search", "--plate", "7ABC123", "--user", "admin", "--purpose", "audit")
+    assert who.code == 0 and "lee" in who.out and "case 26-7" in who.out
+    assert run_cli("--data-dir", data, "audit", "verify").code == 0
