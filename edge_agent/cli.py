@@ -249,6 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     sst.add_argument("--json", action="store_true")
     sst.set_defaults(func=cmd_station_stats)
 
+    sshare = stsub.add_parser("sharing", parents=[common], help="the sharing register: agencies shared with and received from")
+    shsub = sshare.add_subparsers(dest="sharing_command", required=True, metavar="SUBCOMMAND")
+    shadd = shsub.add_parser("add", parents=[common], help="record an approved written request")
+    for flag in ("--agency-name", "--jurisdiction", "--requester", "--purpose", "--approved-by", "--approved-on",
+                 "--request-file"):
+        shadd.add_argument(flag, required=True)
+    shadd.add_argument("--direction", required=True, choices=("share", "receive"))
+    shadd.add_argument("--data", required=True, choices=("alpr", "hotlist"))
+    shadd.add_argument("--db", default=argparse.SUPPRESS)
+    shadd.add_argument("--user", default=None, help="who records it (audit)")
+    shadd.set_defaults(func=cmd_station_sharing_add)
+    shlist = shsub.add_parser("list", parents=[common], help="the register")
+    shlist.add_argument("--db", default=argparse.SUPPRESS)
+    shlist.add_argument("--json", action="store_true")
+    shlist.set_defaults(func=cmd_station_sharing_list)
     sun = stsub.add_parser("units", parents=[common], help="every unit: last contact, clock skew, versions, waiting, certificate expiry")
     sun.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
     sun.add_argument("--json", action="store_true")
@@ -267,6 +282,27 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--near", metavar="LAT,LON,KM", help="within KM of a place (reads with a GPS fix)")
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_search)
+
+    export = sub.add_parser("export", parents=[common, login],
+                            help="the reads of a search, with images and a sha256 manifest, for evidence (put on hold)")
+    export.add_argument("plate")
+    export.add_argument("--out", required=True, help="a new folder")
+    export.add_argument("--tolerant", action="store_true")
+    export.add_argument("--since")
+    export.add_argument("--until")
+    export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", parents=[common, login],
+                            help="the year's figures for records requests: detections, hits by list, dispositions, searches")
+    report.add_argument("--year", type=int, required=True)
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--csv", action="store_true")
+    report.set_defaults(func=cmd_report)
+
+    policy = sub.add_parser("policy", parents=[common], help="the usage and privacy policy to publish, from the configuration")
+    policy.add_argument("--agency-name", default="", help="the department's full name")
+    policy.add_argument("--out", help="write the HTML page here (default: standard output)")
+    policy.set_defaults(func=cmd_policy)
 
     users = sub.add_parser("users", parents=[common], help="trained users and their roles")
     usub = users.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
@@ -463,7 +499,7 @@ def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
         console.error(f"{path}: {error} (row skipped)")
     for warning in result.warnings:
         console.error(f"{path}: {warning}")
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         db.audit(user, "hotlist.import", f"{path} -> version {result.version} ({result.kind}, sha256 {result.sha256})",
                  "hotlist update")
     if args.json:
@@ -493,7 +529,7 @@ def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
     user = args.user or default_user()
     with open_hotlist_db(config.data_dir) as hdb:
         index = load_index(hdb)
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         db.audit(user, "hotlist.check", " ".join(p[:20] for p in plates[:50]) + (" ..." if len(plates) > 50 else ""),
                  args.purpose)
     no_list = index.version is None and not len(index)
@@ -532,7 +568,7 @@ def cmd_hotlist_add(args: argparse.Namespace, console: Console) -> int:
     except ValueError as exc:
         console.error(f"hotlist add: {exc}; nothing was added")
         return EXIT_USAGE
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         db.audit(args.user, "hotlist.add", f"local entry {entry.id}: {entry.pattern.text} {entry.state or '*'} "
                  f"{entry.list_name}", entry.reason)
     kind = "partial plate" if entry.pattern.is_wildcard else "plate"
@@ -556,7 +592,7 @@ def cmd_hotlist_remove(args: argparse.Namespace, console: Console) -> int:
     except ValueError as exc:
         console.error(f"hotlist remove: {exc}")
         return EXIT_USAGE
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         db.audit(args.user, "hotlist.remove", f"local entry {entry.id}: {entry.pattern.text}", "")
     console.print(f"removed local entry {entry.id} ({entry.pattern.text})")
     return EXIT_OK
@@ -667,7 +703,7 @@ def cmd_alerts_list(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store import Database
 
     config = config_for(args)
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         alerts = list_alerts(db, args.limit, args.open)
         db.audit(args.user or default_user(), "alerts.list", f"open={args.open} limit={args.limit}", "")
     if args.csv:
@@ -690,7 +726,7 @@ def cmd_alerts_ack(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store import Database
 
     config = config_for(args)
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         try:
             result = acknowledge(db, args.alert_id, args.disposition, args.user, args.note)
         except ValueError as exc:
@@ -858,7 +894,7 @@ def cmd_stats(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.store.retention import storage_summary
 
     config = config_for(args)
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         stats = db.stats().to_json()
         stats["waiting_other"] = outbox_stats(db)
         stats["storage"] = storage_summary(db, config.storage.cap_mb)
@@ -884,7 +920,7 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
         return EXIT_USAGE
     if not config.sync.broker:
         raise ConfigError(config.source_file, "sync.broker", "no broker configured (give --broker mqtt://host:port)")
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         try:
             sync = MqttSync(config, db)
         except SyncBusy as exc:
@@ -951,7 +987,7 @@ def cmd_purge(args: argparse.Namespace, console: Console) -> int:
         console.error(f"purge: the system clock reads before {BUILT:%Y-%m-%d}, so it is not set; nothing purged "
                       "(set the time, or let the agent take it from GPS)")
         return EXIT_FAILED
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         purged = purge_expired(db, config.storage.retention_days)
         held = db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]
         db.audit(args.user or default_user(), "retention.purge",
@@ -1008,6 +1044,36 @@ def _existing_station_store(args: argparse.Namespace):
         raise ConfigError(config.source_file, "station.database",
                           f"no station database at {target} (check --data-dir, --db or station.database)")
     return StationStore(target)
+
+
+def cmd_station_sharing_add(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.station import station_database
+    from edge_agent.station.sharing import check_entry
+    from edge_agent.station.store import StationStore
+
+    entry = check_entry(args.agency_name, args.jurisdiction, args.direction, args.data, args.requester, args.purpose,
+                        args.approved_by, args.approved_on, Path(args.request_file))
+    entry["recorded_by"] = args.user or default_user()
+    with StationStore(station_database(_station_config(args))) as store:
+        n = store.add_sharing(entry)
+    console.print(f"sharing register entry {n}: {entry['direction']} {entry['data']} with {entry['agency_name']}, "
+                  f"approved by {entry['approved_by']} on {entry['approved_on']}")
+    return EXIT_OK
+
+
+def cmd_station_sharing_list(args: argparse.Namespace, console: Console) -> int:
+    with _existing_station_store(args) as store:
+        entries = store.sharing()
+    if args.json:
+        console.json(entries)
+    else:
+        for e in entries:
+            console.print(f"{e['id']}: {e['direction']} {e['data']} {'with' if e['direction'] == 'share' else 'from'} "
+                          f"{e['agency_name']} ({e['jurisdiction']}); requested by {e['requester']} for {e['purpose']}; "
+                          f"approved by {e['approved_by']} on {e['approved_on']}")
+        if not entries:
+            console.print("the sharing register is empty: no agency shares or receives")
+    return EXIT_OK
 
 
 def cmd_station_units(args: argparse.Namespace, console: Console) -> int:
@@ -1073,7 +1139,7 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
             raise EdgeAgentError(f"--near {args.near!r}: give LAT,LON,KM (38.5757,-121.4788,2)") from None
         near = (lat, lon, km)
     query = ReadQuery(args.plate, _when(args.since, "--since"), _when(args.until, "--until"), near, args.tolerant)
-    with Database.in_data_dir(config_for(args).data_dir) as db:
+    with Database.for_config(config_for(args)) as db:
         session = _session(args, db)
         rows = search_reads(db, session, query)
     if args.json:
@@ -1084,6 +1150,56 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{r['captured_at']}  {r['plate']:<9} {r['state'] or '--'}  {r['camera_id']:<8} {where}"
                       f"{'  HIT' if r['hit_count'] else ''}{'  EVIDENCE' if r['evidence_hold'] else ''}")
     console.print(f"{len(rows)} reads ({query.describe()}); this search is in the audit log")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import ReadQuery, export_reads
+    from edge_agent.store import Database
+
+    query = ReadQuery(args.plate, _when(args.since, "--since"), _when(args.until, "--until"), None, args.tolerant)
+    with Database.for_config(config_for(args)) as db:
+        manifest = export_reads(db, _session(args, db), query, Path(args.out))
+    console.print(f"exported {manifest['reads']} reads ({len(manifest['files'])} files) to {args.out}; "
+                  "they are on evidence hold; manifest.json lists each file's sha256")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import yearly_report
+    from edge_agent.store import Database
+
+    config = config_for(args)
+    with Database.for_config(config) as db:
+        report = yearly_report(db, _session(args, db), args.year)
+    if args.json:
+        console.json(report)
+    elif args.csv:
+        from edge_agent.export import csv_cell
+
+        console.print("figure,value")
+        for key, value in report.items():
+            for k, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+                console.print(f"{csv_cell(key + (':' + k if k else ''))},{csv_cell(str(v))}")
+    else:
+        console.print(f"{config.agent.agency}/{config.agent.unit_id}, {args.year} ({report['time_zone']}): "
+                      f"{report['detections']} detections (a detection is one stored read), {report['hits']} hits")
+        for name in ("hits_by_list", "dispositions"):
+            for k, v in report[name].items():
+                console.print(f"  {name.replace('_', ' ')}: {k}: {v}")
+        console.print(f"  searches: {report['searches']}; exports: {report['exports']}; reads purged: {report['reads_purged']}")
+    return EXIT_OK
+
+
+def cmd_policy(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.policy import policy_html
+
+    page = policy_html(config_for(args), args.agency_name)
+    if args.out:
+        Path(args.out).write_text(page, encoding="utf-8")
+        console.print(f"wrote {args.out}")
+    else:
+        console.print(page.rstrip("\n"))
     return EXIT_OK
 
 
@@ -1098,7 +1214,7 @@ def cmd_users_add(args: argparse.Namespace, console: Console) -> int:
     except ValueError:
         raise EdgeAgentError(f"--trained-on {args.trained_on!r}: not a date (YYYY-MM-DD)") from None
     config = config_for(args)
-    with Database.in_data_dir(config.data_dir) as db:
+    with Database.for_config(config) as db:
         by = None
         if args.admin:
             by = login(db, args.admin, _password(f"password for {args.admin}: "), f"add user {args.name}",
@@ -1113,7 +1229,7 @@ def cmd_users_list(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.access import list_users
     from edge_agent.store import Database
 
-    with Database.in_data_dir(config_for(args).data_dir) as db:
+    with Database.for_config(config_for(args)) as db:
         users = list_users(db, _session(args, db))
     if args.json:
         console.json(users)
@@ -1128,7 +1244,7 @@ def cmd_audit_verify(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.access.audit import verify
     from edge_agent.store import Database
 
-    with Database.in_data_dir(config_for(args).data_dir) as db:
+    with Database.for_config(config_for(args)) as db:
         with db._lock:
             started = time.perf_counter()
             verdict = verify(db._conn)
@@ -1148,7 +1264,7 @@ def cmd_audit_search(args: argparse.Namespace, console: Console) -> int:
 
     if not args.plate and not args.by:
         raise EdgeAgentError("audit search: give --plate PLATE or --by USER")
-    with Database.in_data_dir(config_for(args).data_dir) as db:
+    with Database.for_config(config_for(args)) as db:
         rows = search_audit(db, _session(args, db), plate=args.plate, user=args.by)
     if args.json:
         console.json(rows)

@@ -48,6 +48,7 @@ class AgentConfig:
     unit_id: str = "unit-01"
     agency: str = "agency"
     data_dir: Path = Path("data")
+    time_zone: str = "America/Los_Angeles"  # the agency's years and months in its reports
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,12 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
         raise ConfigError(file, "agent.unit_id", "must be 1-64 letters, digits, '.', '_' or '-'")
     if not _ID.match(agent.agency):
         raise ConfigError(file, "agent.agency", "must be 1-64 letters, digits, '.', '_' or '-'")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(agent.time_zone)
+    except (KeyError, ValueError, OSError):
+        raise ConfigError(file, "agent.time_zone", f"{agent.time_zone!r} is not a time zone (America/Los_Angeles)") from None
     cameras_raw = raw.get("camera", [])
     if not isinstance(cameras_raw, list):
         raise ConfigError(file, "camera", "must be an array of tables ([[camera]])")

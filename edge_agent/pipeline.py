@@ -197,7 +197,7 @@ class Agent:
         self._problems: list[str] = []
         self._started = time.monotonic()
         self._status_at = 0.0
-        self.db = Database.in_data_dir(config.data_dir)
+        self.db = Database.for_config(config)
         self.hotlist_db = open_hotlist_db(config.data_dir)
         self.hotlist = load_index(self.hotlist_db)
         self._hotlist_checked = time.monotonic()

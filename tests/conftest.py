@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
 import time
+from datetime import datetime, timezone
+from functools import reduce
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,3 +146,80 @@ def seed_reads(data_dir: Path, n: int, hits_every: int = 0, scene: bool = False,
         for r in reads:
             db.insert_read(r)
     return [r.id for r in reads]
+
+
+# --- a GPS receiver on a serial line ----------------------------------------------
+
+def nmea(body: str) -> str:
+    return f"${body}*{reduce(lambda a, c: a ^ ord(c), body, 0):02X}\r\n"
+
+
+def live_sentences(lat: float = 38.5757, lon: float = -121.4788, at: datetime | None = None) -> str:
+    """GGA, RMC and VTG for now (or `at`), as a receiver with a fix sends them each second."""
+    at = at or datetime.now(timezone.utc)
+    t, d = at.strftime("%H%M%S.00"), at.strftime("%d%m%y")
+    la = f"{int(abs(lat)):02d}{(abs(lat) % 1) * 60:07.4f},{'N' if lat >= 0 else 'S'}"
+    lo = f"{int(abs(lon)):03d}{(abs(lon) % 1) * 60:07.4f},{'E' if lon >= 0 else 'W'}"
+    return (nmea(f"GNGGA,{t},{la},{lo},1,08,1.0,9.0,M,-29.8,M,,") + nmea(f"GNRMC,{t},A,{la},{lo},10.8,92.5,{d},,,A")
+            + nmea("GNVTG,92.5,T,,M,10.8,N,20.0,K,A"))
+
+
+class SerialLink:
+    """A GPS receiver on a serial port: a pseudo-terminal pair, reached through a stable name (as udev's
+    /dev/serial/by-id links are), that the test can unplug and plug back."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / "gps0"
+        self.master = self.slave = None
+
+    def plug(self) -> None:
+        self.master, self.slave = os.openpty()
+        tmp = self.path.with_suffix(".new")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.ttyname(self.slave))
+        tmp.replace(self.path)
+
+    def unplug(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+        self.path.unlink()
+
+    def send(self, text: str | bytes) -> None:
+        os.write(self.master, text.encode() if isinstance(text, str) else text)
+
+
+def _feed(link: SerialLink, stop: threading.Event, lines=None) -> threading.Thread:
+    def loop():
+        while not stop.wait(0.2):
+            try:
+                link.send(live_sentences() if lines is None else lines())
+            except OSError:
+                pass  # unplugged
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
+
+
+
+
+@pytest.fixture
+def talking_gps(tmp_path: Path):
+    """A receiver with a fix, sending GGA, RMC and VTG five times a second on a pseudo-terminal."""
+    link = SerialLink(tmp_path)
+    link.plug()
+    stop = threading.Event()
+    _feed(link, stop)
+    yield link
+    stop.set()
+    link.unplug()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A rendered drive-by: three cars, each plate in view for six frames."""
+    from edge_agent.synthetic import render_drive_by
+
+    folder = tmp_path_factory.mktemp("clip")
+    render_drive_by(folder / "drive-by.avi", ["7ABC123", "5TRK442", "8LMN905"], frames_per_car=6)
+    return folder / "drive-by.avi"

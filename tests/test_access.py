@@ -182,3 +182,113 @@ def test_the_command_line_logs_in_searches_and_audits(tmp_path: Path, monkeypatc
     who = run_cli("--data-dir", data, "audit", "search", "--plate", "7ABC123", "--user", "admin", "--purpose", "audit")
     assert who.code == 0 and "lee" in who.out and "case 26-7" in who.out
     assert run_cli("--data-dir", data, "audit", "verify").code == 0
+
+
+def test_an_export_writes_images_and_a_manifest_and_puts_the_reads_on_evidence_hold(db, tmp_path):
+    import hashlib
+    import json
+
+    from conftest import seed_reads
+    from edge_agent.access import export_reads
+
+    seed_reads(db.path.parent, 6, scene=True)
+    plate = db.query("SELECT plate FROM reads LIMIT 1")[0][0]
+    boss = login(db, "admin", PASSWORD, "case 26-0099 evidence")
+    out = tmp_path / "evidence-26-0099"
+    manifest = export_reads(db, boss, ReadQuery(plate), out)
+    assert manifest["reads"] >= 1 and manifest["purpose"] == "case 26-0099 evidence"
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    assert json.loads((out / "manifest.json").read_text())["files"] == manifest["files"]
+    assert any(n.endswith("-scene.jpg") for n in manifest["files"]) and (out / "reads.json").is_file()
+    held = db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]
+    assert held == manifest["reads"]
+    with pytest.raises(AccessDenied, match="exists already"):
+        export_reads(db, boss, ReadQuery(plate), out)
+    with pytest.raises(AccessDenied, match="role officer may not"):
+        export_reads(db, login(db, "ofc.lee", PASSWORD, "case 1"), ReadQuery(plate), tmp_path / "x")
+    assert [a[1] for a in _audit(db)].count("export.refused") == 2
+    assert ("admin", "export") in [(a[0], a[1]) for a in _audit(db)]
+
+
+def test_the_yearly_figures_survive_the_purge_of_the_reads_behind_them(tmp_path: Path, monkeypatch):
+    from zoneinfo import ZoneInfo
+
+    from edge_agent.access import yearly_report
+    from edge_agent.records import Hit
+    from edge_agent.store.retention import purge_expired
+
+    with Database.in_data_dir(tmp_path / "data") as db:
+        db.zone = ZoneInfo("America/Los_Angeles")
+        add_user(db, None, "admin", "administrator", PASSWORD, TODAY)
+        # 2027-01-01 06:00 UTC is still New Year's Eve 2026 in California: the agency's year is 2026
+        eve = datetime(2027, 1, 1, 6, 0, tzinfo=timezone.utc)
+        for i in range(3):
+            read = _read(f"7ABC12{i}", eve - timedelta(days=40 + i))
+            if i < 2:
+                read.hits = [Hit(read.reading.text, "CA", "STOLEN_VEHICLE" if i == 0 else "AMBER_ALERT", "exact")]
+            db.insert_read(read)
+        db.insert_read(_read("5TRK442", eve))
+        boss = login(db, "admin", PASSWORD, "records request PRA-2027-3")
+        search_reads(db, boss, ReadQuery("7ABC12*"))
+        before = yearly_report(db, boss, 2026)
+        assert (before["detections"], before["hits"], before["searches"]) == (4, 2, 1)
+        assert before["hits_by_list"] == {"AMBER_ALERT": 1, "STOLEN_VEHICLE": 1}
+        assert yearly_report(db, boss, 2027)["detections"] == 0
+        with db.transaction() as c:
+            c.execute("UPDATE reads SET sent_at = captured_at")
+        assert purge_expired(db, 1.0, now=eve + timedelta(days=400)) == 4
+        after = yearly_report(db, boss, 2026)
+        assert {k: after[k] for k in ("detections", "hits", "hits_by_list")} == {
+            k: before[k] for k in ("detections", "hits", "hits_by_list")}
+        assert after["reads_purged"] == 4 and db.stats().reads == 0
+    monkeypatch.setenv("EDGE_AGENT_PASSWORD", PASSWORD)
+    text = run_cli("--data-dir", tmp_path / "data", "report", "--year", "2026", "--user", "admin", "--purpose", "PRA")
+    assert text.code == 0 and "4 detections (a detection is one stored read), 2 hits" in text.out
+    csv = run_cli("--data-dir", tmp_path / "data", "report", "--year", "2026", "--csv", "--user", "admin",
+                  "--purpose", "PRA")
+    assert "hits_by_list:STOLEN_VEHICLE,1" in csv.out
+
+
+def test_the_sharing_register_keeps_approved_requests_and_refuses_out_of_state_and_federal(tmp_path: Path):
+    request = tmp_path / "request-sacso.pdf"
+    request.write_bytes(b"%PDF-1.4 written request")
+    station = tmp_path / "station"
+    args = ["--data-dir", station, "station", "sharing", "add", "--agency-name", "Sacramento County Sheriff",
+            "--jurisdiction", "ca", "--direction", "share", "--data", "alpr", "--requester", "Lt. A. Diaz",
+            "--purpose", "regional auto theft task force", "--approved-by", "Capt. R. Moss (designee)",
+            "--approved-on", "2026-11-02", "--request-file", request]
+    assert run_cli(*args).code == 0
+    received = [a if a != "share" else "receive" for a in args]
+    received[received.index("alpr")] = "hotlist"
+    assert run_cli(*received).code == 0
+    for jurisdiction in ("NV", "FBI"):
+        refused = run_cli(*[jurisdiction if a == "ca" else a for a in args])
+        assert refused.code == 2 and "1798.90.55(b)" in refused.err
+    missing = run_cli(*[tmp_path / "nope.pdf" if a == request else a for a in args])
+    assert missing.code == 2 and "kept on file" in missing.err
+    listed = run_cli("--data-dir", station, "station", "sharing", "list", "--json")
+    entries = __import__("json").loads(listed.out)
+    assert [(e["direction"], e["data"], e["jurisdiction"]) for e in entries] == [("share", "alpr", "CA"),
+                                                                              ("receive", "hotlist", "CA")]
+    assert entries[0]["request_file"].endswith(__import__("hashlib").sha256(request.read_bytes()).hexdigest())
+
+
+def test_the_published_policy_says_what_the_configuration_does(tmp_path: Path):
+    from html.parser import HTMLParser
+
+    config = tmp_path / "unit.toml"
+    config.write_text('[agent]\nagency = "sacpd"\n[storage]\nretention_days = 45\n')
+    result = run_cli("--config", config, "policy", "--agency-name", "Sacramento Police Department")
+    assert result.code == 0
+    text = []
+
+    class Text(HTMLParser):
+        def handle_data(self, data):
+            text.append(data)
+
+    Text().feed(result.out)
+    page = " ".join(text)
+    assert "Sacramento Police Department: ALPR usage and privacy policy" in page
+    assert "45 days on the in-car unit" in page and "1798.90.55(b)" in page and "CLETS" in page
+    assert "officer, supervisor, technician, auditor, administrator" in page

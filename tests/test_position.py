@@ -20,22 +20,9 @@ from edge_agent.store.outbox import batch_items, take_batch
 from edge_agent.station.store import StationStore
 from edge_agent.sync.payloads import build_batch, parse_batch
 from edge_agent.synthetic import render_drive_by
+from conftest import SerialLink, _feed, live_sentences, nmea
 
 RECORDING = Path(__file__).parent / "data" / "gps" / "drive.nmea"
-
-
-def nmea(body: str) -> str:
-    return f"${body}*{reduce(lambda a, c: a ^ ord(c), body, 0):02X}\r\n"
-
-
-def live_sentences(lat: float = 38.5757, lon: float = -121.4788, at: datetime | None = None) -> str:
-    """GGA, RMC and VTG for now (or `at`), as a receiver with a fix sends them each second."""
-    at = at or datetime.now(timezone.utc)
-    t, d = at.strftime("%H%M%S.00"), at.strftime("%d%m%y")
-    la = f"{int(abs(lat)):02d}{(abs(lat) % 1) * 60:07.4f},{'N' if lat >= 0 else 'S'}"
-    lo = f"{int(abs(lon)):03d}{(abs(lon) % 1) * 60:07.4f},{'E' if lon >= 0 else 'W'}"
-    return (nmea(f"GNGGA,{t},{la},{lo},1,08,1.0,9.0,M,-29.8,M,,") + nmea(f"GNRMC,{t},A,{la},{lo},10.8,92.5,{d},,,A")
-            + nmea("GNVTG,92.5,T,,M,10.8,N,20.0,K,A"))
 
 
 def test_a_recorded_drive_gives_position_speed_heading_and_time_and_the_bad_lines_are_named():
@@ -84,43 +71,6 @@ def test_the_time_taken_is_never_before_the_build_unless_marked_unsure(system, s
         assert (at, source) == (system, "system")
 
 
-class SerialLink:
-    """A GPS receiver on a serial port: a pseudo-terminal pair, reached through a stable name (as udev's
-    /dev/serial/by-id links are), that the test can unplug and plug back."""
-
-    def __init__(self, folder: Path):
-        self.path = folder / "gps0"
-        self.master = self.slave = None
-
-    def plug(self) -> None:
-        self.master, self.slave = os.openpty()
-        tmp = self.path.with_suffix(".new")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(os.ttyname(self.slave))
-        tmp.replace(self.path)
-
-    def unplug(self) -> None:
-        os.close(self.master)
-        os.close(self.slave)
-        self.path.unlink()
-
-    def send(self, text: str | bytes) -> None:
-        os.write(self.master, text.encode() if isinstance(text, str) else text)
-
-
-def _feed(link: SerialLink, stop: threading.Event, lines=None) -> threading.Thread:
-    def loop():
-        while not stop.wait(0.2):
-            try:
-                link.send(live_sentences() if lines is None else lines())
-            except OSError:
-                pass  # unplugged
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    return t
-
-
 def _wait(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -158,13 +108,10 @@ def test_the_receiver_survives_garbage_silence_and_being_unplugged_and_plugged_b
         receiver.stop()
 
 
-def test_every_read_carries_the_position_and_it_reaches_the_station(tmp_path: Path, reader):
+def test_every_read_carries_the_position_and_it_reaches_the_station(tmp_path: Path, reader, talking_gps):
+    link = talking_gps
     clip = tmp_path / "drive-by.avi"
     render_drive_by(clip, ["7ABC123", "5TRK442"], frames_per_car=6)
-    link = SerialLink(tmp_path)
-    link.plug()
-    stop = threading.Event()
-    _feed(link, stop)
     config = tmp_path / "unit.toml"
     config.write_text(f'[agent]\nunit_id = "car-7"\nagency = "test-pd"\ndata_dir = "data"\n'
                       f'[[camera]]\nid = "front"\nsource = "video"\npath = "{clip}"\n'
@@ -172,8 +119,6 @@ def test_every_read_carries_the_position_and_it_reaches_the_station(tmp_path: Pa
     agent = Agent(load_config(config), out=lambda line: None, reader=reader)
     assert _wait(lambda: agent.gps.position() is not None, 10)
     agent.run()
-    stop.set()
-    link.unplug()
     with Database.in_data_dir(tmp_path / "data") as db:
         rows = db.query("SELECT plate, lat, lon, fix, speed_kmh, heading_deg, clock FROM reads")
         assert {r["plate"] for r in rows} == {"7ABC123", "5TRK442"}

@@ -16,13 +16,6 @@ from conftest import StationThread, Subscriber, run_cli
 PLATES = ["7ABC123", "5TRK442", "8LMN905"]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("clip")
-    render_drive_by(folder / "drive-by.avi", PLATES, frames_per_car=6)
-    return folder / "drive-by.avi"
-
-
 def _config(tmp_path: Path, clip: Path, broker: str = "") -> Path:
     path = tmp_path / "unit.toml"
     path.write_text(f"""

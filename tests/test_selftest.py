@@ -2,12 +2,10 @@
 provisioning script can use."""
 
 import json
-import threading
 from pathlib import Path
 
 from edge_agent.synthetic import render_drive_by, write_hotlist
 from conftest import free_port, run_cli
-from test_position import SerialLink, _feed
 
 
 def _table(out: str) -> dict[str, tuple[str, str]]:
@@ -19,13 +17,10 @@ def _table(out: str) -> dict[str, tuple[str, str]]:
     return rows
 
 
-def test_a_unit_ready_for_the_road_passes_with_warnings_named(tmp_path: Path, mosquitto):
+def test_a_unit_ready_for_the_road_passes_with_warnings_named(tmp_path: Path, mosquitto, talking_gps):
     clip = tmp_path / "drive-by.avi"
     render_drive_by(clip, ["7ABC123"], frames_per_car=4)
-    link = SerialLink(tmp_path)
-    link.plug()
-    stop = threading.Event()
-    _feed(link, stop)
+    link = talking_gps
     config = tmp_path / "unit.toml"
     config.write_text(f'[agent]\nunit_id = "car-7"\nagency = "test-pd"\ndata_dir = "data"\n'
                       f'[[camera]]\nid = "front"\nsource = "video"\npath = "{clip}"\n'
@@ -33,11 +28,7 @@ def test_a_unit_ready_for_the_road_passes_with_warnings_named(tmp_path: Path, mo
                       f'[sync]\nbroker = "{mosquitto.url}"\ninsecure = true\n')
     assert run_cli("--config", config, "hotlist", "import",
                    write_hotlist(tmp_path / "hot.csv", {"5TRK442": "STOLEN_VEHICLE"})).code == 0
-    try:
-        result = run_cli("--config", config, "selftest")
-    finally:
-        stop.set()
-        link.unplug()
+    result = run_cli("--config", config, "selftest")
     assert result.code == 0, result.out
     rows = _table(result.out)
     for name in ("disk space", "disk write speed", "models", "camera front", "gps", "clock", "audio"):

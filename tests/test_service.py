@@ -27,13 +27,6 @@ from conftest import free_port, run_cli
 PLATES = ["7ABC123", "5TRK442", "8LMN905"]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("clip")
-    render_drive_by(folder / "drive-by.avi", PLATES, frames_per_car=6)
-    return folder / "drive-by.avi"
-
-
 def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

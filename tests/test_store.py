@@ -43,7 +43,7 @@ def test_stats_and_yearly_counts_and_mark_sent(tmp_path: Path):
         for r in reads:
             db.insert_read(r)
         assert db.stats().to_json() == {"reads": 5, "sent": 0, "waiting": 5, "hits": 1}
-        assert db.yearly_counts() == {2025: {"detections": 1}, 2026: {"detections": 4, "hits": 1}}
+        assert db.yearly_counts() == {2025: {"detections": 1}, 2026: {"detections": 4, "hits": 1, "hits:BOLO": 1}}
         batch = take_batch(db, BatchLimits(reads=2))
         # the read with a hit goes first, then the oldest
         assert {i["id"] for i in batch_items(db, batch)} == {reads[3].id, reads[4].id}

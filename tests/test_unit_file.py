@@ -12,14 +12,12 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from edge_agent.synthetic import render_drive_by, write_hotlist
 from conftest import run_cli
-from test_position import SerialLink, _feed
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS = ["edge-agent.service", "edge-agent-station.service"]
@@ -122,13 +120,10 @@ def _kernel_has_mdwe() -> bool:
 @needs_systemd
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 @pytest.mark.skipif(not _kernel_has_mdwe(), reason="this kernel has no PR_SET_MDWE")
-def test_the_agent_does_only_what_the_unit_allows(tmp_path: Path, mosquitto):
+def test_the_agent_does_only_what_the_unit_allows(tmp_path: Path, mosquitto, talking_gps):
     clip = tmp_path / "drive-by.avi"
     render_drive_by(clip, ["7ABC123", "5TRK442"], frames_per_car=6)
-    link = SerialLink(tmp_path)
-    link.plug()
-    stop = threading.Event()
-    _feed(link, stop)
+    link = talking_gps
     data = tmp_path / "data"
     config = tmp_path / "unit.toml"
     config.write_text(f'[agent]\nunit_id = "car-7"\nagency = "test-pd"\ndata_dir = "{data}"\n'
@@ -138,15 +133,11 @@ def test_the_agent_does_only_what_the_unit_allows(tmp_path: Path, mosquitto):
     assert run_cli("--config", config, "hotlist", "import", write_hotlist(tmp_path / "hot.csv", {"5TRK442": "STOLEN_VEHICLE"})).code == 0
     trace = tmp_path / "trace"
     run = tmp_path / "run"
-    try:
-        result = subprocess.run(
-            ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=all", "-e", "signal=none",
-             sys.executable, "-c", MDWE_EXEC, str(AGENT), "--config", str(config), "run"],
-            capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "RUNTIME_DIRECTORY": str(run),
-                                                               "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"})
-    finally:
-        stop.set()
-        link.unplug()
+    result = subprocess.run(
+        ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=all", "-e", "signal=none",
+         sys.executable, "-c", MDWE_EXEC, str(AGENT), "--config", str(config), "run"],
+        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "RUNTIME_DIRECTORY": str(run),
+                                                           "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "read 7ABC123" in result.stdout and "ALERT" in result.stdout, result.stdout  # read, matched, alerted (espeak, aplay)
     lines = trace.read_text().splitlines()

@@ -228,6 +228,8 @@ def search_reads(db: Database, session: Session, q: ReadQuery, limit: int = 1000
     if q.near:
         out = [r for r in out if _km(q.near[0], q.near[1], r["lat"], r["lon"]) <= q.near[2]]
     db.audit(session.user, "search", asked, session.purpose, session.unit, len(out))
+    with db.transaction() as c:
+        db.count(c, "searches")
     return out
 
 
@@ -265,3 +267,70 @@ def search_audit(db: Database, session: Session, plate: str | None = None, user:
     rows = rows[:limit]
     db.audit(session.user, "audit.search", asked, session.purpose, session.unit, len(rows))
     return rows
+
+
+# --- export for evidence ------------------------------------------------------
+
+MAY_EXPORT = ("supervisor", "administrator")
+
+
+def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path") -> dict:
+    """The reads a search finds, with their plate and scene images and a manifest of sha256 digests, written
+    to a new folder for booking into evidence; each read goes on evidence hold (kept past retention)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from edge_agent.files import write_atomic
+
+    asked = q.describe()
+    _require(db, session, MAY_EXPORT, "export", asked)
+    out = Path(out)
+    if out.exists():
+        _refused(db, session.user, "export", f"{out} exists already: an export goes to a new folder; asked {asked}",
+                 session.purpose, session.unit)
+    reads = search_reads(db, session, q)
+    try:
+        out.mkdir(parents=True, mode=0o750)
+    except OSError as exc:
+        _refused(db, session.user, "export", f"{out} cannot be made: {exc.strerror or exc}; asked {asked}",
+                 session.purpose, session.unit)
+    files: dict[str, str] = {}
+
+    def put(name: str, data: bytes) -> None:
+        write_atomic(out / name, data, 0o640)
+        files[name] = hashlib.sha256(data).hexdigest()
+
+    for r in reads:
+        for kind, jpeg in db.read_images(r["id"]).items():
+            put(f"{r['id']}-{kind}.jpg", jpeg)
+    put("reads.json", json.dumps(reads, indent=1).encode())
+    manifest = {"exported_at": utc_iso(), "by": session.user, "purpose": session.purpose, "unit": session.unit,
+                "query": asked, "reads": len(reads), "files": files}
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode(), 0o640)
+    with db.transaction() as c:
+        c.executemany("UPDATE reads SET evidence_hold = 1 WHERE id = ?", [(r["id"],) for r in reads])
+    db.audit(session.user, "export", f"{asked} -> {out}", session.purpose, session.unit, len(reads))
+    with db.transaction() as c:
+        db.count(c, "exports")
+    return manifest
+
+
+# --- the yearly figures that records requests ask for ------------------------
+
+MAY_REPORT = ("supervisor", "auditor", "administrator")
+
+
+def yearly_report(db: Database, session: Session, year: int) -> dict:
+    """Detections (a detection is one stored read), hits by list, dispositions, searches, exports and purges
+    in the agency's year; kept as counts when they happen, so purging the reads changes none of them."""
+    _require(db, session, MAY_REPORT, "report", f"year {year}")
+    counts = {r["metric"]: r["count"] for r in db.query("SELECT metric, count FROM yearly_counts WHERE year = ?", (year,))}
+    by = lambda prefix: {k.split(":", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith(prefix + ":")}  # noqa: E731
+    report = {"year": year, "time_zone": str(db.zone), "unit": session.unit,
+              "detections": counts.get("detections", 0), "hits": counts.get("hits", 0), "hits_by_list": by("hits"),
+              "dispositions": by("dispositions"), "searches": counts.get("searches", 0),
+              "exports": counts.get("exports", 0), "reads_purged": counts.get("purged", 0),
+              "detection_means": "one stored read: one vehicle pass seen by one camera"}
+    db.audit(session.user, "report", f"year {year}", session.purpose, session.unit, 1)
+    return report

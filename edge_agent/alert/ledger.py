@@ -37,6 +37,7 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
     with db.transaction() as c:
         c.execute("INSERT INTO dispositions (uuid, alert_id, disposition, user, at, note) VALUES (?, ?, ?, ?, ?, ?)",
                   (str(uuidlib.uuid4()), alert_id, disposition, user, at, note))
+        db.count(c, f"dispositions:{disposition}")
         c.execute("UPDATE alerts SET disposition = ?, disposition_by = ?, disposition_at = ? WHERE id = ?",
                   (disposition, user, at, alert_id))
         if disposition == "confirmed":

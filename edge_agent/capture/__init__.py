@@ -23,6 +23,8 @@ from edge_agent.imaging import as_bgr8
 from edge_agent.records import Frame
 
 log = logging.getLogger(__name__)
+# OpenCV warns on stderr at every failed open of a camera that is out; the agent says it once, in words
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 ErrorHandler = Callable[[str], None]
 
 # A decoded image larger than this (8K is 33 Mpx) is refused rather than risking the unit's memory.

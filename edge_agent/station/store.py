@@ -24,6 +24,8 @@ from edge_agent.store import open_sqlite, utc_iso
 from edge_agent.sync.payloads import IncomingBatch
 
 log = logging.getLogger(__name__)
+SHARING_FIELDS = ("agency_name", "jurisdiction", "direction", "data", "requester", "purpose", "approved_by",
+                  "approved_on", "request_file")
 
 # Ordered migrations; the version applied is kept in schema_version. A database from before versions were
 # kept (a067301 and earlier) holds version 1's tables without the record.
@@ -136,6 +138,14 @@ ALTER TABLE reads ADD COLUMN fix TEXT;
 ALTER TABLE reads ADD COLUMN speed_kmh DOUBLE PRECISION;
 ALTER TABLE reads ADD COLUMN heading_deg DOUBLE PRECISION;
 ALTER TABLE reads ADD COLUMN clock TEXT;
+""",
+    # 4: the sharing register: agencies the department shares ALPR data or hotlists with, or receives them
+    # from, each on a written request approved by the designee (Civil Code 1798.90.5 and following)
+    """
+CREATE TABLE sharing (
+    id INTEGER PRIMARY KEY, agency_name TEXT NOT NULL, jurisdiction TEXT NOT NULL, direction TEXT NOT NULL,
+    data TEXT NOT NULL, requester TEXT NOT NULL, purpose TEXT NOT NULL, approved_by TEXT NOT NULL,
+    approved_on TEXT NOT NULL, request_file TEXT NOT NULL, recorded_at TEXT NOT NULL, recorded_by TEXT NOT NULL);
 """,
 ]
 
@@ -329,6 +339,21 @@ class StationStore:
         with self._tx() as cur:
             cur.execute("INSERT INTO refusals (at, topic, batch_id, reason, bytes, receiver) VALUES (?, ?, ?, ?, ?, ?)",
                         (utc_iso(), topic[:300], batch_id, reason[:1000], size, receiver))
+
+    def add_sharing(self, entry: dict) -> int:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO sharing (agency_name, jurisdiction, direction, data, requester, purpose, approved_by,"
+                        " approved_on, request_file, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        tuple(entry[k] for k in SHARING_FIELDS) + (utc_iso(), entry["recorded_by"]))
+            return cur.query("SELECT MAX(id) FROM sharing")[0][0]
+
+    def sharing(self, year: int | None = None) -> list[dict]:
+        with self._tx() as cur:
+            rows = cur.query("SELECT id, " + ", ".join(SHARING_FIELDS) + ", recorded_at, recorded_by FROM sharing"
+                             " ORDER BY approved_on, id")
+        cols = ("id", *SHARING_FIELDS, "recorded_at", "recorded_by")
+        out = [dict(zip(cols, r)) for r in rows]
+        return [e for e in out if year is None or e["approved_on"][:4] <= str(year)]
 
     def stats(self) -> dict:
         with self._tx() as cur:

@@ -286,6 +286,7 @@ class Database:
 
     def __init__(self, path: Path, migrations: list[str] | None = None):
         self.path = Path(path)
+        self.zone = timezone.utc  # the agency's time zone for its yearly figures (agent.time_zone)
         self._migrations = MIGRATIONS if migrations is None else migrations
         self._conn = open_sqlite(self.path)
         self._conn.row_factory = sqlite3.Row
@@ -300,6 +301,15 @@ class Database:
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> "Database":
         return cls(Path(data_dir) / DB_NAME)
+
+    @classmethod
+    def for_config(cls, config) -> "Database":
+        """The unit's database, its yearly figures kept in the agency's time zone."""
+        from zoneinfo import ZoneInfo
+
+        db = cls.in_data_dir(config.data_dir)
+        db.zone = ZoneInfo(config.agent.time_zone)
+        return db
 
     def close(self) -> None:
         with self._lock:
@@ -349,7 +359,7 @@ class Database:
     def insert_read(self, read: Read, hotlist_version: int | None = None) -> list[int]:
         """Store a read with its images and hits in one durable transaction; returns the hits' row ids."""
         r = read.reading
-        year = read.captured_at.astimezone(timezone.utc).year
+        year = self.year_of(read.captured_at)
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, state, state_confidence, candidates, box,"
@@ -375,7 +385,17 @@ class Database:
             self._count(c, year, "detections", 1)
             if read.hits:
                 self._count(c, year, "hits", 1)
+                for list_name in sorted({h.list_name for h in read.hits}):
+                    self._count(c, year, f"hits:{list_name}", 1)
         return hit_ids
+
+    def count(self, c: sqlite3.Connection, metric: str, n: int = 1, at: datetime | None = None) -> None:
+        """Add to a yearly figure, in the caller's transaction: the figures outlive the records behind them."""
+        self._count(c, self.year_of(at or datetime.now(timezone.utc)), metric, n)
+
+    def year_of(self, at: datetime) -> int:
+        """The agency's year (its configured time zone) of a time."""
+        return at.astimezone(self.zone).year
 
     @staticmethod
     def _count(c: sqlite3.Connection, year: int, metric: str, n: int) -> None:

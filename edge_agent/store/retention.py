@@ -137,6 +137,7 @@ def purge_expired(db: Database, retention_days: float, now: datetime | None = No
             (cutoff,),
         ).rowcount
         if purged:
+            db.count(c, "purged", purged)
             c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
                       (utc_iso(), purged, f"reads captured before {cutoff}"))
     return purged
