@@ -54,3 +54,33 @@ def test_what_is_wrong_is_named_and_the_exit_code_says_fail(tmp_path: Path):
     assert checks["hotlist"][0] == "FAIL" and "no hotlist loaded" in checks["hotlist"][1]
     assert checks["audio"][0] == "FAIL" and "hw:9,0" in checks["audio"][1]
     assert checks["models"][0] == "PASS"
+
+
+def test_the_broker_check_connects_with_the_units_certificate(tmp_path: Path):
+    from conftest import Mosquitto
+    from test_sync import _certificates
+
+    certs = tmp_path / "pki"
+    certs.mkdir()
+    _certificates(certs)
+    for key in certs.glob("*.key"):
+        key.chmod(0o600)
+    broker = Mosquitto(tmp_path, extra=(
+        f"cafile {certs / 'ca.crt'}\ncertfile {certs / 'server.crt'}\nkeyfile {certs / 'server.key'}\n"
+        "require_certificate true\nuse_identity_as_username true\nallow_anonymous false"))
+    broker.start()
+    try:
+        def check(tls: str) -> dict:
+            config = tmp_path / "unit.toml"
+            config.write_text(f'[agent]\nunit_id = "car-7"\nagency = "test-pd"\ndata_dir = "data"\n'
+                              f'[sync]\nbroker = "{broker.url}"\n{tls}\n')
+            out = json.loads(run_cli("--config", config, "selftest", "--json").out)
+            return {c["check"]: (c["result"], c["detail"]) for c in out["checks"]}
+
+        good = check(f'tls_ca = "{certs / "ca.crt"}"\ntls_cert = "{certs / "car-7.crt"}"\ntls_key = "{certs / "car-7.key"}"')
+        assert good["broker"] == ("PASS", f"{broker.url}: connected (with the unit's certificate)")
+        assert good["certificates"][0] in ("PASS", "WARN")
+        none = check(f'tls_ca = "{certs / "ca.crt"}"')
+        assert none["broker"][0] == "FAIL"
+    finally:
+        broker.stop()
