@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--work", metavar="DIR")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_search)
+    br = bsub.add_parser("restart", parents=[common], help="a failed and a hung recognition part: back at work within 5 s?")
+    br.add_argument("--json", action="store_true")
+    br.set_defaults(func=cmd_bench_restart)
     bk = bsub.add_parser("soak", parents=[common], help="an hour on two cameras (a looping video, a stream unplugged "
                                                          "every 3 minutes): memory, threads, files, one read per pass")
     bk.add_argument("--minutes", type=float, default=60.0)
@@ -871,6 +874,15 @@ def cmd_bench_search(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench.search import bench_search
 
     result = {**bench_search(args.reads, work=Path(args.work) if args.work else None), **machine()}
+    _show_result(console, result, args.json)
+    return EXIT_OK if result["met"] else EXIT_FAILED
+
+
+def cmd_bench_restart(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench import machine
+    from edge_agent.bench.restart import bench_restart
+
+    result = {**bench_restart(), **machine()}
     _show_result(console, result, args.json)
     return EXIT_OK if result["met"] else EXIT_FAILED
 
