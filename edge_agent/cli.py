@@ -1001,7 +1001,7 @@ def cmd_purge(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILED
     with Database.for_config(config) as db:
         purged = purge_expired(db, config.storage.retention_days)
-        held = db.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]
+        held = db.evidence_held()
         db.audit(args.user or default_user(), "retention.purge",
                  f"{purged} reads older than {config.storage.retention_days:g} days", "retention schedule")
     if args.json:

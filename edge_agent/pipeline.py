@@ -220,7 +220,7 @@ class Agent:
 
     def status_fields(self) -> dict:
         """What the unit's retained status tells the station (alpr.status.v2)."""
-        oldest = self.db.query("SELECT MIN(captured_at) FROM reads WHERE sent_at IS NULL")[0][0]
+        oldest = self.db.activity(utc_iso(), utc_iso())["oldest_waiting"]
         lag = 0.0 if oldest is None else max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(
             oldest.replace("Z", "+00:00"))).total_seconds())
         return {**self.keeper.status(), "waiting": self.db.stats().waiting, "version": __version__,
@@ -451,12 +451,8 @@ class Agent:
             c.measure(now)
         since_hour = utc_iso(datetime.now(timezone.utc) - timedelta(hours=1))
         today = utc_iso(datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
-        row = self.db.query(
-            "SELECT (SELECT COUNT(*) FROM reads WHERE captured_at >= ?) AS hour,"
-            " (SELECT COUNT(*) FROM reads WHERE captured_at >= ? AND hit_count > 0) AS hits,"
-            " (SELECT COUNT(*) FROM reads WHERE sent_at IS NULL) AS waiting,"
-            " (SELECT MIN(captured_at) FROM reads WHERE sent_at IS NULL) AS oldest", (since_hour, today))[0]
-        oldest = row["oldest"]
+        row = self.db.activity(since_hour, today)
+        oldest = row["oldest_waiting"]
         lag = (datetime.now(timezone.utc) - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() \
             if oldest else 0.0
         _, clock = self.clock.now()
@@ -465,7 +461,7 @@ class Agent:
             "written_at": time.time(), "pid": os.getpid(), "agency": self.config.agent.agency,
             "unit": self.config.agent.unit_id, "version": __version__, "up_s": round(now - self._started, 1),
             "cameras": [c.to_json() for c in self.cameras],
-            "reads_last_hour": row["hour"], "hits_today": row["hits"], "waiting": row["waiting"],
+            "reads_last_hour": row["recent"], "hits_today": row["hits_today"], "waiting": row["waiting"],
             "sync": {"broker": self.config.sync.broker or None,
                      "connected": bool(self.sync is not None and self.sync.connected.is_set()),
                      "lag_s": round(lag, 1)},

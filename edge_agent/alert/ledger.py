@@ -41,7 +41,7 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
         c.execute("UPDATE alerts SET disposition = ?, disposition_by = ?, disposition_at = ? WHERE id = ?",
                   (disposition, user, at, alert_id))
         if disposition == "confirmed":
-            c.execute("UPDATE reads SET evidence_hold = 1 WHERE id = ?", (rows[0]["read_id"],))
+            db.hold(c, rows[0]["read_id"])
     return {"alert_id": alert_id, "disposition": disposition, "user": user, "at": at,
             "previous": rows[0]["disposition"], "note": note}
 

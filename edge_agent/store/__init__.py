@@ -428,6 +428,24 @@ class Database:
         )[0]
         return StoreStats(row["reads"], row["sent"], row["reads"] - row["sent"], row["hits"])
 
+    def activity(self, since: str, today: str) -> dict:
+        """The figures of the agent's own status (a system part, not a person's access): reads since a time,
+        reads with hits since the day began, reads waiting to sync and the oldest of them."""
+        row = self.query(
+            "SELECT (SELECT COUNT(*) FROM reads WHERE captured_at >= ?) AS recent,"
+            " (SELECT COUNT(*) FROM reads WHERE captured_at >= ? AND hit_count > 0) AS hits_today,"
+            " (SELECT COUNT(*) FROM reads WHERE sent_at IS NULL) AS waiting,"
+            " (SELECT MIN(captured_at) FROM reads WHERE sent_at IS NULL) AS oldest_waiting", (since, today))[0]
+        return dict(row)
+
+    def evidence_held(self) -> int:
+        return self.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]
+
+    @staticmethod
+    def hold(c: sqlite3.Connection, read_id: str) -> None:
+        """Put a read on evidence hold, in the caller's transaction: retention keeps it."""
+        c.execute("UPDATE reads SET evidence_hold = 1 WHERE id = ?", (read_id,))
+
     def yearly_counts(self) -> dict[int, dict[str, int]]:
         out: dict[int, dict[str, int]] = {}
         for row in self.query("SELECT year, metric, count FROM yearly_counts ORDER BY year"):
