@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("plate")
     export.add_argument("--out", required=True, help="a new folder")
     export.add_argument("--tolerant", action="store_true")
+    export.add_argument("--redacted", action="store_true", help="for public release: other vehicles' plates pixelated")
     export.add_argument("--since")
     export.add_argument("--until")
     export.set_defaults(func=cmd_export)
@@ -1171,7 +1172,8 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
     query = ReadQuery(args.plate, _when(args.since, "--since"), _when(args.until, "--until"), None, args.tolerant)
     with Database.for_config(config_for(args)) as db:
-        manifest = export_reads(db, _session(args, db), query, Path(args.out))
+        manifest = export_reads(db, _session(args, db), query, Path(args.out),
+                                redact_with=_reader(config_for(args)) if args.redacted else None)
     console.print(f"exported {manifest['reads']} reads ({len(manifest['files'])} files) to {args.out}; "
                   "they are on evidence hold; manifest.json lists each file's sha256")
     return EXIT_OK

@@ -37,3 +37,16 @@ def crop_box(image: np.ndarray, box: tuple[int, int, int, int], margin: float = 
     x0, y0 = max(0, x - mx), max(0, y - my)
     x1, y1 = min(image.shape[1], x + w + mx), min(image.shape[0], y + h + my)
     return image[y0:y1, x0:x1]
+
+
+def mask_boxes(image: np.ndarray, boxes: list[tuple[int, int, int, int]], margin: float = 0.25) -> np.ndarray:
+    """A copy of the image with each box (and a margin) pixelated past reading: other vehicles' plates in a
+    public release."""
+    out = image.copy()
+    for box in boxes:
+        region = crop_box(out, box, margin)
+        if region.size:
+            small = cv2.resize(region, (max(1, region.shape[1] // 12), max(1, region.shape[0] // 12)),
+                               interpolation=cv2.INTER_AREA)
+            region[:] = cv2.resize(small, (region.shape[1], region.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return out

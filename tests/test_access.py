@@ -292,3 +292,27 @@ def test_the_published_policy_says_what_the_configuration_does(tmp_path: Path):
     assert "Sacramento Police Department: ALPR usage and privacy policy" in page
     assert "45 days on the in-car unit" in page and "1798.90.55(b)" in page and "CLETS" in page
     assert "officer, supervisor, technician, auditor, administrator" in page
+
+
+def test_a_redacted_export_masks_every_other_vehicles_plate(db, tmp_path, reader):
+    import json
+
+    from edge_agent.access import export_reads
+    from edge_agent.capture import decode_image
+    from edge_agent.imaging import encode_jpeg
+    from edge_agent.synthetic import render_scene
+
+    scene = render_scene([("7ABC123", "California"), ("5TRK442", "California")], size=(1280, 720), seed=3)
+    assert {r.text for r in reader.read(scene)} == {"7ABC123", "5TRK442"}
+    read = _read("7ABC123", datetime.now(timezone.utc))
+    read.scene_jpeg = encode_jpeg(scene, 95)
+    db.insert_read(read)
+    boss = login(db, "admin", PASSWORD, "public records request PRA-2026-88")
+    out = tmp_path / "release"
+    manifest = export_reads(db, boss, ReadQuery("7ABC123"), out, redact_with=reader)
+    assert manifest["redacted"] is True
+    [name] = [n for n in manifest["files"] if n.endswith("-scene.jpg")]
+    released = {r.text for r in reader.read(decode_image(out / name))}
+    assert "7ABC123" in released and "5TRK442" not in released
+    assert json.loads((out / "manifest.json").read_text())["redacted"] is True
+    assert any("(redacted)" in a[2] for a in _audit(db) if a[1] == "export")

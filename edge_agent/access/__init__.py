@@ -274,9 +274,12 @@ def search_audit(db: Database, session: Session, plate: str | None = None, user:
 MAY_EXPORT = ("supervisor", "administrator")
 
 
-def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path") -> dict:
+def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path", redact_with=None) -> dict:
     """The reads a search finds, with their plate and scene images and a manifest of sha256 digests, written
-    to a new folder for booking into evidence; each read goes on evidence hold (kept past retention)."""
+    to a new folder for booking into evidence; each read goes on evidence hold (kept past retention).
+
+    With `redact_with` (a plate reader), the export is for public release: in each scene image every other
+    vehicle's plate, and any plate that cannot be read, is pixelated."""
     import hashlib
     import json
     from pathlib import Path
@@ -303,14 +306,17 @@ def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path") -> d
 
     for r in reads:
         for kind, jpeg in db.read_images(r["id"]).items():
+            if redact_with is not None and kind == "scene":
+                jpeg = _redacted(jpeg, r["plate"], redact_with)
             put(f"{r['id']}-{kind}.jpg", jpeg)
     put("reads.json", json.dumps(reads, indent=1).encode())
     manifest = {"exported_at": utc_iso(), "by": session.user, "purpose": session.purpose, "unit": session.unit,
-                "query": asked, "reads": len(reads), "files": files}
+                "query": asked, "reads": len(reads), "redacted": redact_with is not None, "files": files}
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode(), 0o640)
     with db.transaction() as c:
         c.executemany("UPDATE reads SET evidence_hold = 1 WHERE id = ?", [(r["id"],) for r in reads])
-    db.audit(session.user, "export", f"{asked} -> {out}", session.purpose, session.unit, len(reads))
+    db.audit(session.user, "export", f"{asked} -> {out}{' (redacted)' if redact_with is not None else ''}",
+             session.purpose, session.unit, len(reads))
     with db.transaction() as c:
         db.count(c, "exports")
     return manifest
@@ -334,3 +340,14 @@ def yearly_report(db: Database, session: Session, year: int) -> dict:
               "detection_means": "one stored read: one vehicle pass seen by one camera"}
     db.audit(session.user, "report", f"year {year}", session.purpose, session.unit, 1)
     return report
+
+
+def _redacted(jpeg: bytes, plate: str, reader) -> bytes:
+    import numpy as np
+
+    from edge_agent.capture import decode_image_bytes
+    from edge_agent.imaging import encode_jpeg, mask_boxes
+
+    scene = decode_image_bytes(np.frombuffer(jpeg, np.uint8), "scene image")
+    others = [r.box for r in reader.read(scene) if r.text != plate]
+    return encode_jpeg(mask_boxes(scene, others), 90)
