@@ -1001,10 +1001,9 @@ def cmd_purge(args: argparse.Namespace, console: Console) -> int:
                       "(set the time, or let the agent take it from GPS)")
         return EXIT_FAILED
     with Database.for_config(config) as db:
-        purged = purge_expired(db, config.storage.retention_days)
+        purged = purge_expired(db, config.storage.retention_days, by=args.user or default_user(),
+                               scene_retention_days=config.storage.scene_retention_days)
         held = db.evidence_held()
-        db.audit(args.user or default_user(), "retention.purge",
-                 f"{purged} reads older than {config.storage.retention_days:g} days", "retention schedule")
     if args.json:
         console.json({"purged": purged, "evidence_hold": held, "retention_days": config.storage.retention_days})
     else:

@@ -122,6 +122,7 @@ class StorageConfig:
     scene_max_side: int = 1280
     cap_mb: float = 8192.0  # the database stays within this; records are given up in a fixed order (0: no cap)
     retention_days: float = 30.0  # sent reads older than this are purged, except those on evidence hold (0: never)
+    scene_retention_days: float = 0.0  # scene images of sent reads without hits go sooner (0: with their read)
     memory_buffer_reads: int = 500  # reads held in memory while the disk refuses writes
 
 

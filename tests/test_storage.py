@@ -187,3 +187,26 @@ def test_a_full_disk_holds_reads_in_memory_says_so_and_corrupts_nothing(tmp_path
         assert again.query("PRAGMA integrity_check")[0][0] == "ok"
         assert again.stats().reads == len(stored) + 20
     os.sync()
+
+
+def test_scene_images_can_go_sooner_than_their_reads_and_every_purge_is_counted_and_audited(tmp_path: Path):
+    from datetime import datetime, timedelta, timezone
+
+    from conftest import seed_reads
+    from edge_agent.config import StorageConfig
+    from edge_agent.store.keeper import ReadKeeper
+
+    seed_reads(tmp_path, 4, scene=True)
+    with Database.in_data_dir(tmp_path) as db:
+        ten_days = (datetime.now(timezone.utc) - timedelta(days=10)).isoformat(timespec="milliseconds")[:23] + "Z"
+        db.query("UPDATE reads SET captured_at = ?, sent_at = ?, scene_pending = 0", (ten_days, ten_days))
+        keeper = ReadKeeper(db, StorageConfig(retention_days=30, scene_retention_days=7, cap_mb=0), out=lambda line: None)
+        keeper.housekeeping()
+        assert db.stats().reads == 4  # the reads stay for their 30 days
+        assert db.query("SELECT COUNT(*) FROM read_images WHERE kind = 'scene'")[0][0] == 0
+        assert db.query("SELECT COUNT(*) FROM read_images WHERE kind = 'plate'")[0][0] == 4
+        assert db.yearly_counts()[datetime.now(timezone.utc).year].get("scene_images_purged") == 4
+        [(user, action, query, records)] = db.query(
+            "SELECT user, action, query, records FROM audit_log WHERE action = 'retention.purge'")
+        assert (user, action, records) == ("system:retention", "retention.purge", 4)
+        assert "4 scene images older than 7 days" in query

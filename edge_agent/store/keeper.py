@@ -139,7 +139,8 @@ class ReadKeeper:
             if now >= self._purge_at and self.clock_sane():
                 self._purge_at = now + self.PURGE_EVERY_S
                 if self.config.retention_days > 0:
-                    self.purged += purge_expired(self.db, self.config.retention_days)
+                    self.purged += purge_expired(self.db, self.config.retention_days,
+                                                 scene_retention_days=self.config.scene_retention_days)
         except sqlite3.Error as exc:
             if not is_storage_full(exc):
                 raise

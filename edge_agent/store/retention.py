@@ -123,12 +123,17 @@ def storage_summary(db: Database, cap_mb: float) -> dict:
     }
 
 
-def purge_expired(db: Database, retention_days: float, now: datetime | None = None) -> int:
-    """Delete reads the station holds that are older than the retention period, except those on evidence hold.
+def purge_expired(db: Database, retention_days: float, now: datetime | None = None, by: str = "system:retention",
+                  scene_retention_days: float = 0.0) -> int:
+    """Delete reads the station holds that are older than the retention period, except those on evidence hold;
+    with `scene_retention_days`, their scene images sooner. Each purge is counted and audited (as `by`).
 
     A read whose alert or disposition has not reached the station yet is kept until it has.
     """
-    cutoff = utc_iso((now or datetime.now(timezone.utc)) - timedelta(days=retention_days))
+    from edge_agent.access.audit import append
+
+    now = now or datetime.now(timezone.utc)
+    cutoff = utc_iso(now - timedelta(days=retention_days))
     with db.transaction() as c:
         purged = c.execute(
             "DELETE FROM reads WHERE captured_at < ? AND sent_at IS NOT NULL AND evidence_hold = 0"
@@ -136,8 +141,23 @@ def purge_expired(db: Database, retention_days: float, now: datetime | None = No
             "   OR EXISTS (SELECT 1 FROM dispositions d WHERE d.alert_id = a.id AND d.sent_at IS NULL)))",
             (cutoff,),
         ).rowcount
+        scenes = 0
+        if scene_retention_days > 0:
+            scene_cutoff = utc_iso(now - timedelta(days=scene_retention_days))
+            scenes = c.execute(
+                "DELETE FROM read_images WHERE kind = 'scene' AND read_id IN (SELECT id FROM reads WHERE captured_at < ?"
+                " AND sent_at IS NOT NULL AND scene_pending = 0 AND evidence_hold = 0 AND hit_count = 0)",
+                (scene_cutoff,)).rowcount
         if purged:
-            db.count(c, "purged", purged)
+            db.count(c, "purged", purged, now)
             c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
                       (utc_iso(), purged, f"reads captured before {cutoff}"))
+        if scenes:
+            db.count(c, "scene_images_purged", scenes, now)
+            c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
+                      (utc_iso(), scenes, f"scene images of reads captured before {scene_cutoff}"))
+        if purged or scenes or by != "system:retention":
+            append(c, by, "retention.purge", f"{purged} reads older than {retention_days:g} days"
+                   + (f", {scenes} scene images older than {scene_retention_days:g} days" if scenes else ""),
+                   "retention schedule", "", purged + scenes)
     return purged
