@@ -51,7 +51,7 @@ class TrustedClock:
         now = self._system()
         sat = self._satellite()
         self.skew_s = None if sat is None else (now - sat).total_seconds()
-        at, source = judge_time(now, sat, self.max_skew_s, self.built)
+        _, source = judge_time(now, sat, self.max_skew_s, self.built)
         self.source = source
         if source == "gps":
             return system_time - timedelta(seconds=self.skew_s), source

@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from edge_agent import __version__
 from edge_agent.alert import Alerter
@@ -28,7 +28,7 @@ from edge_agent.clock import TrustedClock
 from edge_agent.config import CameraConfig, Config
 from edge_agent.errors import HotlistError
 from edge_agent.hotlist import entry_details, hotlist_generation, import_payload, load_index
-from edge_agent.hotlist.storage import active_version, open_hotlist_db
+from edge_agent.hotlist.storage import hotlist_age_s, open_hotlist_db
 from edge_agent.imaging import crop_box, encode_jpeg
 from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
@@ -36,7 +36,7 @@ from edge_agent.recognise.tracker import Pass, PlateTracker, TrackerSettings
 from edge_agent.records import Frame, PlateReading, Read
 from edge_agent.service import (CameraState, Notifier, WorkerState, cpu_temperature_c, disk_use, health,
                                 process_age_s, runtime_folder, status_line, write_status)
-from edge_agent.store import Database, utc_iso
+from edge_agent.store import Database, age_s, utc_iso
 from edge_agent.store.keeper import ReadKeeper
 
 log = logging.getLogger(__name__)
@@ -46,28 +46,8 @@ Printer = Callable[[str], None]
 LIVE_SOURCES = ("v4l2", "rtsp", "gstreamer", "picamera2")  # run until stopped; the others end
 
 
-class _Live(NamedTuple):
-    camera_id: str
-    live: bool
-
-
-def certificate_expiry(path) -> str | None:
-    if path is None:
-        return None
-    from cryptography import x509
-
-    try:
-        return utc_iso(x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc)
-    except (OSError, ValueError):
-        return None
-
-
-def _hotlist_age_s(db) -> float | None:
-    version = active_version(db)
-    if version is None:
-        return None
-    imported = datetime.fromisoformat(version.imported_at.replace("Z", "+00:00"))
-    return round((datetime.now(timezone.utc) - imported).total_seconds())
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds)
 
 
 class FrameBoard:
@@ -186,8 +166,12 @@ class Agent:
             self.gps = GpsReceiver(config.gps.port, config.gps.baud, config.gps.max_age_s).start()
         self.clock = TrustedClock(self.gps.satellite_time if self.gps else None, config.gps.max_clock_skew_s)
         self.notifier = notifier or Notifier()
-        self._certificate_expires = certificate_expiry(config.sync.tls_cert)
+        from edge_agent.pki import certificate_expires
+
+        expires = certificate_expires(config.sync.tls_cert)
+        self._certificate_expires = utc_iso(expires) if expires else None
         self.cameras: list[CameraState] = []
+        self._camera_by_id: dict[str, CameraState] = {}
         self._worker: threading.Thread | None = None
         self._generation = 0
         self._finished = threading.Event()
@@ -220,12 +204,15 @@ class Agent:
 
     def status_fields(self) -> dict:
         """What the unit's retained status tells the station (alpr.status.v2)."""
-        oldest = self.db.activity(utc_iso(), utc_iso())["oldest_waiting"]
-        lag = 0.0 if oldest is None else max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(
-            oldest.replace("Z", "+00:00"))).total_seconds())
-        return {**self.keeper.status(), "waiting": self.db.stats().waiting, "version": __version__,
+        waiting, lag = self._waiting()
+        return {**self.keeper.status(), "waiting": waiting, "version": __version__,
                 "hotlist_version": self.hotlist.version, "certificate_expires": self._certificate_expires,
-                "clock": self.clock.now()[1], "sync_lag_s": round(lag, 1)}
+                "clock": self.clock.now()[1], "sync_lag_s": lag}
+
+    def _waiting(self, activity: dict | None = None) -> tuple[int, float]:
+        """Reads waiting to sync, and how long the oldest of them has waited (s)."""
+        row = activity or self.db.activity(utc_iso(), utc_iso())
+        return row["waiting"], round(max(0.0, age_s(row["oldest_waiting"]) or 0.0), 1)
 
     def _details(self, hit) -> dict:
         return entry_details(self.hotlist_db, hit.entry_id) if hit.source == "hotlist" else {}
@@ -296,8 +283,9 @@ class Agent:
         started = time.monotonic()
         if not self.config.cameras:
             self._error(f"{self.config.source_file}: no [[camera]] configured and no --source given")
-        board = FrameBoard([_Live(c.id, c.source in LIVE_SOURCES) for c in self.config.cameras])
         self.cameras = [CameraState(c.id, c.source in LIVE_SOURCES) for c in self.config.cameras]
+        self._camera_by_id = {c.id: c for c in self.cameras}
+        board = FrameBoard(self.cameras)
         threads = [threading.Thread(target=self._capture, args=(c, state, board, stop), daemon=True,
                                     name=f"capture-{c.id}") for c, state in zip(self.config.cameras, self.cameras)]
         self.keeper.housekeeping()
@@ -398,7 +386,7 @@ class Agent:
                         self._finished.set()
                     return
                 now = time.monotonic()
-                camera = self._camera(frame.camera_id)
+                camera = self._camera_by_id.get(frame.camera_id)
                 if camera is not None:
                     camera.taken, camera.last_taken = camera.taken + 1, now
                 self.worker_state = WorkerState("read", now)
@@ -410,7 +398,7 @@ class Agent:
                 if generation != self._generation:
                     return  # replaced while this read hung: the state is its successor's now
                 self.worker_state = WorkerState("store", time.monotonic())
-                self._record(self.tracker.update(frame.camera_id, frame.captured_at.timestamp(), readings, frame))
+                self._track(frame, readings)
                 self.keeper.retry()
                 self.worker_state = WorkerState("idle", time.monotonic())
         except Exception as exc:
@@ -418,9 +406,6 @@ class Agent:
                 self.worker_state = WorkerState("failed", time.monotonic())
                 self._error(f"recognition failed: {exc!r}; restarting it")
                 log.exception("recognition failed")
-
-    def _camera(self, camera_id: str) -> CameraState | None:
-        return next((c for c in self.cameras if c.id == camera_id), None)
 
     def _supervise(self, board: FrameBoard, stop: threading.Event) -> None:
         now = time.monotonic()
@@ -452,21 +437,19 @@ class Agent:
         since_hour = utc_iso(datetime.now(timezone.utc) - timedelta(hours=1))
         today = utc_iso(datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
         row = self.db.activity(since_hour, today)
-        oldest = row["oldest_waiting"]
-        lag = (datetime.now(timezone.utc) - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() \
-            if oldest else 0.0
+        waiting, lag = self._waiting(row)
         _, clock = self.clock.now()
         position = self.gps.position() if self.gps is not None else None
         return {
             "written_at": time.time(), "pid": os.getpid(), "agency": self.config.agent.agency,
             "unit": self.config.agent.unit_id, "version": __version__, "up_s": round(now - self._started, 1),
             "cameras": [c.to_json() for c in self.cameras],
-            "reads_last_hour": row["recent"], "hits_today": row["hits_today"], "waiting": row["waiting"],
+            "reads_last_hour": row["recent"], "hits_today": row["hits_today"], "waiting": waiting,
             "sync": {"broker": self.config.sync.broker or None,
                      "connected": bool(self.sync is not None and self.sync.connected.is_set()),
-                     "lag_s": round(lag, 1)},
+                     "lag_s": lag},
             "hotlist": {"version": self.hotlist.version, "entries": len(self.hotlist),
-                        "age_s": _hotlist_age_s(self.hotlist_db)},
+                        "age_s": _rounded(hotlist_age_s(self.hotlist_db))},
             "storage": self.keeper.status(), "disk": disk_use(self.config.data_dir),
             "cpu_temp_c": cpu_temperature_c(), "clock": clock, "clock_skew_s": self.clock.skew_s,
             "gps": None if self.gps is None else {"port": self.gps.port, "state": self.gps.state,
@@ -498,7 +481,9 @@ class Agent:
 
     def process(self, frame: Frame) -> list[Read]:
         """Read one frame's plates; the reads of the vehicle passes that settled with it."""
-        readings = self._readings(frame)
+        return self._track(frame, self._readings(frame))
+
+    def _track(self, frame: Frame, readings: list[PlateReading]) -> list[Read]:
         return self._record(self.tracker.update(frame.camera_id, frame.captured_at.timestamp(), readings, frame))
 
     def settle_passes(self) -> list[Read]:

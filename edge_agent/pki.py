@@ -263,6 +263,16 @@ def broker_acl(prefix: str, agency: str, issued: list[Issued]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def certificate_expires(path: Path | None) -> dt.datetime | None:
+    """When a PEM certificate expires; None for no file or an unreadable one."""
+    if path is None:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(Path(path).read_bytes()).not_valid_after_utc
+    except (OSError, ValueError):
+        return None
+
+
 def expiry_warnings(paths: list[Path], within_days: int = WARN_DAYS, now: dt.datetime | None = None) -> list[str]:
     """One line for each certificate that has expired or expires within `within_days`."""
     now = now or _now()

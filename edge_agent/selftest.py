@@ -208,14 +208,13 @@ def _certificates(config: Config) -> list[Check]:
 
 
 def _hotlist(config: Config) -> list[Check]:
-    from edge_agent.hotlist.storage import active_version, open_hotlist_db
+    from edge_agent.hotlist.storage import active_version, hotlist_age_s, open_hotlist_db
 
     with open_hotlist_db(config.data_dir) as db:
-        version = active_version(db)
+        version, age = active_version(db), hotlist_age_s(db)
     if version is None:
         return [Check("hotlist", FAIL, "no hotlist loaded: no read can be checked (edge-agent hotlist import)")]
-    imported = datetime.fromisoformat(version.imported_at.replace("Z", "+00:00"))
-    age_h = (datetime.now(timezone.utc) - imported).total_seconds() / 3600
+    age_h = age / 3600
     signed = (f"signed version {version.signed_version}" if version.signed_version is not None
               else "NOT signed (hotlist.public_key is not set)")
     result = PASS if age_h <= 24 and version.signed_version is not None else WARN

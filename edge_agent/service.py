@@ -87,6 +87,10 @@ class CameraState:
     fps: float = 0.0
     _window: list = field(default_factory=list, repr=False)
 
+    @property
+    def camera_id(self) -> str:  # what FrameBoard keys its buffers by
+        return self.id
+
     def delivered(self, now: float) -> None:
         self.frames += 1
         self.last_frame = now

@@ -145,7 +145,7 @@ def list_users(db: Database, session: Session) -> list[dict]:
     _require(db, session, MAY_MANAGE_USERS + ("auditor",), "users.list", "all users")
     rows = db.query("SELECT name, role, trained_on, training_expires, designee, active, failed_logins FROM users"
                     " ORDER BY name")
-    db.audit(session.user, "users.list", "all users", session.purpose, session.unit, len(rows))
+    _accessed(db, session, "users.list", "all users", len(rows))
     return [dict(r) for r in rows]
 
 
@@ -191,12 +191,30 @@ def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def search_reads(db: Database, session: Session, q: ReadQuery, limit: int = 1000) -> list[dict]:
     """Reads matching the query, newest first, audited with the number returned."""
+    _require(db, session, MAY_SEARCH, "search", q.describe())
+    out = _find_reads(db, session, q, "search", limit)
+    _accessed(db, session, "search", q.describe(), len(out), "searches")
+    return out
+
+
+def _accessed(db: Database, session: Session, action: str, query: str, records: int | None,
+              counted_as: str | None = None) -> None:
+    """The audit record of an access and, where the yearly figures count it, its count: one transaction."""
+    from edge_agent.access.audit import append
+
+    with db.transaction() as c:
+        append(c, session.user, action, query, session.purpose, session.unit, records)
+        if counted_as:
+            db.count(c, counted_as)
+
+
+def _find_reads(db: Database, session: Session, q: ReadQuery, action: str, limit: int = 1000) -> list[dict]:
+    """The query run, unaudited: for the access functions above it, which audit it as what they do."""
     asked = q.describe()
-    _require(db, session, MAY_SEARCH, "search", asked)
     try:
         pattern = like_pattern(q.plate)
     except AccessDenied as exc:
-        _refused(db, session.user, "search", f"{exc}; asked {asked}", session.purpose, session.unit)
+        _refused(db, session.user, action, f"{exc}; asked {asked}", session.purpose, session.unit)
     wild = "%" in pattern or "_" in pattern
     where, params = [], []
     if q.tolerant:
@@ -227,9 +245,6 @@ def search_reads(db: Database, session: Session, q: ReadQuery, limit: int = 1000
     out = [dict(r) for r in rows]
     if q.near:
         out = [r for r in out if _km(q.near[0], q.near[1], r["lat"], r["lon"]) <= q.near[2]]
-    db.audit(session.user, "search", asked, session.purpose, session.unit, len(out))
-    with db.transaction() as c:
-        db.count(c, "searches")
     return out
 
 
@@ -265,7 +280,7 @@ def search_audit(db: Database, session: Session, plate: str | None = None, user:
     if plate:
         rows = [r for r in rows if _covers(r["query"], plate)]
     rows = rows[:limit]
-    db.audit(session.user, "audit.search", asked, session.purpose, session.unit, len(rows))
+    _accessed(db, session, "audit.search", asked, len(rows))
     return rows
 
 
@@ -292,7 +307,7 @@ def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path", reda
     if out.exists():
         _refused(db, session.user, "export", f"{out} exists already: an export goes to a new folder; asked {asked}",
                  session.purpose, session.unit)
-    reads = search_reads(db, session, q)
+    reads = _find_reads(db, session, q, "export")
     try:
         out.mkdir(parents=True, mode=0o750)
     except OSError as exc:
@@ -315,10 +330,8 @@ def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path", reda
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode(), 0o640)
     with db.transaction() as c:
         c.executemany("UPDATE reads SET evidence_hold = 1 WHERE id = ?", [(r["id"],) for r in reads])
-    db.audit(session.user, "export", f"{asked} -> {out}{' (redacted)' if redact_with is not None else ''}",
-             session.purpose, session.unit, len(reads))
-    with db.transaction() as c:
-        db.count(c, "exports")
+    _accessed(db, session, "export", f"{asked} -> {out}{' (redacted)' if redact_with is not None else ''}",
+              len(reads), "exports")
     return manifest
 
 
@@ -338,7 +351,7 @@ def yearly_report(db: Database, session: Session, year: int) -> dict:
               "dispositions": by("dispositions"), "searches": counts.get("searches", 0),
               "exports": counts.get("exports", 0), "reads_purged": counts.get("purged", 0),
               "detection_means": "one stored read: one vehicle pass seen by one camera"}
-    db.audit(session.user, "report", f"year {year}", session.purpose, session.unit, 1)
+    _accessed(db, session, "report", f"year {year}", 1)
     return report
 
 

@@ -17,7 +17,7 @@ from edge_agent.errors import HotlistError
 from edge_agent.hotlist.codes import PlatePattern, parse_pattern
 from edge_agent.hotlist.index import EntryTable, HotlistIndex, LocalEntry, local_table
 from edge_agent.hotlist.parse import LISTS, STATES, HotlistRow, HotlistStream, ParsedHotlist, RowError
-from edge_agent.store import Database, utc_iso
+from edge_agent.store import Database, age_s, utc_iso
 
 _KEPT = "the list in force stays"
 HOTLIST_DB_NAME = "hotlist.sqlite3"
@@ -129,6 +129,12 @@ def active_version(db: Database) -> HotlistVersion | None:
         " imported_at, signed_version FROM hotlist_versions WHERE active = 1"
     )
     return HotlistVersion(**dict(rows[0])) if rows else None
+
+
+def hotlist_age_s(db: Database) -> float | None:
+    """Seconds since the list in force was imported; None when there is none."""
+    version = active_version(db)
+    return None if version is None else age_s(version.imported_at)
 
 
 def latest_signed_version(db: Database) -> int | None:

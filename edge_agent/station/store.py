@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from edge_agent.errors import EdgeAgentError
-from edge_agent.store import open_sqlite, utc_iso
+from edge_agent.store import from_utc_iso, open_sqlite, utc_iso
 from edge_agent.sync.payloads import IncomingBatch
 
 log = logging.getLogger(__name__)
@@ -325,8 +324,7 @@ class StationStore:
             skew = None
             if s.get("at") and s.get("state") == "online":
                 try:
-                    skew = round((datetime.fromisoformat(s["at"].replace("Z", "+00:00"))
-                                  - datetime.fromisoformat(seen.replace("Z", "+00:00"))).total_seconds(), 1)
+                    skew = round((from_utc_iso(s["at"]) - from_utc_iso(seen)).total_seconds(), 1)
                 except ValueError:
                     skew = None
             out.append({"agency": agency, "unit": unit, "state": state, "last_contact": seen, "clock_skew_s": skew,

@@ -250,6 +250,16 @@ def utc_iso(at: datetime | None = None) -> str:
     return (at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def from_utc_iso(text: str) -> datetime:
+    """A time written by `utc_iso` (Python 3.10's fromisoformat does not take the Z)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def age_s(text: str | None) -> float | None:
+    """Seconds since a time written by `utc_iso`; None for none."""
+    return None if text is None else (datetime.now(timezone.utc) - from_utc_iso(text)).total_seconds()
+
+
 @dataclass(frozen=True)
 class StoreStats:
     reads: int
