@@ -206,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--work", metavar="DIR")
     bq.add_argument("--json", action="store_true")
     bq.set_defaults(func=cmd_bench_search)
+    bf = bsub.add_parser("fleet-report", parents=[common],
+                         help="the station's yearly report over 30 million reads in PostgreSQL (target: under 5 s)")
+    bf.add_argument("--reads", type=int, default=30_000_000)
+    bf.add_argument("--ingested", type=int, default=1_000_000, help="of them, how many go through the ingest path")
+    bf.add_argument("--units", type=int, default=60)
+    bf.add_argument("--db", help="an empty PostgreSQL database (default: a throwaway server started for the run)")
+    bf.add_argument("--json", action="store_true")
+    bf.set_defaults(func=cmd_bench_fleet)
     br = bsub.add_parser("restart", parents=[common], help="a failed and a hung recognition part: back at work within 5 s?")
     br.add_argument("--json", action="store_true")
     br.set_defaults(func=cmd_bench_restart)
@@ -267,6 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     shlist.add_argument("--db", default=argparse.SUPPRESS)
     shlist.add_argument("--json", action="store_true")
     shlist.set_defaults(func=cmd_station_sharing_list)
+    spurge = stsub.add_parser("purge", parents=[common],
+                              help="purge reads past station.retention_days (never under the minimum; not evidence)")
+    spurge.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
+    spurge.add_argument("--user", default=None, help="who runs it (audit; default: the login name)")
+    spurge.add_argument("--json", action="store_true")
+    spurge.set_defaults(func=cmd_station_purge)
+    saudit = stsub.add_parser("audit", parents=[common], help="the units' audit chains as the station holds them")
+    sasub = saudit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    sav = sasub.add_parser("verify", parents=[common], help="verify each unit's chain and its checkpoints")
+    sav.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
+    sav.add_argument("--json", action="store_true")
+    sav.set_defaults(func=cmd_station_audit_verify)
+    srep = stsub.add_parser("report", parents=[common],
+                            help="the fleet's figures for a year: detections, hits by list, dispositions, searches, sharing")
+    srep.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
+    _report_arguments(srep)
+    srep.set_defaults(func=cmd_station_report)
     sun = stsub.add_parser("units", parents=[common], help="every unit: last contact, clock skew, versions, waiting, certificate expiry")
     sun.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
     sun.add_argument("--json", action="store_true")
@@ -298,9 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", parents=[common, login],
                             help="the year's figures for records requests: detections, hits by list, dispositions, searches")
-    report.add_argument("--year", type=int, required=True)
-    report.add_argument("--json", action="store_true")
-    report.add_argument("--csv", action="store_true")
+    _report_arguments(report)
     report.set_defaults(func=cmd_report)
 
     policy = sub.add_parser("policy", parents=[common], help="the usage and privacy policy to publish, from the configuration")
@@ -879,6 +902,15 @@ def cmd_bench_search(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if result["met"] else EXIT_FAILED
 
 
+def cmd_bench_fleet(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench import machine
+    from edge_agent.bench.fleet import bench_fleet
+
+    result = {**bench_fleet(args.reads, args.ingested, args.units, args.db, progress=console.error), **machine()}
+    _show_result(console, result, args.json)
+    return EXIT_OK if result["met"] else EXIT_FAILED
+
+
 def cmd_bench_restart(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench import machine
     from edge_agent.bench.restart import bench_restart
@@ -1002,7 +1034,9 @@ def cmd_purge(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILED
     with Database.for_config(config) as db:
         purged = purge_expired(db, config.storage.retention_days, by=args.user or default_user(),
-                               scene_retention_days=config.storage.scene_retention_days)
+                               scene_retention_days=config.storage.scene_retention_days,
+                               hit_retention_days=config.storage.hit_retention_days,
+                               audit_retention_days=config.storage.audit_retention_days)
         held = db.evidence_held()
     if args.json:
         console.json({"purged": purged, "evidence_hold": held, "retention_days": config.storage.retention_days})
@@ -1025,7 +1059,7 @@ def _station_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_station(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.station import Station, station_database
+    from edge_agent.station import Station, station_database, station_store
     from edge_agent.station.store import StationStore
 
     config = _station_config(args)
@@ -1035,7 +1069,7 @@ def cmd_station(args: argparse.Namespace, console: Console) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    with StationStore(station_database(config)) as store:
+    with station_store(config) as store:
         station = Station(config, store, out=console.print, name=args.name)
         station.start()
         console.print(f"station {station.name}: receiving from {config.sync.broker} into {station_database(config)}")
@@ -1055,18 +1089,17 @@ def _existing_station_store(args: argparse.Namespace):
         # a mistyped data directory must not quietly become an empty station database
         raise ConfigError(config.source_file, "station.database",
                           f"no station database at {target} (check --data-dir, --db or station.database)")
-    return StationStore(target)
+    return StationStore(target, config.agent.time_zone)
 
 
 def cmd_station_sharing_add(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.station import station_database
+    from edge_agent.station import station_store
     from edge_agent.station.sharing import check_entry
-    from edge_agent.station.store import StationStore
 
     entry = check_entry(args.agency_name, args.jurisdiction, args.direction, args.data, args.requester, args.purpose,
                         args.approved_by, args.approved_on, Path(args.request_file))
     entry["recorded_by"] = args.user or default_user()
-    with StationStore(station_database(_station_config(args))) as store:
+    with station_store(_station_config(args)) as store:
         n = store.add_sharing(entry)
     console.print(f"sharing register entry {n}: {entry['direction']} {entry['data']} with {entry['agency_name']}, "
                   f"approved by {entry['approved_by']} on {entry['approved_on']}")
@@ -1178,6 +1211,35 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    from edge_agent.report import FORMATS
+
+    parser.add_argument("--year", type=int, required=True, help="the agency's year (agent.time_zone)")
+    parser.add_argument("--format", choices=FORMATS, default=None, help="text (default), json, csv, html or pdf")
+    parser.add_argument("--json", action="store_true", help="--format json")
+    parser.add_argument("--csv", action="store_true", help="--format csv")
+    parser.add_argument("--out", metavar="FILE", help="write the report here (needed for pdf)")
+
+
+def _emit_report(args: argparse.Namespace, console: Console, report: dict, agency: str) -> int:
+    from edge_agent.report import write_report
+
+    fmt = args.format or ("json" if args.json else "csv" if args.csv else "text")
+    if fmt == "pdf" and not args.out:
+        console.error("report: --format pdf needs --out FILE")
+        return EXIT_USAGE
+    out = Path(args.out) if args.out else None
+    try:
+        text = write_report(report, agency, fmt, out)
+    except OSError as exc:
+        raise EdgeAgentError(f"{args.out}: cannot write the report: {exc.strerror or exc}") from None
+    if text is not None:
+        console.print(text.rstrip("\n"))
+    else:
+        console.print(f"wrote the {fmt} report to {out}")
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.access import yearly_report
     from edge_agent.store import Database
@@ -1185,23 +1247,42 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     config = config_for(args)
     with Database.for_config(config) as db:
         report = yearly_report(db, _session(args, db), args.year)
-    if args.json:
-        console.json(report)
-    elif args.csv:
-        from edge_agent.export import csv_cell
+    return _emit_report(args, console, report, config.agent.agency)
 
-        console.print("figure,value")
-        for key, value in report.items():
-            for k, v in (value.items() if isinstance(value, dict) else [(None, value)]):
-                console.print(f"{csv_cell(key + (':' + k if k else ''))},{csv_cell(str(v))}")
+
+def cmd_station_purge(args: argparse.Namespace, console: Console) -> int:
+    config = _station_config(args)
+    days = config.station.retention_days
+    if days <= 0:
+        console.error("station purge: station.retention_days is 0, so reads are kept; nothing purged")
+        return EXIT_USAGE
+    with _existing_station_store(args) as store:
+        purged = store.purge(days, config.agent.agency, args.user or default_user())
+    if args.json:
+        console.json({"purged": purged, "retention_days": days})
     else:
-        console.print(f"{config.agent.agency}/{config.agent.unit_id}, {args.year} ({report['time_zone']}): "
-                      f"{report['detections']} detections (a detection is one stored read), {report['hits']} hits")
-        for name in ("hits_by_list", "dispositions"):
-            for k, v in report[name].items():
-                console.print(f"  {name.replace('_', ' ')}: {k}: {v}")
-        console.print(f"  searches: {report['searches']}; exports: {report['exports']}; reads purged: {report['reads_purged']}")
+        console.print(f"purged {purged} reads captured more than {days:g} days ago; reads on evidence hold kept")
     return EXIT_OK
+
+
+def cmd_station_audit_verify(args: argparse.Namespace, console: Console) -> int:
+    with _existing_station_store(args) as store:
+        chains = store.audit_chains()
+    if args.json:
+        console.json(chains)
+    for c in chains if not args.json else ():
+        state = "intact" if c["ok"] else f"BROKEN: {c['why']}"
+        console.print(f"{c['agency']}/{c['unit']}: {state}; {c['records']} records, {c['first_seq']}-{c['last_seq']}"
+                      + (f", {c['gaps']} gaps (records not received yet)" if c["gaps"] else ""))
+    if not chains and not args.json:
+        console.print("no unit has sent its audit chain yet")
+    return EXIT_OK if all(c["ok"] for c in chains) else EXIT_FAILED
+
+
+def cmd_station_report(args: argparse.Namespace, console: Console) -> int:
+    with _existing_station_store(args) as store:
+        report = store.yearly_report(args.year)
+    return _emit_report(args, console, report, _station_config(args).agent.agency)
 
 
 def cmd_policy(args: argparse.Namespace, console: Console) -> int:
@@ -1266,6 +1347,9 @@ def cmd_audit_verify(args: argparse.Namespace, console: Console) -> int:
         console.json({**verdict.to_json(), "seconds": round(seconds, 2)})
     elif verdict.ok:
         console.print(f"audit log intact: {verdict.records} records chained ({seconds:.1f} s); last hash {verdict.last_hash}")
+        if verdict.checkpoint is not None:
+            console.print(f"older records were dropped behind checkpoint {verdict.checkpoint[0]} {verdict.checkpoint[1]};"
+                          " the station holds them (edge-agent station audit verify)")
     else:
         console.error(f"audit log BROKEN: {verdict.why}; {verdict.records} records before it are intact")
     return EXIT_OK if verdict.ok else EXIT_FAILED

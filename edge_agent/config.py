@@ -123,6 +123,8 @@ class StorageConfig:
     cap_mb: float = 8192.0  # the database stays within this; records are given up in a fixed order (0: no cap)
     retention_days: float = 30.0  # sent reads older than this are purged, except those on evidence hold (0: never)
     scene_retention_days: float = 0.0  # scene images of sent reads without hits go sooner (0: with their read)
+    hit_retention_days: float = 0.0  # sent reads that hit a list are kept this long instead (0: as other reads)
+    audit_retention_days: float = 730.0  # audit records the station holds go after this, behind a checkpoint (0: never)
     memory_buffer_reads: int = 500  # reads held in memory while the disk refuses writes
 
 
@@ -168,6 +170,8 @@ class StationConfig:
     signing_key: Path | None = None  # the station's Ed25519 key: signs every acknowledgement
     hotlist: Path | None = None  # a signed list (FILE.sig beside it) published, retained, to the fleet
     hotlist_poll_s: float = 10.0  # how often the list file is checked for a new version
+    retention_days: float = 365.0  # reads older than this are purged by `station purge`, except evidence (0: never)
+    minimum_retention_days: float = 365.0  # the department's floor: a shorter retention_days is refused
 
 
 @dataclass(frozen=True)
@@ -391,6 +395,10 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
     _check_private(station.signing_key, file, "station.signing_key")
     if not _ID.match(station.share_group):
         raise ConfigError(file, "station.share_group", "must be 1-64 letters, digits, '.', '_' or '-'")
+    if 0 < station.retention_days < station.minimum_retention_days:
+        raise ConfigError(file, "station.retention_days",
+                          f"{station.retention_days:g} days is under the minimum of {station.minimum_retention_days:g}"
+                          " (station.minimum_retention_days): the station keeps its data at least that long")
     gps = _section(GpsConfig, raw.get("gps", {}), file, "gps", base)
     if gps.baud not in (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800):
         raise ConfigError(file, "gps.baud", f"{gps.baud} is not a serial speed a GPS receiver uses (4800 to 460800)")

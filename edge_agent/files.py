@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 from edge_agent.errors import EdgeAgentError
@@ -60,6 +61,10 @@ def private_folder(folder: Path) -> Path:
     if resolved in _narrowed:
         return folder
     _narrowed.add(resolved)
+    if resolved.stat().st_mode & (stat.S_ISVTX | stat.S_IWOTH):
+        # a shared folder (/tmp): not the agent's to narrow, nor is anything else in it
+        log.warning("%s is a folder shared with other users: keep the agent's files in a folder of its own", folder)
+        return folder
     for path in [folder, *folder.rglob("*")]:
         if path.is_symlink():
             continue

@@ -105,13 +105,23 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.fixture
+def postgres():
+    """A real PostgreSQL server of its own, on a free loopback port."""
+    from edge_agent.bench.pgserver import postgres_bindir, throwaway_postgres
+
+    if postgres_bindir() is None:
+        pytest.skip("PostgreSQL is not installed")
+    with throwaway_postgres() as url:
+        yield url
+
+
 class StationThread:
     """The reference station receiver, in this process, on a real broker and a real SQLite file (or PostgreSQL)."""
 
     def __init__(self, data_dir: Path, broker: str, name: str = "station-a", config_text: str = "", db: str = ""):
         from edge_agent.config import parse_config
-        from edge_agent.station import Station, station_database
-        from edge_agent.station.store import StationStore
+        from edge_agent.station import Station, station_store
         from edge_agent.tomlcompat import tomllib
 
         raw = tomllib.loads(config_text) if config_text else {}
@@ -122,7 +132,7 @@ class StationThread:
             raw.setdefault("station", {})["database"] = db
         self.config = parse_config(raw, "<station test config>", data_dir.parent)
         self.lines: list[str] = []
-        self.store = StationStore(station_database(self.config))
+        self.store = station_store(self.config)
         self.station = Station(self.config, self.store, out=self.lines.append, name=name)
         self.station.start()
         assert self.station.connected.wait(10), "station did not connect"

@@ -242,13 +242,16 @@ def test_the_yearly_figures_survive_the_purge_of_the_reads_behind_them(tmp_path:
         assert {k: after[k] for k in ("detections", "hits", "hits_by_list")} == {
             k: before[k] for k in ("detections", "hits", "hits_by_list")}
         assert db.stats().reads == 0
-        assert yearly_report(db, boss, 2028)["reads_purged"] == 4  # counted in the year the purge ran
+        assert [m["detections"] for m in before["months"]][10:] == [3, 1]  # November, and the eve in December
+        assert before["searches_by_purpose"] == {"records request pra-2027-3": 1}
+        later = yearly_report(db, boss, 2028)
+        assert (later["reads_purged"], later["purges"]) == (4, 1)  # counted in the year the purge ran
     monkeypatch.setenv("EDGE_AGENT_PASSWORD", PASSWORD)
     text = run_cli("--data-dir", tmp_path / "data", "report", "--year", "2026", "--user", "admin", "--purpose", "PRA")
-    assert text.code == 0 and "4 detections (a detection is one stored read), 2 hits" in text.out
+    assert text.code == 0 and "4 detections (one stored read: one vehicle pass seen by one camera), 2 hits" in text.out
     csv = run_cli("--data-dir", tmp_path / "data", "report", "--year", "2026", "--csv", "--user", "admin",
                   "--purpose", "PRA")
-    assert "hits_by_list:STOLEN_VEHICLE,1" in csv.out
+    assert "hits_by_list,STOLEN_VEHICLE,1" in csv.out and "month:Nov,detections,3" in csv.out
 
 
 def test_the_sharing_register_keeps_approved_requests_and_refuses_out_of_state_and_federal(tmp_path: Path):

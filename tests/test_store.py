@@ -65,7 +65,7 @@ def test_storage_tables_for_policy_exist_from_the_start(tmp_path: Path):
 
     with Database.in_data_dir(tmp_path) as db:
         tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"reads", "read_images", "hits", "alerts", "dispositions", "users", "audit_log", "yearly_counts"} <= tables
+    assert {"reads", "read_images", "hits", "alerts", "dispositions", "users", "audit_log", "counts"} <= tables
     with open_hotlist_db(tmp_path) as hotlist:
         tables = {r[0] for r in hotlist.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"hotlist_versions", "hotlist_entries", "hotlist_index", "local_entries"} <= tables
@@ -123,3 +123,21 @@ def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Pat
     assert all(p.wait(60) == 0 for p in procs), [p.stderr.read() for p in procs]
     with Database.in_data_dir(tmp_path) as db:
         assert db.schema_version == len(MIGRATIONS)
+
+
+def test_a_database_in_a_shared_folder_narrows_its_own_files_and_nothing_else(tmp_path: Path):
+    """A station database pointed at /tmp must not take /tmp (or anyone's files in it) from other users."""
+    import stat
+
+    from edge_agent.station.store import StationStore
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    neighbour = shared / "someone-elses.txt"
+    neighbour.write_text("x")
+    neighbour.chmod(0o644)
+    with StationStore(str(shared / "station.sqlite3")):
+        pass
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777 and stat.S_IMODE(neighbour.stat().st_mode) == 0o644
+    assert stat.S_IMODE((shared / "station.sqlite3").stat().st_mode) & 0o007 == 0

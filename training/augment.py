@@ -124,7 +124,7 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
 
 
 def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float,
-                      real_warp: float = 0.0):
+                      real_warp: float = 0.0, warp_below: float | None = None):
     """(input, plate text, state code or None) drawn from synthetic or real plates."""
     if not real or rng.random() < synthetic_share:
         image, box, serial, state = synthetic_scene(rng, frames)
@@ -134,7 +134,7 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         return reader_sample(image, box, rng), serial, state if not real else None
     s = rng.choice(real)
     image, box = s.image, s.box
-    if real_warp and rng.random() < real_warp:
+    if real_warp and (warp_below is None or box[2] < warp_below) and rng.random() < real_warp:
         image, box = seen_otherwise(image, box, rng)
     elif rng.random() < 0.3:  # a small turn of the whole picture
         h, w = image.shape[:2]

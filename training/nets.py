@@ -72,8 +72,8 @@ def reader_net(ops, p: dict, x):
     x = ops.dropout(ops.conv_bn(x, p["seq"], pad=(0, 1)))
     logits = ops.steps(ops.conv(x, p["head"], pad=(0, 0)))  # N, 32, 37
     grid = ops.avgpool(features, 6 // STATE_GRID[0], 32 // STATE_GRID[1])  # c4 x 3 x 4
-    s = ops.relu(ops.dense(ops.dropout(ops.flatten(grid)), p["s1"]))
-    return logits, ops.dense(ops.dropout(s), p["s2"])
+    s = ops.relu(ops.dense(ops.dropout(ops.flatten(grid), head="state"), p["s1"]))
+    return logits, ops.dense(ops.dropout(s, head="state"), p["s2"])
 
 
 DETECTOR_CHANNELS = (16, 24, 32, 48, 64)
@@ -125,16 +125,17 @@ def detector_net(ops, p: dict, x):
 class JaxOps:
     """Runs a net in JAX. In training, batch norm uses batch statistics and records them in `updates`."""
 
-    def __init__(self, train: bool, key=None, dropout: float = 0.0):
+    def __init__(self, train: bool, key=None, dropout: float = 0.0, state_dropout: float | None = None):
         import jax.numpy as jnp
         from jax import lax
 
-        self.jnp, self.lax, self.train, self.key, self.rate = jnp, lax, train, key, dropout
+        self.jnp, self.lax, self.train, self.key = jnp, lax, train, key
+        self.rates = {"chars": dropout, "state": dropout if state_dropout is None else state_dropout}
         self.updates: list[tuple[dict, object, object]] = []
 
-    def dropout(self, x):
-        """In training with a key, zero a share `self.rate` of the values (scaling the rest); otherwise x."""
-        rate = self.rate
+    def dropout(self, x, head: str = "chars"):
+        """In training with a key, zero the head's share of the values (scaling the rest); otherwise x."""
+        rate = self.rates[head]
         if not self.train or self.key is None or rate <= 0:
             return x
         import jax
@@ -290,7 +291,7 @@ class OnnxOps:
     def add(self, a, b):
         return self._node("Add", [a, b])
 
-    def dropout(self, x):
+    def dropout(self, x, head: str = "chars"):
         return x  # training only
 
     def upsample2(self, x):

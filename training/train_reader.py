@@ -33,7 +33,7 @@ def encode(text: str) -> list[int]:
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share, real_warp = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below = args
     from training import augment, data
 
     real = data.load(Path(data_dir), "train") if data_dir else []
@@ -46,7 +46,7 @@ def _worker(args) -> None:
         pads = np.ones((batch, MAX_LABEL), np.float32)
         states = np.full(batch, -1, np.int32)
         for i in range(batch):
-            x, text, state = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp)
+            x, text, state = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp, warp_below)
             xs[i] = x
             code = encode(text)
             labels[i, :len(code)] = code
@@ -93,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     # tried on 2026-12-03 with 0.2, 0.6 and weight decay 5e-4 (docs/reading.md): frames +4, state +2 points,
     # crops -8 of 188; the committed reader is the run without them
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout before the character and state heads")
+    parser.add_argument("--state-dropout", type=float, default=None,
+                        help="dropout before the state head alone (default: --dropout)")
     parser.add_argument("--real-warp", type=float, default=0.0,
                         help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
+    parser.add_argument("--warp-below", type=float, default=None,
+                        help="warp only real plates narrower than this many pixels in their photograph")
     parser.add_argument("--every", type=int, default=250, help="steps between checkpoints and validation")
     parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=20261202)
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     step, params, opt_state = run.resume(params, opt_state)
 
     def loss_fn(p, xs, labels, pads, states, key):
-        ops = nets.JaxOps(train=True, key=key, dropout=args.dropout)
+        ops = nets.JaxOps(train=True, key=key, dropout=args.dropout, state_dropout=args.state_dropout)
         logits, state_logits = nets.reader_net(ops, p, xs)
         ctc = optax.ctc_loss(logits, jnp.zeros(logits.shape[:2]), labels, pads, blank_id=0)
         ctc = ctc / jnp.maximum(1.0, (1 - pads).sum(-1))
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue(maxsize=8)
     workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
-                                                   args.synthetic_share, args.real_warp),), daemon=True) for i in range(args.workers)]
+                                                   args.synthetic_share, args.real_warp, args.warp_below),), daemon=True) for i in range(args.workers)]
     for w in workers:
         w.start()
     started, losses = time.time(), []

@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.figures import audit_metrics, yearly_figures
 from edge_agent.recognise.plate import CONFUSION_KEY, confusion_key_sql
 from edge_agent.store import Database, utc_iso
 
@@ -193,19 +194,19 @@ def search_reads(db: Database, session: Session, q: ReadQuery, limit: int = 1000
     """Reads matching the query, newest first, audited with the number returned."""
     _require(db, session, MAY_SEARCH, "search", q.describe())
     out = _find_reads(db, session, q, "search", limit)
-    _accessed(db, session, "search", q.describe(), len(out), "searches")
+    _accessed(db, session, "search", q.describe(), len(out))
     return out
 
 
-def _accessed(db: Database, session: Session, action: str, query: str, records: int | None,
-              counted_as: str | None = None) -> None:
-    """The audit record of an access and, where the yearly figures count it, its count: one transaction."""
+def _accessed(db: Database, session: Session, action: str, query: str, records: int | None) -> None:
+    """The audit record of an access and, where the figures count it (`figures.audit_metrics`), its count:
+    one transaction."""
     from edge_agent.access.audit import append
 
     with db.transaction() as c:
         append(c, session.user, action, query, session.purpose, session.unit, records)
-        if counted_as:
-            db.count(c, counted_as)
+        for metric in audit_metrics(action, session.purpose):
+            db.count(c, metric)
 
 
 def _find_reads(db: Database, session: Session, q: ReadQuery, action: str, limit: int = 1000) -> list[dict]:
@@ -329,9 +330,9 @@ def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path", reda
                 "query": asked, "reads": len(reads), "redacted": redact_with is not None, "files": files}
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode(), 0o640)
     with db.transaction() as c:
-        c.executemany("UPDATE reads SET evidence_hold = 1 WHERE id = ?", [(r["id"],) for r in reads])
+        db.hold(c, [r["id"] for r in reads], session.user, f"exported to {out} for {session.purpose}")
     _accessed(db, session, "export", f"{asked} -> {out}{' (redacted)' if redact_with is not None else ''}",
-              len(reads), "exports")
+              len(reads))
     return manifest
 
 
@@ -341,16 +342,11 @@ MAY_REPORT = ("supervisor", "auditor", "administrator")
 
 
 def yearly_report(db: Database, session: Session, year: int) -> dict:
-    """Detections (a detection is one stored read), hits by list, dispositions, searches, exports and purges
-    in the agency's year; kept as counts when they happen, so purging the reads changes none of them."""
+    """Detections (a detection is one stored read), hits by list, dispositions, searches by purpose, exports
+    and purges in the agency's year, by month (`figures.yearly_figures`); kept as counts when they happen,
+    so purging the reads changes none of them."""
     _require(db, session, MAY_REPORT, "report", f"year {year}")
-    counts = {r["metric"]: r["count"] for r in db.query("SELECT metric, count FROM yearly_counts WHERE year = ?", (year,))}
-    by = lambda prefix: {k.split(":", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith(prefix + ":")}  # noqa: E731
-    report = {"year": year, "time_zone": str(db.zone), "unit": session.unit,
-              "detections": counts.get("detections", 0), "hits": counts.get("hits", 0), "hits_by_list": by("hits"),
-              "dispositions": by("dispositions"), "searches": counts.get("searches", 0),
-              "exports": counts.get("exports", 0), "reads_purged": counts.get("purged", 0),
-              "detection_means": "one stored read: one vehicle pass seen by one camera"}
+    report = yearly_figures(year, str(db.zone), db.counts_of_year(year), scope="unit", unit=session.unit)
     _accessed(db, session, "report", f"year {year}", 1)
     return report
 

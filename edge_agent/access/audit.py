@@ -59,6 +59,7 @@ class Verdict:
     first_bad_id: int | None = None
     why: str = ""
     last_hash: str = GENESIS
+    checkpoint: tuple[int, str] | None = None  # (record, hash) the chain starts after, older records dropped
 
     @property
     def ok(self) -> bool:
@@ -66,12 +67,53 @@ class Verdict:
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "records": self.records, "first_bad_id": self.first_bad_id, "why": self.why,
-                "last_hash": self.last_hash}
+                "last_hash": self.last_hash, "checkpoint": list(self.checkpoint) if self.checkpoint else None}
+
+
+def drop_behind_checkpoint(conn: sqlite3.Connection, before: str, by: str) -> int:
+    """Drop the audit records older than `before` that the station holds (sent, and none unsent before them),
+    inside the caller's transaction, behind a checkpoint: the last dropped record's place and hash, kept here
+    and sent to the station as an audit record of its own, so a chain cut or recomputed behind it is found
+    by the station (`station audit verify`). Returns how many were dropped."""
+    first_unsent = conn.execute("SELECT MIN(id) FROM audit_log WHERE sent_at IS NULL").fetchone()[0]
+    cut = conn.execute("SELECT MAX(id) FROM audit_log WHERE at < ? AND (? IS NULL OR id < ?)",
+                       (before, first_unsent, first_unsent)).fetchone()[0]
+    if cut is None:
+        return 0
+    cut_hash = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (cut,)).fetchone()[0]
+    dropped = conn.execute("SELECT COUNT(*) FROM audit_log WHERE id <= ?", (cut,)).fetchone()[0]
+    total = dropped + (conn.execute("SELECT COALESCE(MAX(records), 0) FROM audit_checkpoints").fetchone()[0])
+    # the checkpoint's own record first: the log is never left empty, so record numbers never start again
+    append(conn, by, "audit.checkpoint", checkpoint_query(cut, cut_hash), "retention schedule", "", dropped)
+    conn.execute("INSERT INTO audit_checkpoints (seq, hash, records, at) VALUES (?, ?, ?, ?)",
+                 (cut, cut_hash, total, utc_iso()))
+    conn.execute("DELETE FROM audit_log WHERE id <= ?", (cut,))
+    return dropped
+
+
+def checkpoint_query(seq: int, digest: str) -> str:
+    return f"records up to {seq} dropped behind checkpoint {seq} {digest}"
+
+
+def parse_checkpoint(query: str) -> tuple[int, str] | None:
+    parts = query.rsplit(" ", 2)
+    if len(parts) == 3 and parts[0].endswith("behind checkpoint") and parts[1].isdigit() and len(parts[2]) == 64:
+        return int(parts[1]), parts[2]
+    return None
 
 
 def verify(conn: sqlite3.Connection, block: int = 50_000) -> Verdict:
-    """Recompute the chain from the first record; the first record whose hash does not follow names the damage."""
+    """Recompute the chain from the first record (or from the last checkpoint, behind which older records were
+    dropped); the first record whose hash does not follow names the damage."""
     prev, n, last_id = GENESIS, 0, 0
+    row = conn.execute("SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+    checkpoint = (row[0], row[1]) if row else None
+    first = conn.execute("SELECT MIN(id) FROM audit_log").fetchone()[0]
+    if checkpoint:
+        last_id, prev = checkpoint
+    if first is not None and first != last_id + 1:
+        return Verdict(0, first, f"record {first} is not the one after {f'checkpoint {last_id}' if checkpoint else 'the start'}"
+                                 ": records before it were deleted", prev, checkpoint)
     sha = hashlib.sha256
     cursor = conn.execute("SELECT id, uuid, at, user, unit, action, query, purpose, records, hash FROM audit_log"
                           " ORDER BY id")
@@ -83,6 +125,6 @@ def verify(conn: sqlite3.Connection, block: int = 50_000) -> Verdict:
             if stored != expect:
                 why = ("its content was changed, or a record before it was deleted, inserted or moved"
                        if stored else "it has no hash: written around the chain")
-                return Verdict(n, rid, f"record {rid} (the {n + 1}th) does not follow the chain: {why}", prev)
+                return Verdict(n, rid, f"record {rid} (the {n + 1}th) does not follow the chain: {why}", prev, checkpoint)
             prev, n, last_id = stored, n + 1, rid
-    return Verdict(n, None, "", prev)
+    return Verdict(n, None, "", prev, checkpoint)

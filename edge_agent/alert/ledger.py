@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 
+from edge_agent.figures import disposition_metrics
 from edge_agent.records import Hit, Read
 from edge_agent.store import Database, utc_iso
 
@@ -37,11 +38,12 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
     with db.transaction() as c:
         c.execute("INSERT INTO dispositions (uuid, alert_id, disposition, user, at, note) VALUES (?, ?, ?, ?, ?, ?)",
                   (str(uuidlib.uuid4()), alert_id, disposition, user, at, note))
-        db.count(c, f"dispositions:{disposition}")
+        for metric in disposition_metrics(disposition):
+            db.count(c, metric)
         c.execute("UPDATE alerts SET disposition = ?, disposition_by = ?, disposition_at = ? WHERE id = ?",
                   (disposition, user, at, alert_id))
         if disposition == "confirmed":
-            db.hold(c, rows[0]["read_id"])
+            db.hold(c, [rows[0]["read_id"]], user, f"alert {alert_id} confirmed")
     return {"alert_id": alert_id, "disposition": disposition, "user": user, "at": at,
             "previous": rows[0]["disposition"], "note": note}
 

@@ -37,6 +37,11 @@ def station_database(config: Config) -> str:
     return config.station.database or str(Path(config.data_dir) / "station.sqlite3")
 
 
+def station_store(config: Config) -> StationStore:
+    """The configured station database, its figures in the agency's time zone."""
+    return StationStore(station_database(config), config.agent.time_zone)
+
+
 class UnitKeys:
     """Each unit's public key, `UNIT.pub` in the configured folder, read again when the file changes."""
 

@@ -13,12 +13,18 @@ import json
 import logging
 import sqlite3
 import threading
+import uuid as uuidlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterator
+from zoneinfo import ZoneInfo
 
+from edge_agent.access.audit import parse_checkpoint, record_hash
+from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgeAgentError
+from edge_agent.figures import audit_metrics, disposition_metrics, month_of, read_metrics, tally, yearly_figures
 from edge_agent.store import from_utc_iso, open_sqlite, utc_iso
 from edge_agent.sync.payloads import IncomingBatch
 
@@ -146,7 +152,30 @@ CREATE TABLE sharing (
     data TEXT NOT NULL, requester TEXT NOT NULL, purpose TEXT NOT NULL, approved_by TEXT NOT NULL,
     approved_on TEXT NOT NULL, request_file TEXT NOT NULL, recorded_at TEXT NOT NULL, recorded_by TEXT NOT NULL);
 """,
+    # 5: the fleet's figures by the agency's month (edge_agent.figures), kept at ingest in the batch's
+    # transaction; what the station held before is counted once by the migration (`_count_held`)
+    """
+CREATE TABLE counts (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, year INTEGER NOT NULL, month INTEGER NOT NULL, metric TEXT NOT NULL,
+    count BIGINT NOT NULL, PRIMARY KEY (year, month, metric, agency, unit));
+""",
+    # 6: each unit's audit chain kept (alpr.batch.v4: an audit record's place in it and its hash), and evidence
+    # holds set on a unit (a hold that came before its read holds the read when it arrives)
+    """
+ALTER TABLE audit ADD COLUMN seq BIGINT;
+ALTER TABLE audit ADD COLUMN chained_unit TEXT;
+ALTER TABLE audit ADD COLUMN records BIGINT;
+ALTER TABLE audit ADD COLUMN prev TEXT;
+ALTER TABLE audit ADD COLUMN hash TEXT;
+CREATE INDEX audit_chain ON audit (agency, unit, seq);
+CREATE TABLE holds (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, read_id TEXT NOT NULL, at TEXT NOT NULL, user_name TEXT NOT NULL,
+    reason TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (agency, unit, read_id));
+""",
 ]
+
+
+COUNTS_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -156,6 +185,8 @@ class _Kind:
     item_key: str  # the field of the batch item holding that value
     columns: tuple[str, ...]
     row: Callable[[dict, str, str, str, str], tuple]  # item, agency, unit, batch_id, received_at -> values
+    # what a record counts for in the figures: (its time, its metrics); None for a kind not counted
+    counted: Callable[[dict], tuple[str, list[str]]] | None = None
 
 
 def _read_row(r: dict, agency: str, unit: str, batch_id: str, at: str) -> tuple:
@@ -170,7 +201,8 @@ KINDS = {
     "reads": _Kind("reads", "id", "id",
                    ("id", "agency", "unit", "captured_at", "camera_id", "plate", "confidence", "state",
                     "state_confidence", "candidates", "box", "hit_count", "evidence_hold", "plate_jpeg", "batch_id",
-                    "received_at", "lat", "lon", "fix", "speed_kmh", "heading_deg", "clock"), _read_row),
+                    "received_at", "lat", "lon", "fix", "speed_kmh", "heading_deg", "clock"), _read_row,
+                   lambda r: (r["captured_at"], read_metrics(h["list"] for h in r["hits"]))),
     "images": _Kind("images", "read_id", "read_id", ("read_id", "kind", "jpeg", "agency", "unit", "received_at"),
                     lambda i, a, u, b, at: (i["read_id"], i["kind"], i["jpeg"], a, u, at)),
     "alerts": _Kind("alerts", "uuid", "uuid",
@@ -183,19 +215,26 @@ KINDS = {
                           ("uuid", "agency", "unit", "alert_uuid", "read_id", "disposition", "user_name", "at", "note",
                            "received_at"),
                           lambda i, a, u, b, at: (i["uuid"], a, u, i["alert_uuid"], i["read_id"], i["disposition"],
-                                                  i["user"], i["at"], i.get("note", ""), at)),
+                                                  i["user"], i["at"], i.get("note", ""), at),
+                          lambda i: (i["at"], disposition_metrics(i["disposition"]))),
     "audit": _Kind("audit", "uuid", "uuid",
-                   ("uuid", "agency", "unit", "at", "user_name", "action", "query", "purpose", "received_at"),
+                   ("uuid", "agency", "unit", "at", "user_name", "action", "query", "purpose", "received_at", "seq",
+                    "chained_unit", "records", "prev", "hash"),
                    lambda i, a, u, b, at: (i["uuid"], a, u, i["at"], i["user"], i["action"], i.get("query", ""),
-                                           i.get("purpose", ""), at)),
+                                           i.get("purpose", ""), at, i.get("seq"), i.get("chained_unit"),
+                                           i.get("records"), i.get("prev"), i.get("hash")),
+                   lambda i: (i["at"], audit_metrics(i["action"], i.get("purpose", "")))),
+    "holds": _Kind("holds", "read_id", "read_id", ("agency", "unit", "read_id", "at", "user_name", "reason", "received_at"),
+                   lambda i, a, u, b, at: (a, u, i["read_id"], i["at"], i["user"], i["reason"], at)),
 }
 
 
 class StationStore:
     """One database connection; `store_batch` is one transaction."""
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, time_zone: str = AgentConfig.time_zone):
         self.target = target
+        self.zone = ZoneInfo(time_zone)  # the agency's years and months in the fleet's figures
         self.postgres = target.startswith(("postgresql://", "postgres://"))
         self._lock = threading.Lock()
         if self.postgres:
@@ -233,9 +272,39 @@ class StationStore:
                 for statement in script.split(";"):
                     if statement.strip():
                         cur.execute(statement)
+                if number == COUNTS_VERSION:
+                    self._count_held(cur)
                 cur.execute("UPDATE schema_version SET version = ?", (number,))
             log.info("station database %s migrated to version %d", self.target if not self.postgres else "(PostgreSQL)", number)
         return len(MIGRATIONS)
+
+    def _count_held(self, cur: "_Cursor") -> None:
+        """The figures of the records the station held before it kept them, counted as ingest counts them."""
+        found: dict[tuple[str, str], list] = {}
+        for agency, unit, read_id, captured_at, lst in cur.query(
+                "SELECT r.agency, r.unit, r.id, r.captured_at, h.list FROM reads r LEFT JOIN hits h"
+                " ON h.agency = r.agency AND h.unit = r.unit AND h.read_id = r.id"):
+            one = found.setdefault((agency, unit), {}).setdefault(read_id, {"captured_at": captured_at, "hits": []})
+            if lst is not None:
+                one["hits"].append({"list": lst})
+        for (agency, unit), reads in found.items():
+            self._count(cur, agency, unit, KINDS["reads"], list(reads.values()))
+        for kind, sql in (("dispositions", "SELECT agency, unit, at, disposition FROM dispositions"),
+                          ("audit", "SELECT agency, unit, at, action, purpose FROM audit")):
+            held: dict[tuple[str, str], list] = {}
+            for row in cur.query(sql):
+                item = {"at": row[2], "disposition": row[3]} if kind == "dispositions" else \
+                    {"at": row[2], "action": row[3], "purpose": row[4]}
+                held.setdefault((row[0], row[1]), []).append(item)
+            for (agency, unit), items in held.items():
+                self._count(cur, agency, unit, KINDS[kind], items)
+
+    def _count(self, cur: "_Cursor", agency: str, unit: str, kind: "_Kind", items: list[dict]) -> None:
+        """Add what these records count for to the figures, in the caller's transaction."""
+        if kind.counted is None or not items:
+            return
+        counted = tally((month_of(from_utc_iso(t), self.zone), metrics) for t, metrics in map(kind.counted, items))
+        cur.add_counts(agency, unit, counted)
 
     def close(self) -> None:
         self._conn.close()
@@ -267,6 +336,7 @@ class StationStore:
         kind = KINDS[batch.kind]
         at = utc_iso()
         with self._tx() as cur:
+            cur.lock_unit(batch.agency, batch.unit)
             seen: set[str] = set()
             fresh = []
             keys = [item[kind.item_key] for item in batch.items]
@@ -280,6 +350,14 @@ class StationStore:
             if fresh:
                 cur.insert(kind.table, kind.columns,
                            [kind.row(i, batch.agency, batch.unit, batch.batch_id, at) for i in fresh])
+                self._count(cur, batch.agency, batch.unit, kind, fresh)
+            if batch.kind in ("reads", "holds") and fresh:
+                # a hold set on the unit after its read was sent, or sent before its read
+                ids = [i[kind.item_key] for i in fresh]
+                held = ids if batch.kind == "holds" else sorted(cur.existing("holds", "read_id", ids, batch.agency, batch.unit))
+                if held:
+                    cur.execute(f"UPDATE reads SET evidence_hold = 1 WHERE agency = ? AND unit = ? AND id IN"
+                                f" ({','.join('?' * len(held))})", (batch.agency, batch.unit, *held))
             if batch.kind == "reads":
                 hits = [(batch.agency, batch.unit, r["id"], n, h["lic"], h["lis"], h["list"], h["match"], h.get("nic", ""),
                          h.get("source", "hotlist")) for r in fresh for n, h in enumerate(r["hits"])]
@@ -378,6 +456,87 @@ class StationStore:
             ]
         return out
 
+    def yearly_report(self, year: int) -> dict:
+        """The fleet's figures for the agency's year, from the counts kept at ingest (never a scan of the
+        reads), with each unit's detections and hits and the sharing register."""
+        with self._tx() as cur:
+            rows = cur.query("SELECT month, metric, SUM(count) FROM counts WHERE year = ? GROUP BY month, metric", (year,))
+            units = cur.query("SELECT agency, unit, metric, SUM(count) FROM counts WHERE year = ? AND metric IN"
+                              " ('detections', 'hits') GROUP BY agency, unit, metric ORDER BY agency, unit", (year,))
+        report = yearly_figures(year, str(self.zone), [(m, k, int(n)) for m, k, n in rows], scope="fleet")
+        per_unit: dict[tuple[str, str], dict] = {}
+        for agency, unit, metric, n in units:
+            per_unit.setdefault((agency, unit), {"agency": agency, "unit": unit, "detections": 0, "hits": 0})[metric] = int(n)
+        report["units"] = list(per_unit.values())
+        report["sharing"] = [{k: e[k] for k in ("direction", "data", "agency_name", "jurisdiction", "requester", "purpose",
+                                                 "approved_by", "approved_on")} for e in self.sharing(year)]
+        return report
+
+    def purge(self, retention_days: float, agency: str, by: str, now: datetime | None = None) -> int:
+        """Delete reads (their hits and images with them) captured longer ago than the retention period,
+        except those on evidence hold; counted and audited in the same transaction. Returns how many."""
+        now = now or datetime.now(timezone.utc)
+        cutoff = utc_iso(now - timedelta(days=retention_days))
+        year, month = month_of(now, self.zone)
+        with self._tx() as cur:
+            gone = cur.query("SELECT agency, unit, COUNT(*) FROM reads WHERE captured_at < ? AND evidence_hold = 0"
+                             " GROUP BY agency, unit", (cutoff,))
+            if gone:
+                for table, key in (("hits", "read_id"), ("images", "read_id")):
+                    cur.execute(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM reads r WHERE r.agency = {table}.agency"
+                                f" AND r.unit = {table}.unit AND r.id = {table}.{key} AND r.captured_at < ?"
+                                " AND r.evidence_hold = 0)", (cutoff,))
+                cur.execute("DELETE FROM reads WHERE captured_at < ? AND evidence_hold = 0", (cutoff,))
+                for a, u, n in gone:
+                    cur.add_counts(a, u, {(year, month, "purged"): int(n)})
+            total = sum(int(n) for _, _, n in gone)
+            cur.add_counts(agency, "station", tally([((year, month), audit_metrics("retention.purge", ""))]))
+            cur.execute("INSERT INTO audit (uuid, agency, unit, at, user_name, action, query, purpose, received_at, records)"
+                        " VALUES (?, ?, 'station', ?, ?, 'retention.purge', ?, 'retention schedule', ?, ?)",
+                        (str(uuidlib.uuid4()), agency, utc_iso(now), by,
+                         f"{total} reads captured before {cutoff} ({retention_days:g} days)", utc_iso(), total))
+        return total
+
+    def audit_chains(self) -> list[dict]:
+        """Each unit's audit chain as the station holds it, verified: every record's hash, each record's link
+        to the one before it, and every checkpoint the unit sent against the record it names. A gap is
+        records not received yet (or never sent); records from before units sent their chain are not in it."""
+        with self._tx() as cur:
+            rows = cur.query("SELECT agency, unit, seq, uuid, at, user_name, chained_unit, action, query, purpose,"
+                             " records, prev, hash FROM audit WHERE seq IS NOT NULL ORDER BY agency, unit, seq")
+        out: dict[tuple[str, str], dict] = {}
+        held: dict[tuple[str, str, int], str] = {}
+        checkpoints = []
+        last: dict[tuple[str, str], tuple[int, str]] = {}
+        for agency, unit, seq, uid, at, user, chained_unit, action, query, purpose, records, prev, digest in rows:
+            key = (agency, unit)
+            chain = out.setdefault(key, {"agency": agency, "unit": unit, "records": 0, "first_seq": seq, "last_seq": seq,
+                                         "gaps": 0, "ok": True, "first_bad_seq": None, "why": ""})
+            chain["records"] += 1
+            chain["last_seq"] = seq
+            held[(agency, unit, seq)] = digest
+            bad = ""
+            if record_hash(prev, uid, at, user, chained_unit or "", action, query, purpose, records) != digest:
+                bad = "its content is not what its hash says"
+            elif key in last and last[key][0] == seq:
+                bad = "two records claim this place: the unit's chain was cut and written again"
+            elif key in last and last[key][0] == seq - 1 and last[key][1] != prev:
+                bad = f"it does not follow record {seq - 1}: the chain was recomputed or a record changed"
+            elif key in last and last[key][0] < seq - 1:
+                chain["gaps"] += 1
+            if bad and chain["ok"]:
+                chain.update(ok=False, first_bad_seq=seq, why=f"record {seq}: {bad}")
+            if action == "audit.checkpoint":
+                checkpoints.append((key, seq, parse_checkpoint(query)))
+            last[key] = (seq, digest)
+        for key, seq, point in checkpoints:
+            chain = out[key]
+            if point is None or (key + (point[0],) in held and held[key + (point[0],)] != point[1]):
+                if chain["ok"]:
+                    chain.update(ok=False, first_bad_seq=seq,
+                                 why=f"record {seq}: the unit's checkpoint does not match the records the station holds")
+        return list(out.values())
+
     def read_ids(self) -> list[str]:
         with self._tx() as cur:
             return [row[0] for row in cur.query("SELECT id FROM reads")]
@@ -406,6 +565,19 @@ class _Cursor:
         extra = f" AND {where}" if where else ""
         return {row[0] for row in self.query(f"SELECT {key} FROM {table} WHERE agency = ? AND unit = ? AND {key} IN"
                                              f" ({marks}){extra}", (agency, unit, *values))}
+
+    def lock_unit(self, agency: str, unit: str) -> None:
+        """Hold one unit's batches to one receiver at a time until the transaction ends, so a record that two
+        receivers both take is stored and counted once (SQLite's BEGIN IMMEDIATE already holds everything)."""
+        if self.postgres:
+            self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"{agency}/{unit}",))
+
+    def add_counts(self, agency: str, unit: str, counted) -> None:
+        """Add {(year, month, metric): n} to a unit's figures."""
+        self.cur.executemany(self._sql(
+            "INSERT INTO counts (agency, unit, year, month, metric, count) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (year, month, metric, agency, unit) DO UPDATE SET count = counts.count + excluded.count"),
+            [(agency, unit, y, m, metric, n) for (y, m, metric), n in sorted(counted.items())])
 
     def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         # ON CONFLICT DO NOTHING: a receiver beside this one may have stored the same record a moment ago

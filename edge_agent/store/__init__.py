@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.figures import month_of, read_metrics
 from edge_agent.files import FILE_MODE, narrow_mode, private_folder
 from edge_agent.recognise.plate import confusion_key_sql
 from edge_agent.records import Position, Read
@@ -228,6 +229,38 @@ MIGRATIONS: list[str] = [
     f"""
     CREATE INDEX reads_plate_key ON reads ({confusion_key_sql("plate")});
     """,
+    # 7: the figures by the agency's month too (edge_agent.figures), for the printed report's charts. What was
+    # counted before is in its year and month 0, in no month.
+    """
+    CREATE TABLE counts (
+        year INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (year, month, metric)
+    );
+    INSERT INTO counts (year, month, metric, count) SELECT year, 0, metric, count FROM yearly_counts;
+    DROP TABLE yearly_counts;
+    """,
+    # 8: an evidence hold goes to the station too (alpr.batch.v4 kind holds), so a hold set after the read was
+    # sent reaches it; and the audit log may drop old records behind a checkpoint the station also holds
+    """
+    CREATE TABLE evidence_holds (
+        id INTEGER PRIMARY KEY,
+        read_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        user TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        batch_id TEXT,
+        sent_at TEXT
+    );
+    CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        records INTEGER NOT NULL,
+        at TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -369,7 +402,6 @@ class Database:
     def insert_read(self, read: Read, hotlist_version: int | None = None) -> list[int]:
         """Store a read with its images and hits in one durable transaction; returns the hits' row ids."""
         r = read.reading
-        year = self.year_of(read.captured_at)
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO reads (id, captured_at, camera_id, plate, confidence, state, state_confidence, candidates, box,"
@@ -392,27 +424,18 @@ class Database:
                 ).lastrowid
                 for h in read.hits
             ]
-            self._count(c, year, "detections", 1)
-            if read.hits:
-                self._count(c, year, "hits", 1)
-                for list_name in sorted({h.list_name for h in read.hits}):
-                    self._count(c, year, f"hits:{list_name}", 1)
+            for metric in read_metrics(h.list_name for h in read.hits):
+                self.count(c, metric, 1, read.captured_at)
         return hit_ids
 
     def count(self, c: sqlite3.Connection, metric: str, n: int = 1, at: datetime | None = None) -> None:
-        """Add to a yearly figure, in the caller's transaction: the figures outlive the records behind them."""
-        self._count(c, self.year_of(at or datetime.now(timezone.utc)), metric, n)
-
-    def year_of(self, at: datetime) -> int:
-        """The agency's year (its configured time zone) of a time."""
-        return at.astimezone(self.zone).year
-
-    @staticmethod
-    def _count(c: sqlite3.Connection, year: int, metric: str, n: int) -> None:
+        """Add to a figure of the agency's month (edge_agent.figures), in the caller's transaction: the figures
+        outlive the records behind them."""
+        year, month = month_of(at or datetime.now(timezone.utc), self.zone)
         c.execute(
-            "INSERT INTO yearly_counts (year, metric, count) VALUES (?, ?, ?)"
-            " ON CONFLICT (year, metric) DO UPDATE SET count = count + excluded.count",
-            (year, metric, n),
+            "INSERT INTO counts (year, month, metric, count) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (year, month, metric) DO UPDATE SET count = count + excluded.count",
+            (year, month, metric, n),
         )
 
     def limit_wal(self, max_bytes: int) -> None:
@@ -452,15 +475,24 @@ class Database:
         return self.query("SELECT COUNT(*) FROM reads WHERE evidence_hold = 1")[0][0]
 
     @staticmethod
-    def hold(c: sqlite3.Connection, read_id: str) -> None:
-        """Put a read on evidence hold, in the caller's transaction: retention keeps it."""
-        c.execute("UPDATE reads SET evidence_hold = 1 WHERE id = ?", (read_id,))
+    def hold(c: sqlite3.Connection, read_ids: Iterable[str], user: str, reason: str) -> None:
+        """Put reads on evidence hold, in the caller's transaction: retention keeps them, here and (once the hold
+        has gone to it) at the station."""
+        at = utc_iso()
+        for read_id in read_ids:
+            if c.execute("UPDATE reads SET evidence_hold = 1 WHERE id = ? AND evidence_hold = 0", (read_id,)).rowcount:
+                c.execute("INSERT INTO evidence_holds (read_id, at, user, reason) VALUES (?, ?, ?, ?)",
+                          (read_id, at, user, reason[:2000]))
 
     def yearly_counts(self) -> dict[int, dict[str, int]]:
         out: dict[int, dict[str, int]] = {}
-        for row in self.query("SELECT year, metric, count FROM yearly_counts ORDER BY year"):
-            out.setdefault(row["year"], {})[row["metric"]] = row["count"]
+        for row in self.query("SELECT year, metric, SUM(count) AS n FROM counts GROUP BY year, metric ORDER BY year"):
+            out.setdefault(row["year"], {})[row["metric"]] = row["n"]
         return out
+
+    def counts_of_year(self, year: int) -> list[tuple[int, str, int]]:
+        """(month, metric, n) of the agency's year; month 0 holds what was counted before months were."""
+        return [tuple(r) for r in self.query("SELECT month, metric, count FROM counts WHERE year = ?", (year,))]
 
     def read_images(self, read_id: str) -> dict[str, bytes]:
         return {row["kind"]: row["jpeg"] for row in self.query("SELECT kind, jpeg FROM read_images WHERE read_id = ?", (read_id,))}

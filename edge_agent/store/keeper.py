@@ -140,7 +140,9 @@ class ReadKeeper:
                 self._purge_at = now + self.PURGE_EVERY_S
                 if self.config.retention_days > 0:
                     self.purged += purge_expired(self.db, self.config.retention_days,
-                                                 scene_retention_days=self.config.scene_retention_days)
+                                                 scene_retention_days=self.config.scene_retention_days,
+                                                 hit_retention_days=self.config.hit_retention_days,
+                                                 audit_retention_days=self.config.audit_retention_days)
         except sqlite3.Error as exc:
             if not is_storage_full(exc):
                 raise

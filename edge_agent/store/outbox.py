@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from edge_agent.store import Database, position_of, utc_iso
 
 # The order batches are taken in: hit and alert traffic first, scene images last (they may be deferred).
-KINDS = ("alerts", "dispositions", "reads", "audit", "images")
+KINDS = ("alerts", "dispositions", "reads", "holds", "audit", "images")
 
 
 
@@ -45,6 +45,7 @@ _OUTGOING = {
     "dispositions": _records("dispositions", "id"),
     # reads that hit a list go before the others; the index reads_waiting has this order
     "reads": _records("reads", "(hit_count = 0), captured_at"),
+    "holds": _records("evidence_holds", "id"),
     "audit": _records("audit_log", "id"),
     # a scene image goes once its read is at the station
     "images": _Outgoing(
@@ -115,9 +116,24 @@ def batch_items(db: Database, batch: Batch) -> list[dict]:
                         " FROM dispositions d JOIN alerts a ON a.id = d.alert_id WHERE d.batch_id = ?", (batch.id,))
         return [dict(r) for r in rows]
     if batch.kind == "audit":
-        rows = db.query("SELECT uuid, at, user, action, query, purpose FROM audit_log WHERE batch_id = ?", (batch.id,))
+        return audit_items(db, batch.id)
+    if batch.kind == "holds":
+        rows = db.query("SELECT read_id, at, user, reason FROM evidence_holds WHERE batch_id = ?", (batch.id,))
         return [dict(r) for r in rows]
     raise ValueError(f"unknown batch kind {batch.kind!r}")
+
+
+def audit_items(db: Database, batch_id: str) -> list[dict]:
+    """Audit records with their place in the chain (alpr.batch.v4): the station keeps and verifies the chain."""
+    from edge_agent.access.audit import GENESIS
+
+    rows = db.query("SELECT a.id, a.uuid, a.at, a.user, a.unit, a.action, a.query, a.purpose, a.records, a.hash,"
+                    " COALESCE((SELECT p.hash FROM audit_log p WHERE p.id < a.id ORDER BY p.id DESC LIMIT 1),"
+                    " (SELECT c.hash FROM audit_checkpoints c WHERE c.seq < a.id ORDER BY c.seq DESC LIMIT 1), ?) AS prev"
+                    " FROM audit_log a WHERE a.batch_id = ? ORDER BY a.id", (GENESIS, batch_id))
+    return [{"uuid": r["uuid"], "at": r["at"], "user": r["user"], "action": r["action"], "query": r["query"],
+             "purpose": r["purpose"], "seq": r["id"], "chained_unit": r["unit"] or "", "records": r["records"],
+             "prev": r["prev"], "hash": r["hash"]} for r in rows]
 
 
 def _b64(data: bytes) -> str:
@@ -169,6 +185,7 @@ def outbox_stats(db: Database) -> dict:
         "SELECT (SELECT COUNT(*) FROM alerts WHERE sent_at IS NULL) AS alerts,"
         " (SELECT COUNT(*) FROM dispositions WHERE sent_at IS NULL) AS dispositions,"
         " (SELECT COUNT(*) FROM audit_log WHERE sent_at IS NULL) AS audit,"
+        " (SELECT COUNT(*) FROM evidence_holds WHERE sent_at IS NULL) AS holds,"
         " (SELECT COUNT(*) FROM reads WHERE scene_pending = 1) AS scene_images,"
         " (SELECT COUNT(*) FROM sync_batches WHERE refused_at IS NULL) AS batches_unacknowledged,"
         " (SELECT COUNT(*) FROM sync_batches WHERE refused_at IS NOT NULL) AS batches_refused"

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from edge_agent.figures import audit_metrics
 from edge_agent.store import Database, utc_iso
 
 CHUNK = 500
@@ -124,22 +125,28 @@ def storage_summary(db: Database, cap_mb: float) -> dict:
 
 
 def purge_expired(db: Database, retention_days: float, now: datetime | None = None, by: str = "system:retention",
-                  scene_retention_days: float = 0.0) -> int:
+                  scene_retention_days: float = 0.0, hit_retention_days: float = 0.0,
+                  audit_retention_days: float = 0.0) -> int:
     """Delete reads the station holds that are older than the retention period, except those on evidence hold;
-    with `scene_retention_days`, their scene images sooner. Each purge is counted and audited (as `by`).
+    reads that hit a list after `hit_retention_days` instead (0: as the others), and their scene images
+    sooner with `scene_retention_days`. With `audit_retention_days`, audit records the station holds go too,
+    behind a checkpoint (`access.audit.drop_behind_checkpoint`). Each purge is counted and audited (as `by`).
 
-    A read whose alert or disposition has not reached the station yet is kept until it has.
+    A read whose alert or disposition has not reached the station yet is kept until it has. Returns the reads
+    purged.
     """
-    from edge_agent.access.audit import append
+    from edge_agent.access.audit import append, drop_behind_checkpoint
 
     now = now or datetime.now(timezone.utc)
     cutoff = utc_iso(now - timedelta(days=retention_days))
+    hit_cutoff = utc_iso(now - timedelta(days=hit_retention_days)) if hit_retention_days > 0 else cutoff
     with db.transaction() as c:
         purged = c.execute(
-            "DELETE FROM reads WHERE captured_at < ? AND sent_at IS NOT NULL AND evidence_hold = 0"
+            "DELETE FROM reads WHERE captured_at < ? AND (hit_count = 0 OR captured_at < ?) AND sent_at IS NOT NULL"
+            " AND evidence_hold = 0"
             " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.read_id = reads.id AND (a.sent_at IS NULL"
             "   OR EXISTS (SELECT 1 FROM dispositions d WHERE d.alert_id = a.id AND d.sent_at IS NULL)))",
-            (cutoff,),
+            (cutoff, hit_cutoff),
         ).rowcount
         scenes = 0
         if scene_retention_days > 0:
@@ -151,13 +158,22 @@ def purge_expired(db: Database, retention_days: float, now: datetime | None = No
         if purged:
             db.count(c, "purged", purged, now)
             c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
-                      (utc_iso(), purged, f"reads captured before {cutoff}"))
+                      (utc_iso(), purged, f"reads captured before {cutoff}"
+                       + (f" (with hits: before {hit_cutoff})" if hit_cutoff != cutoff else "")))
         if scenes:
             db.count(c, "scene_images_purged", scenes, now)
             c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
                       (utc_iso(), scenes, f"scene images of reads captured before {scene_cutoff}"))
         if purged or scenes or by != "system:retention":
+            for metric in audit_metrics("retention.purge", "retention schedule"):
+                db.count(c, metric, 1, now)
             append(c, by, "retention.purge", f"{purged} reads older than {retention_days:g} days"
                    + (f", {scenes} scene images older than {scene_retention_days:g} days" if scenes else ""),
                    "retention schedule", "", purged + scenes)
+        if audit_retention_days > 0:
+            dropped = drop_behind_checkpoint(c, utc_iso(now - timedelta(days=audit_retention_days)), by)
+            if dropped:
+                db.count(c, "audit_records_dropped", dropped, now)
+                c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
+                          (utc_iso(), dropped, f"audit records older than {audit_retention_days:g} days, behind a checkpoint"))
     return purged

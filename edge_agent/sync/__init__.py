@@ -325,7 +325,7 @@ class MqttSync:
                                    f"this unit takes only {ACK_SCHEMA}")
             verify_payload(self._station_key, payload, signature, f"acknowledgement of batch {ack['batch_id']}",
                            "the station's")
-        if ack["schema"] == ACK_SCHEMA:
+        if ack["schema"] != "alpr.ack.v1":  # v2 and later name the unit and the payload
             a = self.config.agent
             if (ack["agency"], ack["unit"]) != (a.agency, a.unit_id):
                 raise PayloadError(f"acknowledgement of batch {ack['batch_id']} is for {ack['agency']}/{ack['unit']}, "

@@ -1,0 +1,141 @@
+"""What the station keeps for lawful use: each unit's audit chain (verified there, with the checkpoints behind
+which units drop old records), evidence holds set after a read was sent, and its own retention floor."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from conftest import StationThread, run_cli, seed_reads
+from edge_agent.access import ReadQuery, add_user, export_reads, login, search_reads
+from edge_agent.access.audit import verify
+from edge_agent.store import Database, utc_iso
+from edge_agent.store.retention import purge_expired
+
+PASSWORD = "correct-horse-1"
+AGENCY, UNIT = "test-pd", "car-7"
+
+
+def _unit(tmp: Path, broker: str) -> Path:
+    path = tmp / "unit.toml"
+    path.write_text(f'[agent]\nunit_id = "{UNIT}"\nagency = "{AGENCY}"\ndata_dir = "{tmp / "unit"}"\n'
+                    f'[sync]\nbroker = "{broker}"\nack_timeout_s = 3.0\ninsecure = true\n')
+    return path
+
+
+def _sync(config: Path) -> None:
+    done = run_cli("--config", config, "sync", "--once")
+    assert done.code == 0, done.err
+
+
+def _chain(station: StationThread) -> dict:
+    [chain] = station.store.audit_chains()
+    return chain
+
+
+def test_the_units_audit_chain_is_kept_and_verified_at_the_station_behind_its_checkpoints(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    seed_reads(data, 30, hits_every=10)
+    with Database.in_data_dir(data) as db:
+        add_user(db, None, "admin", "administrator", PASSWORD, date.today())
+        boss = login(db, "admin", PASSWORD, "case 2026-0412")
+        for plate in ("7ABC*", "5TRK442", "8XYZ9*"):
+            search_reads(db, boss, ReadQuery(plate))
+    config = _unit(tmp_path, mosquitto.url)
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    try:
+        _sync(config)
+        chain = _chain(station)
+        assert chain["ok"] and chain["first_seq"] == 1 and chain["records"] >= 5 and chain["gaps"] == 0
+        # the unit drops its audit records behind a checkpoint; its own verify starts there, and the
+        # checkpoint reaches the station, which holds the records behind it
+        with Database.in_data_dir(data) as db:
+            with db.transaction() as c:
+                c.execute("UPDATE reads SET sent_at = captured_at")
+            purge_expired(db, 3650, now=datetime.now(timezone.utc) + timedelta(days=800), audit_retention_days=730)
+            before = db.query("SELECT COUNT(*) FROM audit_log")[0][0]
+            verdict = verify(db._conn)
+            assert verdict.ok and verdict.checkpoint is not None and before == verdict.records == 1
+        done = run_cli("--config", config, "audit", "verify")
+        assert done.code == 0 and f"behind checkpoint {verdict.checkpoint[0]}" in done.out
+        _sync(config)
+        chain = _chain(station)
+        assert chain["ok"] and chain["last_seq"] == verdict.checkpoint[0] + 1
+        verified = run_cli("--data-dir", tmp_path / "station", "station", "audit", "verify")
+        assert verified.code == 0 and f"{AGENCY}/{UNIT}: intact" in verified.out
+        # the unit's chain rewritten after sending: a record changed and every hash after it recomputed passes
+        # the unit's own check, but the next record it sends no longer follows what the station holds
+        with Database.in_data_dir(data) as db:
+            with db.transaction() as c:
+                c.execute("DELETE FROM audit_checkpoints")
+                c.execute("UPDATE audit_log SET query = 'nothing to see', hash = NULL")
+                from edge_agent.access.audit import seal
+
+                seal(c)
+            assert verify(db._conn).ok is False  # the checkpoint is gone: the unit's chain does not start at 1
+            search_reads(db, login(db, "admin", PASSWORD, "case 2026-0413"), ReadQuery("7ABC*"))
+        _sync(config)
+        chain = _chain(station)
+        assert not chain["ok"] and "recomputed" in chain["why"]
+        broken = run_cli("--data-dir", tmp_path / "station", "station", "audit", "verify", "--json")
+        assert broken.code == 1 and json.loads(broken.out)[0]["first_bad_seq"] == chain["first_bad_seq"]
+    finally:
+        station.stop()
+
+
+def test_a_record_changed_at_the_station_breaks_its_chain_there(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    seed_reads(data, 5)
+    with Database.in_data_dir(data) as db:
+        add_user(db, None, "admin", "administrator", PASSWORD, date.today())
+        boss = login(db, "admin", PASSWORD, "case 1")
+        search_reads(db, boss, ReadQuery("7ABC*"))
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    try:
+        _sync(_unit(tmp_path, mosquitto.url))
+        assert _chain(station)["ok"]
+    finally:
+        station.stop()
+    with sqlite3.connect(tmp_path / "station" / "station.sqlite3") as c:
+        c.execute("UPDATE audit SET purpose = 'curiosity' WHERE action = 'search'")
+    verified = run_cli("--data-dir", tmp_path / "station", "station", "audit", "verify")
+    assert verified.code == 1 and "not what its hash says" in verified.out
+
+
+def test_an_evidence_hold_set_after_sync_reaches_the_station(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    ids = seed_reads(data, 40)
+    config = _unit(tmp_path, mosquitto.url)
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    try:
+        _sync(config)
+        with Database.in_data_dir(data) as db:
+            add_user(db, None, "det", "administrator", PASSWORD, date.today())
+            plate = db.query("SELECT plate FROM reads WHERE id = ?", (ids[3],))[0][0]
+            manifest = export_reads(db, login(db, "det", PASSWORD, "case 2026-0500"), ReadQuery(plate), tmp_path / "ev")
+            assert manifest["reads"] >= 1
+        _sync(config)
+        with station.store._tx() as cur:
+            held = {r[0] for r in cur.query("SELECT id FROM reads WHERE evidence_hold = 1")}
+            hold = cur.query("SELECT user_name, reason FROM holds")[0]
+        assert ids[3] in held and hold[0] == "det" and "case 2026-0500" in hold[1]
+    finally:
+        station.stop()
+    # the station's own retention keeps what is held, and never goes under its minimum
+    station_dir = tmp_path / "station"
+    with sqlite3.connect(station_dir / "station.sqlite3") as c:
+        c.execute("UPDATE reads SET captured_at = ?", (utc_iso(datetime.now(timezone.utc) - timedelta(days=400)),))
+    short = station_dir / "short.toml"
+    short.write_text(f'[agent]\ndata_dir = "{station_dir}"\n[station]\nretention_days = 90\n')
+    refused = run_cli("--config", short, "station", "purge")
+    assert refused.code == 2 and "under the minimum of 365" in refused.err
+    purged = run_cli("--data-dir", station_dir, "station", "purge", "--user", "records-1", "--json")
+    assert purged.code == 0, purged.err
+    assert json.loads(purged.out)["purged"] == 40 - len(held)
+    with sqlite3.connect(station_dir / "station.sqlite3") as c:
+        assert {r[0] for r in c.execute("SELECT id FROM reads")} == held
+        assert c.execute("SELECT user_name, records FROM audit WHERE action = 'retention.purge'").fetchone() == (
+            "records-1", 40 - len(held))
+        assert c.execute("SELECT SUM(count) FROM counts WHERE metric = 'purged'").fetchone()[0] == 40 - len(held)
