@@ -287,6 +287,24 @@ def build_parser() -> argparse.ArgumentParser:
     sav.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
     sav.add_argument("--json", action="store_true")
     sav.set_defaults(func=cmd_station_audit_verify)
+    susers = stsub.add_parser("users", parents=[common],
+                              help="the fleet's trained users, sent to every unit as a signed roster")
+    susub = susers.add_subparsers(dest="station_users_command", required=True, metavar="SUBCOMMAND")
+    suadd = susub.add_parser("add", parents=[common], help="add or renew a user (the password from $EDGE_AGENT_NEW_PASSWORD or asked)")
+    suadd.add_argument("name")
+    _user_arguments(suadd)
+    suadd.add_argument("--by", default=None, help="who makes the change (audit; default: the login name)")
+    suadd.add_argument("--db", default=argparse.SUPPRESS)
+    suadd.set_defaults(func=cmd_station_users_add)
+    suoff = susub.add_parser("deactivate", parents=[common], help="take a user's access away on every unit")
+    suoff.add_argument("name")
+    suoff.add_argument("--by", default=None)
+    suoff.add_argument("--db", default=argparse.SUPPRESS)
+    suoff.set_defaults(func=cmd_station_users_deactivate)
+    sulist = susub.add_parser("list", parents=[common], help="the roster")
+    sulist.add_argument("--db", default=argparse.SUPPRESS)
+    sulist.add_argument("--json", action="store_true")
+    sulist.set_defaults(func=cmd_station_users_list)
     srep = stsub.add_parser("report", parents=[common],
                             help="the fleet's figures for a year: detections, hits by list, dispositions, searches, sharing")
     srep.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
@@ -335,10 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     usub = users.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
     uadd = usub.add_parser("add", parents=[common], help="add a trained user (the first is the unit's administrator)")
     uadd.add_argument("name")
-    uadd.add_argument("--role", required=True, choices=("officer", "supervisor", "technician", "auditor", "administrator"))
-    uadd.add_argument("--trained-on", required=True, help="date the department-approved training was completed (YYYY-MM-DD)")
-    uadd.add_argument("--valid-days", type=int, default=365, help="how long the training counts")
-    uadd.add_argument("--designee", action="store_true", help="the ALPR administrator designee")
+    _user_arguments(uadd)
     uadd.add_argument("--as", dest="admin", help="the administrator adding the user (not needed for the first)")
     uadd.set_defaults(func=cmd_users_add)
     ulist = usub.add_parser("list", parents=[common, login], help="users, roles and training dates")
@@ -1297,24 +1312,82 @@ def cmd_policy(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_users_add(args: argparse.Namespace, console: Console) -> int:
+def _user_arguments(parser: argparse.ArgumentParser) -> None:
+    from edge_agent.access import ROLES
+
+    parser.add_argument("--role", required=True, choices=ROLES)
+    parser.add_argument("--trained-on", required=True, type=_date_argument,
+                        help="date the department-approved training was completed (YYYY-MM-DD)")
+    parser.add_argument("--valid-days", type=int, default=365, help="how long the training counts")
+    parser.add_argument("--designee", action="store_true", help="the ALPR administrator designee")
+
+
+def _date_argument(text: str):
     from datetime import date
 
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _new_password(name: str) -> str:
+    return os.environ.get("EDGE_AGENT_NEW_PASSWORD") or getpass.getpass(f"new password for {name}: ")
+
+
+def cmd_station_users_add(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import new_user
+    from edge_agent.station import station_store
+
+    config = _station_config(args)
+    user = new_user(args.name, args.role, _new_password(args.name), args.trained_on, args.valid_days, args.designee)
+    with station_store(config) as store:
+        version = store.roster_put(user, config.agent.agency, args.by or default_user(), "roster.put")
+    console.print(f"user {args.name} is {args.role} on every unit, training valid until {user['training_expires']};"
+                  f" roster version {version} goes to the fleet with the station's next poll")
+    return EXIT_OK
+
+
+def cmd_station_users_deactivate(args: argparse.Namespace, console: Console) -> int:
+    config = _station_config(args)
+    with _existing_station_store(args) as store:
+        _, users = store.roster()
+        found = [u for u in users if u["name"] == args.name]
+        if not found:
+            console.error(f"station users: there is no user {args.name!r} in the roster")
+            return EXIT_FAILED
+        version = store.roster_put({**found[0], "active": False}, config.agent.agency, args.by or default_user(),
+                                   "roster.deactivate")
+    console.print(f"user {args.name} deactivated; roster version {version} takes the access away on every unit")
+    return EXIT_OK
+
+
+def cmd_station_users_list(args: argparse.Namespace, console: Console) -> int:
+    with _existing_station_store(args) as store:
+        version, users = store.roster()
+    shown = [{k: v for k, v in u.items() if k != "password_hash"} for u in users]
+    if args.json:
+        console.json({"version": version, "users": shown})
+        return EXIT_OK
+    console.print(f"roster version {version}")
+    for u in shown:
+        console.print(f"{u['name']:<16} {u['role']:<13} trained {u['trained_on']} until {u['training_expires']}"
+                      f"{'  designee' if u['designee'] else ''}{'' if u['active'] else '  inactive'}")
+    return EXIT_OK
+
+
+def cmd_users_add(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.access import add_user, login
     from edge_agent.store import Database
 
-    try:
-        trained = date.fromisoformat(args.trained_on)
-    except ValueError:
-        raise EdgeAgentError(f"--trained-on {args.trained_on!r}: not a date (YYYY-MM-DD)") from None
+    trained = args.trained_on
     config = config_for(args)
     with Database.for_config(config) as db:
         by = None
         if args.admin:
             by = login(db, args.admin, _password(f"password for {args.admin}: "), f"add user {args.name}",
                        config.agent.unit_id)
-        new_password = os.environ.get("EDGE_AGENT_NEW_PASSWORD") or getpass.getpass(f"new password for {args.name}: ")
-        add_user(db, by, args.name, args.role, new_password, trained, args.valid_days, args.designee)
+        add_user(db, by, args.name, args.role, _new_password(args.name), trained, args.valid_days, args.designee)
     console.print(f"user {args.name} added as {args.role}; training valid until {trained + timedelta(days=args.valid_days)}")
     return EXIT_OK
 

@@ -242,7 +242,8 @@ class Authority:
 
 def broker_acl(prefix: str, agency: str, issued: list[Issued]) -> str:
     """Mosquitto's access list: a unit publishes only under its own prefix and reads only its own
-    acknowledgements and alerts and the fleet's hotlist; only stations acknowledge and publish to the fleet.
+    acknowledgements and alerts and the fleet's hotlist and roster; only stations acknowledge and publish to the
+    fleet.
     Revoked holders get no lines, so everything is denied them."""
     lines = ["# written by `edge-agent pki`; edit the PKI, not this file", ""]
     base = f"{prefix}/{agency}"
@@ -255,10 +256,10 @@ def broker_acl(prefix: str, agency: str, issued: list[Issued]) -> str:
         if r.role == "unit":
             own = f"{base}/{r.name}"
             lines += [f"topic write {own}/batch", f"topic write {own}/status", f"topic readwrite {own}/alerts",
-                      f"topic read {own}/ack", f"topic read {base}/hotlist"]
+                      f"topic read {own}/ack", f"topic read {base}/hotlist", f"topic read {base}/roster"]
         else:
             lines += [f"topic read {base}/+/batch", f"topic read {base}/+/status", f"topic write {base}/+/ack",
-                      f"topic readwrite {base}/hotlist"]
+                      f"topic readwrite {base}/hotlist", f"topic readwrite {base}/roster"]
         lines.append("")
     return "\n".join(lines) + "\n"
 

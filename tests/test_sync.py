@@ -142,7 +142,8 @@ def test_payloads_are_what_the_json_schemas_in_the_repository_say(tmp_path: Path
         validate(answer, json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
     schemas = sorted(p.name for p in (REPO / "edge_agent" / "sync" / "schemas").glob("*.json"))
     assert schemas == ["alpr.ack.v1.json", "alpr.ack.v2.json", "alpr.ack.v3.json", "alpr.batch.v1.json", "alpr.batch.v2.json",
-                       "alpr.batch.v3.json", "alpr.batch.v4.json", "alpr.status.v1.json", "alpr.status.v2.json"]
+                       "alpr.batch.v3.json", "alpr.batch.v4.json", "alpr.roster.v1.json", "alpr.status.v1.json",
+                       "alpr.status.v2.json"]
 
 
 @given(st.integers(0, 100), st.floats(0.01, 10), st.floats(0.01, 600), st.floats(0, 0.999999))

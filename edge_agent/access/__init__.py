@@ -64,12 +64,7 @@ def _now() -> datetime:
 def add_user(db: Database, by: Session | None, name: str, role: str, password: str, trained_on: date,
              valid_days: int = 365, designee: bool = False) -> None:
     """A trained user. The first user of a unit may be added by the installer (by=None): an administrator."""
-    if role not in ROLES:
-        raise AccessDenied(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
-        raise AccessDenied(f"user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-'")
-    if len(password) < 10:
-        raise AccessDenied("a password needs at least 10 characters")
+    new = new_user(name, role, password, trained_on, valid_days, designee)
     existing = db.query("SELECT COUNT(*) FROM users")[0][0]
     if by is None:
         if existing:
@@ -80,18 +75,35 @@ def add_user(db: Database, by: Session | None, name: str, role: str, password: s
     else:
         _require(db, by, MAY_MANAGE_USERS, "users.add", name)
         who = by.user
-    expires = trained_on + timedelta(days=valid_days)
+    expires = new["training_expires"]
     with db.transaction() as c:
         try:
             c.execute("INSERT INTO users (name, role, password_hash, trained_on, training_expires, designee)"
-                      " VALUES (?, ?, ?, ?, ?, ?)", (name, role, _hasher.hash(password), trained_on.isoformat(),
-                                                    expires.isoformat(), int(designee)))
+                      " VALUES (?, ?, ?, ?, ?, ?)", (name, role, new["password_hash"], new["trained_on"], expires,
+                                                    int(designee)))
         except sqlite3.IntegrityError:
             raise AccessDenied(f"user {name!r} exists already") from None
         from edge_agent.access.audit import append
 
         append(c, who, "users.add", f"{name} as {role}, trained {trained_on}, until {expires}"
                + (", ALPR administrator designee" if designee else ""), "user management", by.unit if by else "", 1)
+
+
+def new_user(name: str, role: str, password: str, trained_on: date, valid_days: int = 365,
+             designee: bool = False) -> dict:
+    """A user's record as the unit and the station's roster keep it (the password only as its argon2id hash),
+    or AccessDenied saying what is wrong."""
+    if role not in ROLES:
+        raise AccessDenied(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+        raise AccessDenied(f"user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-'")
+    if len(password) < 10:
+        raise AccessDenied("a password needs at least 10 characters")
+    if valid_days < 1:
+        raise AccessDenied("training must be valid for at least a day")
+    return {"name": name, "role": role, "password_hash": _hasher.hash(password), "trained_on": trained_on.isoformat(),
+            "training_expires": (trained_on + timedelta(days=valid_days)).isoformat(), "designee": designee,
+            "active": True}
 
 
 def login(db: Database, name: str, password: str, purpose: str, unit: str = "", now: datetime | None = None) -> Session:

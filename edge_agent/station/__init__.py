@@ -98,6 +98,7 @@ class Station:
         self._down_said = False
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._hotlist_seen: tuple | None = None
+        self._roster_published: int | None = None
         self._stop = threading.Event()
 
     @property
@@ -109,8 +110,7 @@ class Station:
         props.SessionExpiryInterval = int(self.config.sync.session_expiry_s)  # batches wait on the broker for a restart
         self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
-        if self.config.station.hotlist is not None:
-            threading.Thread(target=self._hotlist_loop, daemon=True, name="station-hotlist").start()
+        threading.Thread(target=self._fleet_loop, daemon=True, name="station-fleet").start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -206,17 +206,41 @@ class Station:
     def _ack(self, unit: tuple[str, str], payload: bytes) -> None:
         self.client.publish(f"{self.prefix}/{unit[0]}/{unit[1]}/ack", payload, qos=1, properties=signed(self._ack_key, payload))
 
-    # the fleet's hotlist ---------------------------------------------------------
+    # what the station publishes to the whole fleet: the hotlist and the roster ----------------
 
-    def _hotlist_loop(self) -> None:
+    def _fleet_loop(self) -> None:
         while not self._stop.is_set():
             if self.connected.is_set():
+                if self.config.station.hotlist is not None:
+                    try:
+                        self.publish_hotlist()
+                    except EdgeAgentError as exc:
+                        self.out(f"hotlist not published: {exc}")
+                        self._hotlist_seen = self._hotlist_key()  # say it once per version of the file
                 try:
-                    self.publish_hotlist()
-                except EdgeAgentError as exc:
-                    self.out(f"hotlist not published: {exc}")
-                    self._hotlist_seen = self._hotlist_key()  # say it once per version of the file
+                    self.publish_roster()
+                except Exception as exc:  # the receiver goes on; the next poll tries again
+                    log.exception("roster not published: %s", exc)
             self._stop.wait(self.config.station.hotlist_poll_s)
+
+    def publish_roster(self) -> bool:
+        """Publish the fleet's users, signed and retained, when the roster has changed since the last time."""
+        from edge_agent.access.roster import build_roster
+
+        version, users = self.store.roster()
+        if version == 0 or version == self._roster_published:
+            return False
+        if self._ack_key is None:
+            if self._roster_published is None:
+                self.out("roster not published: station.signing_key is not set, and units take only a signed roster")
+                self._roster_published = -1
+            return False
+        payload = build_roster(self.config.agent.agency, version, users)
+        topic = f"{self.prefix}/{self.config.agent.agency}/roster"
+        self.client.publish(topic, payload, qos=1, retain=True, properties=signed(self._ack_key, payload))
+        self._roster_published = version
+        self.out(f"published roster version {version} ({len(users)} users) on {topic}")
+        return True
 
     def _hotlist_key(self) -> tuple | None:
         path = self.config.station.hotlist

@@ -172,6 +172,16 @@ CREATE TABLE holds (
     agency TEXT NOT NULL, unit TEXT NOT NULL, read_id TEXT NOT NULL, at TEXT NOT NULL, user_name TEXT NOT NULL,
     reason TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (agency, unit, read_id));
 """,
+    # 7: the fleet's users, kept here and sent to every unit as a signed roster (edge_agent.access.roster); the
+    # version goes up with every change, in the change's transaction
+    """
+CREATE TABLE roster (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, trained_on TEXT NOT NULL,
+    training_expires TEXT NOT NULL, designee INTEGER NOT NULL, active INTEGER NOT NULL, updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL);
+CREATE TABLE roster_version (version BIGINT NOT NULL);
+INSERT INTO roster_version (version) VALUES (0);
+""",
 ]
 
 
@@ -491,11 +501,35 @@ class StationStore:
                     cur.add_counts(a, u, {(year, month, "purged"): int(n)})
             total = sum(int(n) for _, _, n in gone)
             cur.add_counts(agency, "station", tally([((year, month), audit_metrics("retention.purge", ""))]))
-            cur.execute("INSERT INTO audit (uuid, agency, unit, at, user_name, action, query, purpose, received_at, records)"
-                        " VALUES (?, ?, 'station', ?, ?, 'retention.purge', ?, 'retention schedule', ?, ?)",
-                        (str(uuidlib.uuid4()), agency, utc_iso(now), by,
-                         f"{total} reads captured before {cutoff} ({retention_days:g} days)", utc_iso(), total))
+            _station_audit(cur, agency, by, "retention.purge",
+                           f"{total} reads captured before {cutoff} ({retention_days:g} days)", "retention schedule", total)
         return total
+
+    # the fleet's roster ------------------------------------------------------
+
+    def roster_put(self, user: dict, agency: str, by: str, action: str) -> int:
+        """Add or change a user of the fleet; returns the roster's new version."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO roster (name, role, password_hash, trained_on, training_expires, designee, active,"
+                        " updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                        " role = excluded.role, password_hash = excluded.password_hash, trained_on = excluded.trained_on,"
+                        " training_expires = excluded.training_expires, designee = excluded.designee,"
+                        " active = excluded.active, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                        (user["name"], user["role"], user["password_hash"], user["trained_on"], user["training_expires"],
+                         int(user["designee"]), int(user["active"]), utc_iso(), by))
+            cur.execute("UPDATE roster_version SET version = version + 1")
+            _station_audit(cur, agency, by, action, f"{user['name']} as {user['role']}, trained {user['trained_on']},"
+                           f" until {user['training_expires']}{'' if user['active'] else ', deactivated'}",
+                           "user management", 1)
+            return int(cur.query("SELECT version FROM roster_version")[0][0])
+
+    def roster(self) -> tuple[int, list[dict]]:
+        """The roster's version and its users."""
+        cols = ("name", "role", "password_hash", "trained_on", "training_expires", "designee", "active")
+        with self._tx() as cur:
+            version = int(cur.query("SELECT version FROM roster_version")[0][0])
+            users = [dict(zip(cols, r)) for r in cur.query(f"SELECT {', '.join(cols)} FROM roster ORDER BY name")]
+        return version, users
 
     def audit_chains(self) -> list[dict]:
         """Each unit's audit chain as the station holds it, verified: every record's hash, each record's link
@@ -540,6 +574,13 @@ class StationStore:
     def read_ids(self) -> list[str]:
         with self._tx() as cur:
             return [row[0] for row in cur.query("SELECT id FROM reads")]
+
+
+def _station_audit(cur: "_Cursor", agency: str, by: str, action: str, query: str, purpose: str, records: int) -> None:
+    """An audit record of the station's own (unit `station`): kept beside the units' records, outside their chains."""
+    cur.execute("INSERT INTO audit (uuid, agency, unit, at, user_name, action, query, purpose, received_at, records)"
+                " VALUES (?, ?, 'station', ?, ?, ?, ?, ?, ?, ?)",
+                (str(uuidlib.uuid4()), agency, utc_iso(), by, action, query, purpose, utc_iso(), records))
 
 
 class _Cursor:

@@ -261,6 +261,16 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     );
     """,
+    # 9: users managed at the station arrive in its signed roster (edge_agent.access.roster); users added on
+    # the unit itself stay the unit's
+    """
+    ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'unit';
+    CREATE TABLE roster_applied (
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -49,12 +49,13 @@ class Topics:
     status: str
     alerts: str
     hotlist: str  # agency-wide: the station publishes signed lists here for the whole fleet
+    roster: str  # agency-wide: the station's signed roster of users (edge_agent.access.roster)
 
     @classmethod
     def for_unit(cls, prefix: str, agency: str, unit: str) -> "Topics":
         base = f"{prefix}/{agency}/{unit}"
         return cls(batch=f"{base}/batch", ack=f"{base}/ack", status=f"{base}/status", alerts=f"{base}/alerts",
-                   hotlist=f"{prefix}/{agency}/hotlist")
+                   hotlist=f"{prefix}/{agency}/hotlist", roster=f"{prefix}/{agency}/roster")
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, draw: float) -> float:
@@ -120,6 +121,7 @@ class MqttSync:
         self.db = db
         self._lock = SyncLock(db.path.parent)  # before anything connects under the unit's client id
         self.on_hotlist = on_hotlist
+        self.roster_version: int | None = None  # the last roster taken while running
         self.status_fields = status or (lambda: {})
         s, a = config.sync, config.agent
         self.topics = Topics.for_unit(s.topic_prefix, a.agency, a.unit_id)
@@ -194,6 +196,7 @@ class MqttSync:
         self._attempt = 0
         self.last_error = ""
         client.subscribe(self.topics.ack, qos=1)
+        client.subscribe(self.topics.roster, qos=1)
         if self.on_hotlist is not None:
             client.subscribe(self.topics.hotlist, qos=1)
         self.connected.set()
@@ -213,6 +216,21 @@ class MqttSync:
                 log.warning("acknowledgement dropped: %d wait to be processed", self.ACK_QUEUE)
         elif message.topic == self.topics.hotlist and self.on_hotlist is not None:
             self.on_hotlist(message.payload)
+        elif message.topic == self.topics.roster and message.payload:
+            self._take_roster(message.payload, signature_of(message))
+
+    def _take_roster(self, payload: bytes, signature: str | None) -> None:
+        """A small write, so taken here on the network thread; a bad roster is refused and audited."""
+        from edge_agent.access.roster import apply_roster
+
+        try:
+            taken = apply_roster(self.db, payload, signature, self._station_key, self.config.agent.agency)
+        except PayloadError as exc:
+            log.warning("roster refused: %s", exc)
+            return
+        if taken is not None:
+            self.roster_version = taken.version
+            log.info("roster version %d taken: %d users, %d deactivated", taken.version, taken.users, taken.deactivated)
 
     def _status_payload(self, state: str, fields: dict) -> bytes:
         a = self.config.agent
