@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     read.set_defaults(func=cmd_read)
 
     hotlist = sub.add_parser("hotlist", parents=[common], help="import, check and edit hotlists")
+    login = argparse.ArgumentParser(add_help=False)
+    login.add_argument("--user", required=True, help="your user name (a trained user; the password is asked, or "
+                                                     "read from $EDGE_AGENT_PASSWORD)")
+    login.add_argument("--purpose", required=True, help="why: a case number or a reason (kept in the audit log)")
     hsub = hotlist.add_subparsers(dest="hotlist_command", required=True, metavar="SUBCOMMAND")
     imp = hsub.add_parser("import", parents=[common], help="make an extract the list in force, or apply an update (ADD/CLEAR)")
     imp.add_argument("file", metavar="FILE")
@@ -81,27 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--user", default=None, help="who is importing (audit log)")
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=cmd_hotlist_import)
-    chk = hsub.add_parser("check", parents=[common], help="look plates up in the list in force")
+    chk = hsub.add_parser("check", parents=[common, login], help="look plates up in the list in force")
     chk.add_argument("plates", nargs="*", metavar="PLATE")
     chk.add_argument("--stdin", action="store_true", help="read plates from standard input, one a line")
     chk.add_argument("--state", help="the plate's state, two letters")
     chk.add_argument("--exact-only", action="store_true", help="no misread-tolerant or partial matches")
     chk.add_argument("--json", action="store_true", help="one JSON line per plate")
-    chk.add_argument("--user", default=None, help="who is asking (audit log)")
-    chk.add_argument("--purpose", default="", help="why (audit log)")
     chk.set_defaults(func=cmd_hotlist_check)
-    add = hsub.add_parser("add", parents=[common], help="enter a plate or a partial plate (wildcards ? and *) by hand")
+    add = hsub.add_parser("add", parents=[common, login], help="enter a plate or a partial plate (wildcards ? and *) by hand")
     add.add_argument("plate", metavar="PLATE", help="e.g. 7ABC123, or 7AB?12* for a partial plate")
     add.add_argument("--list", default="BOLO", dest="list_name", help="which list (default BOLO)")
     add.add_argument("--reason", required=True, help="case number or why the plate is wanted")
-    add.add_argument("--user", required=True, help="the officer entering it")
     add.add_argument("--state", default="", help="two letters; leave out to match any state")
     add.add_argument("--expires", default=None, metavar="YYYY-MM-DD", help="last day it matches")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_hotlist_add)
-    rem = hsub.add_parser("remove", parents=[common], help="remove an officer's entry by its id")
+    rem = hsub.add_parser("remove", parents=[common, login], help="remove an officer's entry by its id")
     rem.add_argument("entry_id", type=int, metavar="ID")
-    rem.add_argument("--user", required=True, help="who removes it")
     rem.set_defaults(func=cmd_hotlist_remove)
     loc = hsub.add_parser("local", parents=[common], help="list the officers' entries in force")
     loc.add_argument("--json", action="store_true")
@@ -128,17 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     alerts = sub.add_parser("alerts", parents=[common], help="alerts raised, and what came of them")
     asub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="SUBCOMMAND")
-    alist = asub.add_parser("list", parents=[common], help="recent alerts")
+    alist = asub.add_parser("list", parents=[common, login], help="recent alerts")
     alist.add_argument("--open", action="store_true", help="only those without a disposition")
     alist.add_argument("--limit", type=int, default=50)
     alist.add_argument("--json", action="store_true")
     alist.add_argument("--csv", action="store_true", help="as CSV (cells a spreadsheet would run are neutralised)")
-    alist.add_argument("--user", default=None, help="who is looking (audit log)")
     alist.set_defaults(func=cmd_alerts_list)
-    ack = asub.add_parser("ack", parents=[common], help="record the disposition of an alert")
+    ack = asub.add_parser("ack", parents=[common, login], help="record the disposition of an alert")
     ack.add_argument("alert_id", type=int, metavar="ID")
     ack.add_argument("--disposition", required=True, help="confirmed | misread | not-located | clets-mismatch")
-    ack.add_argument("--user", required=True, help="the officer")
     ack.add_argument("--note", default="")
     ack.add_argument("--json", action="store_true")
     ack.set_defaults(func=cmd_alerts_ack)
@@ -315,10 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
     sun.add_argument("--json", action="store_true")
     sun.set_defaults(func=cmd_station_units)
 
-    login = argparse.ArgumentParser(add_help=False)
-    login.add_argument("--user", required=True, help="your user name (a trained user; the password is asked, or "
-                                                     "read from $EDGE_AGENT_PASSWORD)")
-    login.add_argument("--purpose", required=True, help="why: a case number or a reason (kept in the audit log)")
 
     search = sub.add_parser("search", parents=[common, login], help="reads of a plate: full, partial (* ?) or misread-tolerant")
     search.add_argument("plate", help="7ABC123, 7AB*, 7?BC123 ...")
@@ -525,6 +519,7 @@ def cmd_read(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import hotlist_imported, system_session
     from edge_agent.hotlist import import_file
     from edge_agent.hotlist.storage import open_hotlist_db
     from edge_agent.store import Database
@@ -542,8 +537,7 @@ def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
     for warning in result.warnings:
         console.error(f"{path}: {warning}")
     with Database.for_config(config) as db:
-        db.audit(user, "hotlist.import", f"{path} -> version {result.version} ({result.kind}, sha256 {result.sha256})",
-                 "hotlist update")
+        hotlist_imported(db, system_session("hotlist", config.agent.unit_id), f"{path} by {user}", result)
     if args.json:
         console.json(result.to_json())
     elif result.kind == "delta":
@@ -556,7 +550,8 @@ def cmd_hotlist_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.hotlist import load_index, query_plate
+    from edge_agent.access.duties import check_plates
+    from edge_agent.hotlist import load_index
     from edge_agent.hotlist.storage import open_hotlist_db
     from edge_agent.store import Database
 
@@ -568,27 +563,21 @@ def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
         console.error("hotlist check: give plates as arguments or with --stdin")
         return EXIT_USAGE
     state = args.state.upper() if args.state else None
-    user = args.user or default_user()
     with open_hotlist_db(config.data_dir) as hdb:
         index = load_index(hdb)
     with Database.for_config(config) as db:
-        db.audit(user, "hotlist.check", " ".join(p[:20] for p in plates[:50]) + (" ..." if len(plates) > 50 else ""),
-                 args.purpose)
+        results = check_plates(db, _session(args, db), index, plates, state, args.exact_only)
     no_list = index.version is None and not len(index)
     if no_list:
         console.error(f"no hotlist has been imported into {config.data_dir}")
     bad = 0
-    for raw in plates:
-        try:
-            plate = query_plate(raw)
-        except ValueError as exc:
+    for plate, hits in results:
+        if isinstance(hits, str):
             bad += 1
-            console.error(f"hotlist check: {exc}")
+            console.error(f"hotlist check: {hits}")
             if args.json:
-                console.json({"plate": raw[:40], "error": str(exc), "hits": []})
-            continue
-        hits = index.exact(plate, state) if args.exact_only else index.match(plate, state)
-        if args.json:
+                console.json({"plate": plate, "error": hits, "hits": []})
+        elif args.json:
             console.json({"plate": plate, "hits": [h.to_json() for h in hits]})
         else:
             console.print(f"{plate}: " + ("; ".join(f"{h.list_name} {h.lic} {h.lis or '-'} ({h.match})" for h in hits)
@@ -599,20 +588,20 @@ def cmd_hotlist_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_hotlist_add(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.hotlist import add_local
+    from edge_agent.access.duties import add_officer_plate
     from edge_agent.hotlist.storage import open_hotlist_db
     from edge_agent.store import Database
 
     config = config_for(args)
-    try:
-        with open_hotlist_db(config.data_dir) as hdb:
-            entry = add_local(hdb, args.plate, args.list_name, args.reason, args.user, args.state, args.expires)
-    except ValueError as exc:
-        console.error(f"hotlist add: {exc}; nothing was added")
-        return EXIT_USAGE
     with Database.for_config(config) as db:
-        db.audit(args.user, "hotlist.add", f"local entry {entry.id}: {entry.pattern.text} {entry.state or '*'} "
-                 f"{entry.list_name}", entry.reason)
+        session = _session(args, db)
+        try:
+            with open_hotlist_db(config.data_dir) as hdb:
+                entry = add_officer_plate(db, session, hdb, args.plate, args.list_name, args.reason, args.state,
+                                          args.expires)
+        except ValueError as exc:
+            console.error(f"hotlist add: {exc}; nothing was added")
+            return EXIT_USAGE
     kind = "partial plate" if entry.pattern.is_wildcard else "plate"
     if args.json:
         console.json(entry.to_json())
@@ -623,19 +612,19 @@ def cmd_hotlist_add(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_hotlist_remove(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.hotlist import remove_local
+    from edge_agent.access.duties import remove_officer_plate
     from edge_agent.hotlist.storage import open_hotlist_db
     from edge_agent.store import Database
 
     config = config_for(args)
-    try:
-        with open_hotlist_db(config.data_dir) as hdb:
-            entry = remove_local(hdb, args.entry_id, args.user)
-    except ValueError as exc:
-        console.error(f"hotlist remove: {exc}")
-        return EXIT_USAGE
     with Database.for_config(config) as db:
-        db.audit(args.user, "hotlist.remove", f"local entry {entry.id}: {entry.pattern.text}", "")
+        session = _session(args, db)
+        try:
+            with open_hotlist_db(config.data_dir) as hdb:
+                entry = remove_officer_plate(db, session, hdb, args.entry_id)
+        except ValueError as exc:
+            console.error(f"hotlist remove: {exc}")
+            return EXIT_USAGE
     console.print(f"removed local entry {entry.id} ({entry.pattern.text})")
     return EXIT_OK
 
@@ -741,13 +730,12 @@ def _publish_once(config: Config, topic: str, payload: bytes, retain: bool, cons
 
 
 def cmd_alerts_list(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.alert.ledger import list_alerts
+    from edge_agent.access.duties import list_alerts
     from edge_agent.store import Database
 
     config = config_for(args)
     with Database.for_config(config) as db:
-        alerts = list_alerts(db, args.limit, args.open)
-        db.audit(args.user or default_user(), "alerts.list", f"open={args.open} limit={args.limit}", "")
+        alerts = list_alerts(db, _session(args, db), args.limit, args.open)
     if args.csv:
         from edge_agent.export import write_csv
 
@@ -764,21 +752,21 @@ def cmd_alerts_list(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_alerts_ack(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.alert.ledger import acknowledge
+    from edge_agent.access.duties import record_disposition
     from edge_agent.store import Database
 
     config = config_for(args)
     with Database.for_config(config) as db:
+        session = _session(args, db)
         try:
-            result = acknowledge(db, args.alert_id, args.disposition, args.user, args.note)
+            result = record_disposition(db, session, args.alert_id, args.disposition, args.note)
         except ValueError as exc:
             console.error(f"alerts ack: {exc}")
             return EXIT_USAGE
-        db.audit(args.user, "alerts.ack", f"alert {args.alert_id}: {result['disposition']}", args.note)
     if args.json:
         console.json(result)
     else:
-        console.print(f"alert {args.alert_id}: {result['disposition']} by {args.user}")
+        console.print(f"alert {args.alert_id}: {result['disposition']} by {session.user}")
     return EXIT_OK
 
 

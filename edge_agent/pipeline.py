@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from edge_agent import __version__
+from edge_agent.access import hotlist_imported, system_session
 from edge_agent.alert import Alerter
 from edge_agent.capture import open_source
 from edge_agent.capture.gate import MotionGate, Region, read_in
@@ -260,9 +261,8 @@ class Agent:
                 # A connection of its own: a long import must not hold the lock the recognition worker uses.
                 with open_hotlist_db(self.config.data_dir) as db:
                     _, result = import_payload(db, self.config.hotlist, payload, where)
-                self.db.audit("station", "hotlist.import", f"signed version {result.signed_version} -> "
-                              f"version {result.version} ({result.kind}, {result.entries_in_force} entries)",
-                              "hotlist update from the station")
+                hotlist_imported(self.db, system_session("hotlist", self.config.agent.unit_id),
+                                 f"signed version {result.signed_version} from the station", result)
                 self.out(f"hotlist: signed version {result.signed_version} imported ({result.kind}, "
                          f"{result.loaded} rows, {result.rejected} rejected)")
                 self.refresh_hotlist(force=True)

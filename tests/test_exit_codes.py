@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import free_port, run_cli
+from conftest import LOGIN, free_port, run_cli
 
 
-def test_checking_plates_with_no_hotlist_loaded_is_a_failure(tmp_path: Path):
-    result = run_cli("--data-dir", tmp_path / "data", "hotlist", "check", "7ABC123", "--json")
+def test_checking_plates_with_no_hotlist_loaded_is_a_failure(tmp_path: Path, trained):
+    trained(tmp_path / "data")
+    result = run_cli("--data-dir", tmp_path / "data", "hotlist", "check", "7ABC123", "--json", "--user", "admin", *LOGIN)
     assert result.code == 1 and "no hotlist has been imported" in result.err
 
 

@@ -16,7 +16,7 @@ from edge_agent.hotlist.parse import LISTS, STATES, HotlistFormat
 from edge_agent.hotlist.storage import open_hotlist_db
 from edge_agent.store import Database
 from edge_agent.synthetic import HOTLIST_HEADER, write_hotlist
-from conftest import run_cli, shared_path
+from conftest import LOGIN, run_cli, shared_path
 
 LAYOUT = HotlistConfig().layout
 
@@ -33,8 +33,14 @@ def _csv(rows, header=HOTLIST_HEADER) -> bytes:
     return buf.getvalue().encode()
 
 
+@pytest.fixture(autouse=True)
+def _officers(data_dir: Path, trained):
+    """The unit's trained users: checking plates and entering them is an audited access."""
+    trained(data_dir, ("ofc1", "officer"), ("ofc.smith", "officer"), ("ofc.jones", "officer"), ("sgt.lee", "supervisor"))
+
+
 def _check(data_dir: Path, *plates: str, extra=()) -> dict[str, list[dict]]:
-    result = run_cli("--data-dir", data_dir, "hotlist", "check", *plates, "--json", *extra)
+    result = run_cli("--data-dir", data_dir, "hotlist", "check", *plates, "--json", *extra, "--user", "ofc1", *LOGIN)
     return {row["plate"]: row["hits"] for row in map(json.loads, result.lines)}
 
 
@@ -118,12 +124,13 @@ def test_import_then_check_from_the_command_line(tmp_path: Path, data_dir: Path,
     # without a state read, an exact plate is a state-mismatch: the officer must confirm the state
     assert _check(data_dir, "7ABC123")["7ABC123"][0]["match"] == "state-mismatch"
     monkeypatch.setattr("sys.stdin", io.StringIO("8LMN905\n\n7ABC123\n"))
-    stdin = run_cli("--data-dir", data_dir, "hotlist", "check", "--stdin", "--json")
+    stdin = run_cli("--data-dir", data_dir, "hotlist", "check", "--stdin", "--json", "--user", "ofc1", *LOGIN)
     assert [json.loads(line)["hits"][0]["list"] for line in stdin.lines] == ["AMBER_ALERT", "STOLEN_VEHICLE"]
     with Database.in_data_dir(data_dir) as db:
-        actions = [(r["user"], r["action"]) for r in db.query("SELECT user, action FROM audit_log ORDER BY id")]
-    assert actions[0] == ("tech1", "hotlist.import")
-    assert [a for _, a in actions[1:]] == ["hotlist.check"] * 3
+        actions = [(r["user"], r["action"], r["query"]) for r in db.query(
+            "SELECT user, action, query FROM audit_log WHERE action LIKE 'hotlist.%' ORDER BY id")]
+    assert actions[0][:2] == ("system:hotlist", "hotlist.import") and "by tech1" in actions[0][2]
+    assert [(u, a) for u, a, _ in actions[1:]] == [("ofc1", "hotlist.check")] * 3
 
 
 def test_versions_record_source_counts_and_sha256(tmp_path: Path, data_dir: Path):
@@ -255,11 +262,11 @@ def test_shared_sample_list_and_update(data_dir: Path):
 def test_bad_plates_on_the_command_line_get_one_clear_message(tmp_path: Path, data_dir: Path):
     good = write_hotlist(tmp_path / "list.csv", {"7ABC123": "STOLEN_VEHICLE"}, others=5)
     assert run_cli("--data-dir", data_dir, "hotlist", "import", good).code == 0
-    long = run_cli("--data-dir", data_dir, "hotlist", "check", "A" * 200, "7ABC123")
+    long = run_cli("--data-dir", data_dir, "hotlist", "check", "A" * 200, "7ABC123", "--user", "ofc1", *LOGIN)
     assert long.code == 2 and "200 characters; plates have at most 8" in long.err
     assert "7ABC123: STOLEN_VEHICLE" in long.out
     for plate, words in [("*", "at least 3"), ("7*", "at least 3"), ("A" * 200, "longer than 8"), ("7AB#12", "'#'")]:
-        added = run_cli("--data-dir", data_dir, "hotlist", "add", plate, "--reason", "x", "--user", "ofc1")
+        added = run_cli("--data-dir", data_dir, "hotlist", "add", plate, "--reason", "x", "--user", "ofc1", *LOGIN)
         assert added.code == 2 and words in added.err and "nothing was added" in added.err
     with open_hotlist_db(data_dir) as db:
         assert len(load_index(db)) == 6
@@ -270,12 +277,12 @@ def test_bad_plates_on_the_command_line_get_one_clear_message(tmp_path: Path, da
 
 def test_officer_adds_a_partial_plate_and_removes_it(data_dir: Path):
     added = run_cli("--data-dir", data_dir, "hotlist", "add", "7ab?12*", "--list", "FELONY_VEHICLE",
-                    "--reason", "case 26-1234 armed robbery", "--user", "ofc.smith", "--json")
+                    "--reason", "case 26-1234 armed robbery", "--user", "ofc.smith", *LOGIN, "--json")
     assert added.code == 0, added.err
     entry = json.loads(added.out)
     assert entry["plate"] == "7AB?12*" and entry["partial"] is True
     exact = run_cli("--data-dir", data_dir, "hotlist", "add", "5TRK442", "--state", "NV", "--reason", "BOLO 26-9",
-                    "--user", "ofc.jones", "--json")
+                    "--user", "ofc.jones", *LOGIN, "--json")
     hits = _check(data_dir, "7ABC123", "7ABX12", "7AB123", "5TRK442", extra=("--state", "NV"))
     assert hits["7ABC123"] == [{"lic": "7AB?12*", "lis": "", "list": "FELONY_VEHICLE", "match": "partial",
                                 "nic": f"LOCAL-{entry['id']}", "source": "local"}]
@@ -284,16 +291,17 @@ def test_officer_adds_a_partial_plate_and_removes_it(data_dir: Path):
     assert hits["5TRK442"][0]["match"] == "exact" and hits["5TRK442"][0]["source"] == "local"
     listed = run_cli("--data-dir", data_dir, "hotlist", "local", "--json")
     assert [json.loads(line)["entered_by"] for line in listed.lines] == ["ofc.smith", "ofc.jones"]
-    removed = run_cli("--data-dir", data_dir, "hotlist", "remove", entry["id"], "--user", "sgt.lee")
+    removed = run_cli("--data-dir", data_dir, "hotlist", "remove", entry["id"], "--user", "sgt.lee", *LOGIN)
     assert removed.code == 0
     assert _check(data_dir, "7ABC123")["7ABC123"] == []
-    again = run_cli("--data-dir", data_dir, "hotlist", "remove", entry["id"], "--user", "sgt.lee")
+    again = run_cli("--data-dir", data_dir, "hotlist", "remove", entry["id"], "--user", "sgt.lee", *LOGIN)
     assert again.code == 2 and "already removed by sgt.lee" in again.err
     assert json.loads(exact.out)["state"] == "NV"
     with Database.in_data_dir(data_dir) as db:
         audit = [(r["user"], r["action"], r["purpose"]) for r in db.query("SELECT * FROM audit_log ORDER BY id")]
-    assert ("ofc.smith", "hotlist.add", "case 26-1234 armed robbery") in audit
-    assert ("sgt.lee", "hotlist.remove", "") in audit
+        entered = db.query("SELECT query FROM audit_log WHERE action = 'hotlist.add'")[0][0]
+    assert ("ofc.smith", "hotlist.add", "test patrol") in audit and "case 26-1234 armed robbery" in entered
+    assert ("sgt.lee", "hotlist.remove", "test patrol") in audit
 
 
 # signatures ----------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from edge_agent.config import load_config
 from edge_agent.pipeline import Agent
 from edge_agent.synthetic import write_hotlist
-from conftest import run_cli
+from conftest import LOGIN, run_cli
 
 
 def _unit(tmp_path: Path, broker: str = "", key: Path | None = None) -> Path:
@@ -41,8 +41,9 @@ def _wait(predicate, timeout: float = 20.0) -> bool:
     return False
 
 
-def test_running_agent_swaps_in_a_new_list_and_an_officers_entry(tmp_path: Path, reader):
+def test_running_agent_swaps_in_a_new_list_and_an_officers_entry(tmp_path: Path, reader, trained):
     config_path = _unit(tmp_path)
+    trained(load_config(str(config_path)).data_dir)
     first = write_hotlist(tmp_path / "a.csv", {"7ABC123": "STOLEN_VEHICLE"}, others=30)
     assert run_cli("--config", config_path, "hotlist", "import", first).code == 0
     lines: list[str] = []
@@ -51,7 +52,8 @@ def test_running_agent_swaps_in_a_new_list_and_an_officers_entry(tmp_path: Path,
         assert agent.hotlist.match("7ABC123", "CA")
         second = write_hotlist(tmp_path / "b.csv", {"8LMN905": "AMBER_ALERT"}, others=30, seed=9)
         assert run_cli("--config", config_path, "hotlist", "import", second).code == 0
-        assert run_cli("--config", config_path, "hotlist", "add", "5TR?44*", "--reason", "case 9", "--user", "ofc").code == 0
+        assert run_cli("--config", config_path, "hotlist", "add", "5TR?44*", "--reason", "case 9", "--user", "admin",
+                       *LOGIN).code == 0
         agent.refresh_hotlist(force=True)
         assert not agent.hotlist.match("7ABC123", "CA")
         assert agent.hotlist.match("8LMN905", "CA")[0].list_name == "AMBER_ALERT"

@@ -348,6 +348,12 @@ def export_reads(db: Database, session: Session, q: ReadQuery, out: "Path", reda
     return manifest
 
 
+def hotlist_imported(db: Database, session: Session, source: str, result) -> None:
+    """The audit record of a hotlist import (the list's own management: it touches no reads)."""
+    _accessed(db, session, "hotlist.import", f"{source} -> version {result.version} ({result.kind}, "
+              f"{result.entries_in_force} entries, sha256 {result.sha256})", None)
+
+
 # --- the yearly figures that records requests ask for ------------------------
 
 MAY_REPORT = ("supervisor", "auditor", "administrator")
