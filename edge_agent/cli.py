@@ -303,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     sulist.add_argument("--db", default=argparse.SUPPRESS)
     sulist.add_argument("--json", action="store_true")
     sulist.set_defaults(func=cmd_station_users_list)
+    ssearch = stsub.add_parser("search", parents=[common, login],
+                               help="the fleet's reads of a plate, as `search` on a unit (a roster user logs in)")
+    _search_arguments(ssearch)
+    ssearch.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
+    ssearch.add_argument("--json", action="store_true")
+    ssearch.set_defaults(func=cmd_station_search)
     srep = stsub.add_parser("report", parents=[common],
                             help="the fleet's figures for a year: detections, hits by list, dispositions, searches, sharing")
     srep.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file or postgresql:// URL (overrides station.database)")
@@ -315,11 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
     search = sub.add_parser("search", parents=[common, login], help="reads of a plate: full, partial (* ?) or misread-tolerant")
-    search.add_argument("plate", help="7ABC123, 7AB*, 7?BC123 ...")
-    search.add_argument("--tolerant", action="store_true", help="also plates that differ by an O/0, I/1, B/8 ... confusion")
-    search.add_argument("--since", help="UTC date or time (2026-11-01, 2026-11-01T08:00)")
-    search.add_argument("--until", help="UTC date or time, exclusive")
-    search.add_argument("--near", metavar="LAT,LON,KM", help="within KM of a place (reads with a GPS fix)")
+    _search_arguments(search)
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_search)
 
@@ -1175,29 +1177,59 @@ def _when(text: str | None, what: str):
     return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
-def cmd_search(args: argparse.Namespace, console: Console) -> int:
-    from edge_agent.access import ReadQuery, search_reads
-    from edge_agent.store import Database
+def _search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plate", help="7ABC123, 7AB*, 7?BC123 ...")
+    parser.add_argument("--tolerant", action="store_true", help="also plates that differ by an O/0, I/1, B/8 ... confusion")
+    parser.add_argument("--since", help="UTC date or time (2026-11-01, 2026-11-01T08:00)")
+    parser.add_argument("--until", help="UTC date or time, exclusive")
+    parser.add_argument("--near", metavar="LAT,LON,KM", help="within KM of a place (reads with a GPS fix)")
+
+
+def _read_query(args: argparse.Namespace):
+    from edge_agent.access import ReadQuery
 
     near = None
-    if args.near:
+    if getattr(args, "near", None):
         try:
             lat, lon, km = (float(v) for v in args.near.split(","))
         except ValueError:
             raise EdgeAgentError(f"--near {args.near!r}: give LAT,LON,KM (38.5757,-121.4788,2)") from None
         near = (lat, lon, km)
-    query = ReadQuery(args.plate, _when(args.since, "--since"), _when(args.until, "--until"), near, args.tolerant)
-    with Database.for_config(config_for(args)) as db:
-        session = _session(args, db)
-        rows = search_reads(db, session, query)
-    if args.json:
+    return ReadQuery(args.plate, _when(args.since, "--since"), _when(args.until, "--until"), near, args.tolerant)
+
+
+def _show_reads(console: Console, rows: list[dict], query, as_json: bool) -> None:
+    if as_json:
         console.json(rows)
-        return EXIT_OK
+        return
     for r in rows:
         where = f"{r['lat']:.5f},{r['lon']:.5f}" if r["lat"] is not None else "no fix"
-        console.print(f"{r['captured_at']}  {r['plate']:<9} {r['state'] or '--'}  {r['camera_id']:<8} {where}"
+        unit = f"{r['unit']:<8} " if "unit" in r else ""
+        console.print(f"{r['captured_at']}  {unit}{r['plate']:<9} {r['state'] or '--'}  {r['camera_id']:<8} {where}"
                       f"{'  HIT' if r['hit_count'] else ''}{'  EVIDENCE' if r['evidence_hold'] else ''}")
     console.print(f"{len(rows)} reads ({query.describe()}); this search is in the audit log")
+
+
+def cmd_search(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.access import search_reads
+    from edge_agent.store import Database
+
+    query = _read_query(args)
+    with Database.for_config(config_for(args)) as db:
+        rows = search_reads(db, _session(args, db), query)
+    _show_reads(console, rows, query, args.json)
+    return EXIT_OK
+
+
+def cmd_station_search(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.station.access import station_login, station_search
+
+    agency = _station_config(args).agent.agency
+    query = _read_query(args)
+    with _existing_station_store(args) as store:
+        session = station_login(store, agency, args.user, _password(f"password for {args.user}: "), args.purpose)
+        rows = station_search(store, agency, session, query)
+    _show_reads(console, rows, query, args.json)
     return EXIT_OK
 
 

@@ -139,3 +139,53 @@ def test_an_evidence_hold_set_after_sync_reaches_the_station(tmp_path: Path, mos
         assert c.execute("SELECT user_name, records FROM audit WHERE action = 'retention.purge'").fetchone() == (
             "records-1", 40 - len(held))
         assert c.execute("SELECT SUM(count) FROM counts WHERE metric = 'purged'").fetchone()[0] == 40 - len(held)
+
+
+def _search_station(store_target: str, tmp_path: Path, monkeypatch) -> None:
+    from edge_agent.station.store import StationStore
+    from test_report import _fleet
+
+    with StationStore(store_target, "America/Los_Angeles") as store:
+        _fleet(store)  # two units' reads: plates 7ABC000 ... 7ABC299, and 7ABC900
+        this_year = datetime.now(timezone.utc).astimezone(store.zone).year
+        before = store.yearly_report(this_year)["searches_by_purpose"].get("case 2026-0412", 0)
+    monkeypatch.setenv("EDGE_AGENT_NEW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("EDGE_AGENT_PASSWORD", PASSWORD)
+    station = tmp_path / "station"
+    db = ("--db", store_target)
+    for name, role in (("det.ray", "supervisor"), ("tech.kim", "technician")):
+        assert run_cli("--data-dir", station, "station", "users", "add", name, "--role", role, "--trained-on",
+                       date.today().isoformat(), *db).code == 0
+
+    def search(*args: str, user: str = "det.ray", purpose: str = "case 2026-0412"):
+        return run_cli("--data-dir", station, "station", "search", *args, "--user", user, "--purpose", purpose, *db,
+                       "--json")
+
+    full = search("7ABC012")
+    assert full.code == 0, full.err
+    assert {(r["unit"], r["plate"]) for r in json.loads(full.out)} == {("car-7", "7ABC012")}
+    assert {r["plate"] for r in json.loads(search("7ABC01*").out)} == {f"7ABC01{i}" for i in range(10)}
+    tolerant = {r["plate"] for r in json.loads(search("7A8C0I2", "--tolerant").out)}  # 8/B and I/1 (and 1/7)
+    assert "7ABC012" in tolerant and "7ABC013" not in tolerant and len(tolerant) <= 3
+    for args, user, purpose, words in ((("7ABC012",), "tech.kim", "x", "role technician may not"),
+                                       (("7AB%'",), "det.ray", "x", "a plate is 1-10 letters"),
+                                       (("7ABC012",), "nobody", "x", "unknown user"),
+                                       (("7ABC012",), "det.ray", "  ", "no purpose")):
+        refused = search(*args, user=user, purpose=purpose)
+        assert refused.code == 2 and words in refused.err
+    with StationStore(store_target, "America/Los_Angeles") as store:
+        with store._tx() as cur:
+            audit = cur.query("SELECT user_name, action, purpose, records FROM audit WHERE unit = 'station'"
+                              " AND substr(action, 1, 6) = 'search' ORDER BY at")
+        assert [a[:2] for a in audit] == [("det.ray", "search")] * 3 + [("tech.kim", "search.refused"),
+                                                                       ("det.ray", "search.refused")]
+        assert audit[0][2:] == ("case 2026-0412", 1)
+        assert store.yearly_report(this_year)["searches_by_purpose"]["case 2026-0412"] == before + 3
+
+
+def test_the_fleet_is_searched_at_the_station_by_trained_users_and_every_search_audited(tmp_path: Path, monkeypatch):
+    _search_station(str(tmp_path / "station" / "station.sqlite3"), tmp_path, monkeypatch)
+
+
+def test_the_fleet_is_searched_at_the_station_on_postgresql(tmp_path: Path, monkeypatch, postgres):
+    _search_station(postgres, tmp_path, monkeypatch)

@@ -106,6 +106,13 @@ def new_user(name: str, role: str, password: str, trained_on: date, valid_days: 
             "active": True}
 
 
+def password_matches(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
 def login(db: Database, name: str, password: str, purpose: str, unit: str = "", now: datetime | None = None) -> Session:
     """A session for a trained user with a purpose; every refusal says why and is audited."""
     now = now or _now()
@@ -195,6 +202,39 @@ class ReadQuery:
             parts.append(f"within {self.near[2]:g} km of {self.near[0]:.5f},{self.near[1]:.5f}")
         return ", ".join(parts)
 
+    def where(self) -> tuple[list[str], list]:
+        """The SQL conditions (? placeholders; the same on the unit's SQLite and the station's PostgreSQL) and
+        their values; AccessDenied for a plate that is not 1-10 of A-Z 0-9 * ?. Plate and time use their
+        indexes; a place is a box here, and `keeps` then holds each read to the circle."""
+        pattern = like_pattern(self.plate)
+        wild = "%" in pattern or "_" in pattern
+        where, params = [], []
+        if self.tolerant:
+            where.append(f"{confusion_key_sql('plate')} {'LIKE' if wild else '='} ?")  # the index when no wildcard
+            params.append(confusion_key(pattern))
+        elif wild:
+            where.append("plate LIKE ?")
+            params.append(pattern)
+        else:
+            where.append("plate = ?")
+            params.append(pattern)
+        if self.since:
+            where.append("captured_at >= ?")
+            params.append(utc_iso(self.since))
+        if self.until:
+            where.append("captured_at < ?")
+            params.append(utc_iso(self.until))
+        if self.near:
+            lat, lon, km = self.near
+            dlat = km / 111.0
+            dlon = km / max(1e-6, 111.0 * math.cos(math.radians(lat)))
+            where.append("lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?")
+            params += [lat - dlat, lat + dlat, lon - dlon, lon + dlon]
+        return where, params
+
+    def keeps(self, lat: float | None, lon: float | None) -> bool:
+        return self.near is None or (lat is not None and _km(self.near[0], self.near[1], lat, lon) <= self.near[2])
+
 
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -225,40 +265,13 @@ def _find_reads(db: Database, session: Session, q: ReadQuery, action: str, limit
     """The query run, unaudited: for the access functions above it, which audit it as what they do."""
     asked = q.describe()
     try:
-        pattern = like_pattern(q.plate)
+        where, params = q.where()
     except AccessDenied as exc:
         _refused(db, session.user, action, f"{exc}; asked {asked}", session.purpose, session.unit)
-    wild = "%" in pattern or "_" in pattern
-    where, params = [], []
-    if q.tolerant:
-        key = confusion_key(pattern)
-        where.append(f"{confusion_key_sql('plate')} {'LIKE' if wild else '='} ?")  # the index when no wildcard
-        params.append(key)
-    elif wild:
-        where.append("plate LIKE ?")
-        params.append(pattern)
-    else:
-        where.append("plate = ?")
-        params.append(pattern)
-    if q.since:
-        where.append("captured_at >= ?")
-        params.append(utc_iso(q.since))
-    if q.until:
-        where.append("captured_at < ?")
-        params.append(utc_iso(q.until))
-    if q.near:
-        lat, lon, km = q.near
-        dlat = km / 111.0
-        dlon = km / max(1e-6, 111.0 * math.cos(math.radians(lat)))
-        where.append("lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?")
-        params += [lat - dlat, lat + dlat, lon - dlon, lon + dlon]
     sql = ("SELECT id, captured_at, camera_id, plate, confidence, state, lat, lon, fix, clock, hit_count, evidence_hold"
            f" FROM reads WHERE {' AND '.join(where)} ORDER BY captured_at DESC LIMIT ?")
     rows = db.query(sql, params + [limit])
-    out = [dict(r) for r in rows]
-    if q.near:
-        out = [r for r in out if _km(q.near[0], q.near[1], r["lat"], r["lon"]) <= q.near[2]]
-    return out
+    return [dict(r) for r in rows if q.keeps(r["lat"], r["lon"])]
 
 
 def _covers(asked: str, plate: str) -> bool:

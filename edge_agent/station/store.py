@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from edge_agent.access.audit import parse_checkpoint, record_hash
 from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgeAgentError
+from edge_agent.recognise.plate import confusion_key_sql
 from edge_agent.figures import audit_metrics, disposition_metrics, month_of, read_metrics, tally, yearly_figures
 from edge_agent.store import from_utc_iso, open_sqlite, utc_iso
 from edge_agent.sync.payloads import IncomingBatch
@@ -34,7 +35,7 @@ SHARING_FIELDS = ("agency_name", "jurisdiction", "direction", "data", "requester
 
 # Ordered migrations; the version applied is kept in schema_version. A database from before versions were
 # kept (a067301 and earlier) holds version 1's tables without the record.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | tuple[str, str]] = [  # a pair: (SQLite, PostgreSQL)
     # 1: records keyed by their id alone
     """
 CREATE TABLE units (
@@ -182,6 +183,11 @@ CREATE TABLE roster (
 CREATE TABLE roster_version (version BIGINT NOT NULL);
 INSERT INTO roster_version (version) VALUES (0);
 """,
+    # 8: the station's search (edge_agent.station.access): misread-tolerant plates by an index on the plate's
+    # confusion key, and on PostgreSQL partial plates with a fixed start by a pattern index
+    (f"CREATE INDEX reads_plate_key ON reads ({confusion_key_sql('plate')})",
+     f"CREATE INDEX reads_plate_key ON reads ({confusion_key_sql('plate')});"
+     " CREATE INDEX reads_plate_prefix ON reads (plate text_pattern_ops)"),
 ]
 
 
@@ -278,6 +284,8 @@ class StationStore:
                 version = 1 if cur.query(exists)[0][0] else 0
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            if isinstance(script, tuple):
+                script = script[1] if self.postgres else script[0]
             with self._tx() as cur:
                 for statement in script.split(";"):
                     if statement.strip():
@@ -522,6 +530,32 @@ class StationStore:
                            f" until {user['training_expires']}{'' if user['active'] else ', deactivated'}",
                            "user management", 1)
             return int(cur.query("SELECT version FROM roster_version")[0][0])
+
+    def roster_user(self, name: str) -> dict | None:
+        cols = ("name", "role", "password_hash", "training_expires", "active")
+        with self._tx() as cur:
+            rows = cur.query(f"SELECT {', '.join(cols)} FROM roster WHERE name = ?", (name,))
+        return dict(zip(cols, rows[0])) if rows else None
+
+    def audit_station(self, agency: str, by: str, action: str, query: str, purpose: str, records: int | None) -> None:
+        with self._tx() as cur:
+            _station_audit(cur, agency, by, action, query, purpose, records)
+
+    def search_reads(self, q, agency: str, user: str, purpose: str, limit: int = 1000) -> list[dict]:
+        """The fleet's reads matching a `ReadQuery` (the unit's search, the same SQL), newest first; audited
+        at the station with the number returned, and counted, in the same transaction."""
+        where, params = q.where()
+        cols = ("agency", "unit", "id", "captured_at", "camera_id", "plate", "confidence", "state", "lat", "lon", "fix",
+                "clock", "hit_count", "evidence_hold")
+        with self._tx() as cur:
+            rows = cur.query(f"SELECT {', '.join(cols)} FROM reads WHERE {' AND '.join(where)}"
+                             " ORDER BY captured_at DESC LIMIT ?", (*params, limit))
+            out = [dict(zip(cols, r)) for r in rows]
+            out = [r for r in out if q.keeps(r["lat"], r["lon"])]
+            _station_audit(cur, agency, user, "search", q.describe(), purpose, len(out))
+            at = month_of(datetime.now(timezone.utc), self.zone)
+            cur.add_counts(agency, "station", tally([(at, audit_metrics("search", purpose))]))
+        return out
 
     def roster(self) -> tuple[int, list[dict]]:
         """The roster's version and its users."""

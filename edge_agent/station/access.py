@@ -1,0 +1,46 @@
+"""The station's own door to the fleet's data: the roster's users log in (the same argon2 hashes, training
+and roles as on the units), and each search is audited at the station with its purpose and the number of
+reads returned; a refusal is audited too. The search is the unit's (`access.ReadQuery`), over every unit's
+reads."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from edge_agent.access import MAY_SEARCH, AccessDenied, ReadQuery, Session, password_matches
+from edge_agent.station.store import StationStore
+
+
+def station_login(store: StationStore, agency: str, name: str, password: str, purpose: str) -> Session:
+    purpose = (purpose or "").strip()
+    user = store.roster_user(name)
+    why = ""
+    if user is None:
+        why = "unknown user (users are added with `station users add`)"
+    elif not password_matches(user["password_hash"], password):
+        why = "wrong password"
+    elif not user["active"]:
+        why = "user is deactivated"
+    elif user["training_expires"] < date.today().isoformat():
+        why = f"training expired on {user['training_expires']}: renew it before using the system"
+    elif not purpose:
+        why = "no purpose given (a case number or a reason)"
+    if why:
+        _refused(store, agency, name, "login", why, purpose)
+    store.audit_station(agency, name, "login", "", purpose, None)
+    return Session(name, user["role"], purpose, "station")
+
+
+def station_search(store: StationStore, agency: str, session: Session, q: ReadQuery, limit: int = 1000) -> list[dict]:
+    if session.role not in MAY_SEARCH:
+        _refused(store, agency, session.user, "search", f"role {session.role} may not search; asked {q.describe()}",
+                 session.purpose)
+    try:
+        return store.search_reads(q, agency, session.user, session.purpose, limit)
+    except AccessDenied as exc:
+        _refused(store, agency, session.user, "search", f"{exc}; asked {q.describe()}", session.purpose)
+
+
+def _refused(store: StationStore, agency: str, user: str, action: str, why: str, purpose: str):
+    store.audit_station(agency, user or "-", f"{action}.refused", why, purpose, 0)
+    raise AccessDenied(f"{action} refused: {why}")
