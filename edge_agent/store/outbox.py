@@ -170,6 +170,11 @@ def acknowledge_batch(db: Database, batch_id: str, at: datetime | None = None) -
             return None
         c.execute(_OUTGOING[row["kind"]].sent, {"batch": batch_id, "at": stamp})
         c.execute("DELETE FROM sync_batches WHERE id = ?", (batch_id,))
+        if row["kind"] != "audit":  # the sync part's access, audited as such (audit batches not: that never ends)
+            from edge_agent.access.audit import append
+
+            append(c, "system:sync", "sync.sent", f"{row['kind']} batch {batch_id}: {row['items']} records",
+                   "sync to the station", "", row["items"])
     return Batch(row["id"], row["kind"], row["items"])
 
 
