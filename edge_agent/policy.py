@@ -9,6 +9,10 @@ from edge_agent.access import MAY_AUDIT, MAY_EXPORT, MAY_SEARCH, ROLES
 from edge_agent.config import Config
 
 
+def _days(days: float) -> str:
+    return "without limit" if days <= 0 else f"{days:g} days"
+
+
 def policy_html(config: Config, agency_name: str = "") -> str:
     name = html.escape(agency_name or config.agent.agency)
     days = config.storage.retention_days
@@ -28,8 +32,10 @@ def policy_html(config: Config, agency_name: str = "") -> str:
         ("How access is monitored", "Every access is logged with the user, the date and time, the data queried, "
          "the purpose (a case number or reason) and how many records came back, in a hash-chained audit log that "
          "shows any change. The log is reviewed by auditors and reported yearly."),
-        ("Retention", f"Reads are kept {retention}; at the station at least one year; then purged unless held "
-         "as evidence. Every purge is counted and logged."),
+        ("Retention", f"Reads are kept {retention}; at the station {_days(config.station.retention_days)} "
+         f"(never less than {_days(config.station.minimum_retention_days)}); then purged unless held as evidence. "
+         f"Audit records are kept {_days(config.storage.audit_retention_days)} on the unit and at the station with "
+         "them. Every purge is counted and logged."),
         ("Sharing", "ALPR information is shared only with California public agencies, on a written request naming "
          "the agency, the person and the purpose, approved by the ALPR administrator's designee and kept on "
          "file. It is not sold, and not shared with out-of-state or federal agencies (Civil Code 1798.90.55(b))."),

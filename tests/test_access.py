@@ -282,7 +282,7 @@ def test_the_published_policy_says_what_the_configuration_does(tmp_path: Path):
     from html.parser import HTMLParser
 
     config = tmp_path / "unit.toml"
-    config.write_text('[agent]\nagency = "sacpd"\n[storage]\nretention_days = 45\n')
+    config.write_text('[agent]\nagency = "sacpd"\n[storage]\nretention_days = 45\n[station]\nretention_days = 730\n')
     result = run_cli("--config", config, "policy", "--agency-name", "Sacramento Police Department")
     assert result.code == 0
     text = []
@@ -295,6 +295,7 @@ def test_the_published_policy_says_what_the_configuration_does(tmp_path: Path):
     page = " ".join(text)
     assert "Sacramento Police Department: ALPR usage and privacy policy" in page
     assert "45 days on the in-car unit" in page and "1798.90.55(b)" in page and "CLETS" in page
+    assert "at the station 730 days (never less than 365 days)" in page
     assert "officer, supervisor, technician, auditor, administrator" in page
 
 

@@ -189,3 +189,28 @@ def test_the_fleet_is_searched_at_the_station_by_trained_users_and_every_search_
 
 def test_the_fleet_is_searched_at_the_station_on_postgresql(tmp_path: Path, monkeypatch, postgres):
     _search_station(postgres, tmp_path, monkeypatch)
+
+
+def test_wrong_passwords_at_the_station_back_off_and_are_audited(tmp_path: Path):
+    from edge_agent.access import AccessDenied, new_user
+    from edge_agent.station.access import station_login
+    from edge_agent.station.store import StationStore
+
+    with StationStore(str(tmp_path / "station.sqlite3")) as store:
+        store.roster_put(new_user("det.ray", "supervisor", PASSWORD, date.today()), AGENCY, "sgt.admin", "roster.put")
+        now = datetime.now(timezone.utc)
+        for attempt in range(5):
+            try:
+                station_login(store, AGENCY, "det.ray", "guess-guess-1", "case 1", now)
+            except AccessDenied as exc:
+                last = str(exc)
+        assert "locked until" in last
+        try:
+            station_login(store, AGENCY, "det.ray", PASSWORD, "case 1", now)  # the right one, too soon
+            raise AssertionError("a locked user got in")
+        except AccessDenied as exc:
+            assert "locked after 5 failed logins" in str(exc)
+        assert station_login(store, AGENCY, "det.ray", PASSWORD, "case 1", now + timedelta(minutes=2)).role == "supervisor"
+        with store._tx() as cur:
+            refused = cur.query("SELECT COUNT(*) FROM audit WHERE action = 'login.refused' AND user_name = 'det.ray'")
+        assert refused[0][0] == 6

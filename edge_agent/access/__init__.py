@@ -106,6 +106,14 @@ def new_user(name: str, role: str, password: str, trained_on: date, valid_days: 
             "active": True}
 
 
+def locked_until_after(failures: int, now: datetime) -> str | None:
+    """When a user with this many failed logins in a row may try again: LOCK_AFTER failures lock for
+    LOCK_MINUTES, doubling with each further one; None while under LOCK_AFTER."""
+    if failures < LOCK_AFTER:
+        return None
+    return (now + timedelta(minutes=LOCK_MINUTES * 2 ** min(failures - LOCK_AFTER, 20))).isoformat()
+
+
 def password_matches(stored: str, password: str) -> bool:
     try:
         return _hasher.verify(stored, password)
@@ -128,9 +136,7 @@ def login(db: Database, name: str, password: str, purpose: str, unit: str = "", 
         _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         failures += 1
-        lock = None
-        if failures >= LOCK_AFTER:
-            lock = (now + timedelta(minutes=LOCK_MINUTES * 2 ** (failures - LOCK_AFTER))).isoformat()
+        lock = locked_until_after(failures, now)
         with db.transaction() as c:
             c.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE name = ?", (failures, lock, name))
         _refused(db, name, "login", "wrong password" + (f"; locked until {lock[:19]}Z" if lock else ""), purpose, unit)

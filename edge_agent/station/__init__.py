@@ -15,6 +15,7 @@ import hashlib
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -208,8 +209,19 @@ class Station:
 
     # what the station publishes to the whole fleet: the hotlist and the roster ----------------
 
+    PURGE_EVERY_S = 3600.0
+
     def _fleet_loop(self) -> None:
+        purge_at = time.monotonic() + 60  # not in the first minute of a (re)start
         while not self._stop.is_set():
+            if time.monotonic() >= purge_at and self.config.station.retention_days > 0:
+                purge_at = time.monotonic() + self.PURGE_EVERY_S
+                try:
+                    n = self.store.purge(self.config.station.retention_days, self.config.agent.agency, "system:retention")
+                    if n:
+                        self.out(f"purged {n} reads older than {self.config.station.retention_days:g} days")
+                except Exception as exc:  # the receiver goes on; the next hour tries again
+                    log.exception("station purge failed: %s", exc)
             if self.connected.is_set():
                 if self.config.station.hotlist is not None:
                     try:

@@ -5,28 +5,38 @@ reads."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime, timezone
 
-from edge_agent.access import MAY_SEARCH, AccessDenied, ReadQuery, Session, password_matches
+from edge_agent.access import MAY_SEARCH, AccessDenied, ReadQuery, Session, locked_until_after, password_matches
 from edge_agent.station.store import StationStore
 
 
-def station_login(store: StationStore, agency: str, name: str, password: str, purpose: str) -> Session:
+def station_login(store: StationStore, agency: str, name: str, password: str, purpose: str,
+                  now: datetime | None = None) -> Session:
+    """A session for a roster user, with the unit's checks and its back-off after repeated wrong passwords."""
+    now = now or datetime.now(timezone.utc)
     purpose = (purpose or "").strip()
     user = store.roster_user(name)
     why = ""
     if user is None:
         why = "unknown user (users are added with `station users add`)"
+    elif user["locked_until"] and now.isoformat() < user["locked_until"]:
+        why = f"locked after {user['failed_logins']} failed logins until {user['locked_until'][:19]}Z"
     elif not password_matches(user["password_hash"], password):
-        why = "wrong password"
+        failures = user["failed_logins"] + 1
+        lock = locked_until_after(failures, now)
+        store.roster_login_result(name, failures, lock)
+        why = "wrong password" + (f"; locked until {lock[:19]}Z" if lock else "")
     elif not user["active"]:
         why = "user is deactivated"
-    elif user["training_expires"] < date.today().isoformat():
+    elif user["training_expires"] < now.date().isoformat():
         why = f"training expired on {user['training_expires']}: renew it before using the system"
     elif not purpose:
         why = "no purpose given (a case number or a reason)"
     if why:
         _refused(store, agency, name, "login", why, purpose)
+    if user["failed_logins"]:
+        store.roster_login_result(name, 0, None)
     store.audit_station(agency, name, "login", "", purpose, None)
     return Session(name, user["role"], purpose, "station")
 

@@ -179,7 +179,7 @@ CREATE TABLE holds (
 CREATE TABLE roster (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, trained_on TEXT NOT NULL,
     training_expires TEXT NOT NULL, designee INTEGER NOT NULL, active INTEGER NOT NULL, updated_at TEXT NOT NULL,
-    updated_by TEXT NOT NULL);
+    updated_by TEXT NOT NULL, failed_logins INTEGER NOT NULL DEFAULT 0, locked_until TEXT);
 CREATE TABLE roster_version (version BIGINT NOT NULL);
 INSERT INTO roster_version (version) VALUES (0);
 """,
@@ -492,25 +492,30 @@ class StationStore:
 
     def purge(self, retention_days: float, agency: str, by: str, now: datetime | None = None) -> int:
         """Delete reads (their hits and images with them) captured longer ago than the retention period,
-        except those on evidence hold; counted and audited in the same transaction. Returns how many."""
+        except those on evidence hold; unit by unit through the (agency, unit, captured_at) index, counted
+        and audited in the same transaction. Returns how many."""
         now = now or datetime.now(timezone.utc)
         cutoff = utc_iso(now - timedelta(days=retention_days))
         year, month = month_of(now, self.zone)
+        total = 0
         with self._tx() as cur:
-            gone = cur.query("SELECT agency, unit, COUNT(*) FROM reads WHERE captured_at < ? AND evidence_hold = 0"
-                             " GROUP BY agency, unit", (cutoff,))
-            if gone:
-                for table, key in (("hits", "read_id"), ("images", "read_id")):
-                    cur.execute(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM reads r WHERE r.agency = {table}.agency"
-                                f" AND r.unit = {table}.unit AND r.id = {table}.{key} AND r.captured_at < ?"
-                                " AND r.evidence_hold = 0)", (cutoff,))
-                cur.execute("DELETE FROM reads WHERE captured_at < ? AND evidence_hold = 0", (cutoff,))
-                for a, u, n in gone:
-                    cur.add_counts(a, u, {(year, month, "purged"): int(n)})
-            total = sum(int(n) for _, _, n in gone)
-            cur.add_counts(agency, "station", tally([((year, month), audit_metrics("retention.purge", ""))]))
-            _station_audit(cur, agency, by, "retention.purge",
-                           f"{total} reads captured before {cutoff} ({retention_days:g} days)", "retention schedule", total)
+            for a, u in cur.query("SELECT agency, unit FROM units"):
+                old = ("FROM reads r WHERE r.agency = ? AND r.unit = ? AND r.captured_at < ? AND r.evidence_hold = 0")
+                n = int(cur.query(f"SELECT COUNT(*) {old}", (a, u, cutoff))[0][0])
+                if not n:
+                    continue
+                for table in ("hits", "images"):
+                    cur.execute(f"DELETE FROM {table} WHERE agency = ? AND unit = ? AND read_id IN (SELECT r.id {old})",
+                                (a, u, a, u, cutoff))
+                cur.execute("DELETE FROM reads WHERE agency = ? AND unit = ? AND captured_at < ? AND evidence_hold = 0",
+                            (a, u, cutoff))
+                cur.add_counts(a, u, {(year, month, "purged"): n})
+                total += n
+            if total or not by.startswith("system:"):
+                cur.add_counts(agency, "station", tally([((year, month), audit_metrics("retention.purge", ""))]))
+                _station_audit(cur, agency, by, "retention.purge",
+                               f"{total} reads captured before {cutoff} ({retention_days:g} days)", "retention schedule",
+                               total)
         return total
 
     # the fleet's roster ------------------------------------------------------
@@ -531,8 +536,13 @@ class StationStore:
                            "user management", 1)
             return int(cur.query("SELECT version FROM roster_version")[0][0])
 
+    def roster_login_result(self, name: str, failures: int, locked_until: str | None) -> None:
+        """Keep a station login's failed count (0 after a good one) and the time the user may try again."""
+        with self._tx() as cur:
+            cur.execute("UPDATE roster SET failed_logins = ?, locked_until = ? WHERE name = ?", (failures, locked_until, name))
+
     def roster_user(self, name: str) -> dict | None:
-        cols = ("name", "role", "password_hash", "training_expires", "active")
+        cols = ("name", "role", "password_hash", "training_expires", "active", "failed_logins", "locked_until")
         with self._tx() as cur:
             rows = cur.query(f"SELECT {', '.join(cols)} FROM roster WHERE name = ?", (name,))
         return dict(zip(cols, rows[0])) if rows else None
