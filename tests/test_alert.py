@@ -187,3 +187,10 @@ def test_alerts_as_csv_never_hand_a_spreadsheet_a_formula(tmp_path: Path, traine
         assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")) and cell in (text, "'" + text)
 
     never_a_formula()
+
+
+def test_the_wire_knows_the_same_dispositions_as_the_ledger():
+    from edge_agent.alert.ledger import DISPOSITIONS
+    from edge_agent.sync.payloads import BATCH_SCHEMA, schema
+
+    assert tuple(schema(BATCH_SCHEMA)["definitions"]["disposition"]["properties"]["disposition"]["enum"]) == DISPOSITIONS

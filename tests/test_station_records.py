@@ -214,3 +214,19 @@ def test_wrong_passwords_at_the_station_back_off_and_are_audited(tmp_path: Path)
         with store._tx() as cur:
             refused = cur.query("SELECT COUNT(*) FROM audit WHERE action = 'login.refused' AND user_name = 'det.ray'")
         assert refused[0][0] == 6
+
+
+def test_a_hold_that_arrives_before_its_read_holds_the_read_when_it_comes(tmp_path: Path):
+    from edge_agent.station.store import StationStore
+    from test_report import _ingest, _read
+
+    read = _read(5, datetime(2026, 11, 20, tzinfo=timezone.utc))
+    with StationStore(str(tmp_path / "station.sqlite3")) as store:
+        hold = {"read_id": read["id"], "at": "2026-11-21T00:00:00Z", "user": "det.ray", "reason": "case 2026-0500"}
+        assert _ingest(store, "car-7", "holds", [hold]) == (1, 0)
+        assert _ingest(store, "car-7", "holds", [hold]) == (0, 1)
+        assert _ingest(store, "car-8", "reads", [read]) == (1, 0)  # another unit's read of the same id: not held
+        assert _ingest(store, "car-7", "reads", [read]) == (1, 0)
+        with store._tx() as cur:
+            held = cur.query("SELECT unit, evidence_hold FROM reads ORDER BY unit")
+        assert [tuple(r) for r in held] == [("car-7", 1), ("car-8", 0)]
