@@ -230,3 +230,29 @@ def test_a_hold_that_arrives_before_its_read_holds_the_read_when_it_comes(tmp_pa
         with store._tx() as cur:
             held = cur.query("SELECT unit, evidence_hold FROM reads ORDER BY unit")
         assert [tuple(r) for r in held] == [("car-7", 1), ("car-8", 0)]
+
+
+def test_a_tail_cut_from_the_units_audit_log_is_found_at_the_station(tmp_path: Path, mosquitto):
+    data = tmp_path / "unit"
+    seed_reads(data, 5)
+    with Database.in_data_dir(data) as db:
+        add_user(db, None, "admin", "administrator", PASSWORD, date.today())
+        boss = login(db, "admin", PASSWORD, "case 1")
+        for plate in ("7ABC*", "5TRK442", "8XYZ9*"):
+            search_reads(db, boss, ReadQuery(plate))
+    config = _unit(tmp_path, mosquitto.url)
+    station = StationThread(tmp_path / "station", mosquitto.url)
+    try:
+        _sync(config)
+        assert _chain(station)["ok"]
+        with Database.in_data_dir(data) as db:
+            last = db.query("SELECT MAX(id) FROM audit_log")[0][0]
+            with db.transaction() as c:  # the newest records cut away: what is left still chains on the unit
+                c.execute("DELETE FROM audit_log WHERE id > ?", (last - 3,))
+            assert verify(db._conn).ok
+            search_reads(db, login(db, "admin", PASSWORD, "case 2"), ReadQuery("7ABC*"))
+        _sync(config)
+        chain = _chain(station)
+        assert not chain["ok"] and "two records claim this place" in chain["why"]
+    finally:
+        station.stop()
