@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     alist.set_defaults(func=cmd_alerts_list)
     ack = asub.add_parser("ack", parents=[common, login], help="record the disposition of an alert")
     ack.add_argument("alert_id", type=int, metavar="ID")
-    ack.add_argument("--disposition", required=True, help="confirmed | misread | not-located | clets-mismatch")
+    from edge_agent.alert.ledger import DISPOSITIONS
+
+    ack.add_argument("--disposition", required=True, help=" | ".join(DISPOSITIONS))
     ack.add_argument("--note", default="")
     ack.add_argument("--json", action="store_true")
     ack.set_defaults(func=cmd_alerts_ack)

@@ -194,3 +194,29 @@ def test_the_wire_knows_the_same_dispositions_as_the_ledger():
     from edge_agent.sync.payloads import BATCH_SCHEMA, schema
 
     assert tuple(schema(BATCH_SCHEMA)["definitions"]["disposition"]["properties"]["disposition"]["enum"]) == DISPOSITIONS
+
+
+def test_dispositions_are_a_history_and_a_request_sent_twice_is_stored_once(tmp_path: Path, trained):
+    import uuid
+
+    from edge_agent.access import login
+    from edge_agent.access.duties import list_alerts, record_disposition
+    from conftest import TRAINED_PASSWORD
+
+    data_dir = tmp_path / "data"
+    _, alert = _one_alert(data_dir)
+    trained(data_dir, ("ofc1", "officer"), ("sgt2", "supervisor"))
+    with Database.in_data_dir(data_dir) as db:
+        ofc1 = login(db, "ofc1", TRAINED_PASSWORD, "patrol")
+        request = str(uuid.uuid4())
+        first = record_disposition(db, ofc1, alert.id, "not-pursued", "priority call", request_id=request)
+        again = record_disposition(db, ofc1, alert.id, "not-pursued", "priority call", request_id=request)
+        assert (first["repeated"], again["repeated"], again["uuid"]) == (False, True, request)
+        later = record_disposition(db, login(db, "sgt2", TRAINED_PASSWORD, "follow-up"), alert.id, "no-action")
+        assert later["previous"] == "not-pursued"
+        history = [tuple(r) for r in db.query("SELECT disposition, user FROM dispositions ORDER BY id")]
+        assert history == [("not-pursued", "ofc1"), ("no-action", "sgt2")]
+        [shown] = list_alerts(db, ofc1)
+        assert (shown["disposition"], shown["disposition_by"]) == ("no-action", "sgt2")
+        acks = db.query("SELECT COUNT(*) FROM audit_log WHERE action = 'alerts.ack'")[0][0]
+        assert acks == 2  # the repeated request is not a second access either

@@ -25,16 +25,20 @@ def list_alerts(db: Database, session: Session, limit: int = 50, open_only: bool
     return alerts
 
 
-def record_disposition(db: Database, session: Session, alert_id: int, disposition: str, note: str = "") -> dict:
-    """What came of an alert, by the session's user (a confirmed hit puts its read on evidence hold)."""
+def record_disposition(db: Database, session: Session, alert_id: int, disposition: str, note: str = "",
+                       request_id: str | None = None) -> dict:
+    """What came of an alert, by the session's user: a new entry in the alert's history (a confirmed hit puts
+    its read on evidence hold); the same request (`request_id`) sent twice is stored, and audited, once."""
     from edge_agent.alert import ledger
 
     asked = f"alert {alert_id}: {disposition}"
     _require(db, session, MAY_DISPOSE, "alerts.ack", asked)
     try:
-        result = ledger.acknowledge(db, alert_id, disposition, session.user, note)
+        result = ledger.acknowledge(db, alert_id, disposition, session.user, note, request_id)
     except ValueError as exc:
         _refused(db, session.user, "alerts.ack", f"{exc}; asked {asked[:80]}", session.purpose, session.unit)
+    if result["repeated"]:
+        return result
     _accessed(db, session, "alerts.ack", f"alert {alert_id}: {result['disposition']}" + (f" ({note})" if note else ""), 1)
     return result
 

@@ -8,8 +8,10 @@ from edge_agent.figures import disposition_metrics
 from edge_agent.records import Hit, Read
 from edge_agent.store import Database, utc_iso
 
-# What came of an alert: confirmed through CLETS, a misread, the car not found, or CLETS disagreeing with the list.
-DISPOSITIONS = ("confirmed", "misread", "not-located", "clets-mismatch")
+# What came of an alert: confirmed through CLETS, a misread, the car not found, CLETS disagreeing with the list,
+# not pursued (another call, officer safety), or nothing to do. Defined here once: the CLI, the wire schema
+# (alpr.batch.v4, held to this by a test), the station and the yearly report take it from here.
+DISPOSITIONS = ("confirmed", "misread", "not-located", "clets-mismatch", "not-pursued", "no-action")
 
 
 def record_alert(db: Database, read: Read, hit: Hit, hit_id: int | None, message: str, others: int) -> tuple[int, str]:
@@ -24,8 +26,11 @@ def record_alert(db: Database, read: Read, hit: Hit, hit_id: int | None, message
     return alert_id, alert_uuid
 
 
-def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: str = "") -> dict:
-    """Record what came of an alert. A confirmed hit puts its read on evidence hold (retention does not purge it)."""
+def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: str = "",
+                request_id: str | None = None) -> dict:
+    """Record what came of an alert: a new entry in its history, the latest shown (never an overwrite). The
+    same request (`request_id`, the entry's uuid) sent twice is stored once. A confirmed hit puts its read on
+    evidence hold (retention does not purge it)."""
     disposition = disposition.lower()
     if disposition not in DISPOSITIONS:
         raise ValueError(f"disposition {disposition!r} is not one of {', '.join(DISPOSITIONS)}")
@@ -34,10 +39,17 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
     rows = db.query("SELECT id, read_id, disposition FROM alerts WHERE id = ?", (alert_id,))
     if not rows:
         raise ValueError(f"there is no alert {alert_id} (see `edge-agent alerts list`)")
+    entry = str(uuidlib.UUID(request_id)) if request_id else str(uuidlib.uuid4())
     at = utc_iso()
     with db.transaction() as c:
+        done = c.execute("SELECT alert_id, disposition, user, at, note FROM dispositions WHERE uuid = ?", (entry,)).fetchone()
+        if done is not None:
+            if done["alert_id"] != alert_id:
+                raise ValueError(f"request {entry} was for alert {done['alert_id']}, not {alert_id}")
+            return {"alert_id": alert_id, "disposition": done["disposition"], "user": done["user"], "at": done["at"],
+                    "previous": None, "note": done["note"], "uuid": entry, "repeated": True}
         c.execute("INSERT INTO dispositions (uuid, alert_id, disposition, user, at, note) VALUES (?, ?, ?, ?, ?, ?)",
-                  (str(uuidlib.uuid4()), alert_id, disposition, user, at, note))
+                  (entry, alert_id, disposition, user, at, note))
         for metric in disposition_metrics(disposition):
             db.count(c, metric)
         c.execute("UPDATE alerts SET disposition = ?, disposition_by = ?, disposition_at = ? WHERE id = ?",
@@ -45,7 +57,7 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
         if disposition == "confirmed":
             db.hold(c, [rows[0]["read_id"]], user, f"alert {alert_id} confirmed")
     return {"alert_id": alert_id, "disposition": disposition, "user": user, "at": at,
-            "previous": rows[0]["disposition"], "note": note}
+            "previous": rows[0]["disposition"], "note": note, "uuid": entry, "repeated": False}
 
 
 def list_alerts(db: Database, limit: int = 50, open_only: bool = False) -> list[dict]:

@@ -271,6 +271,10 @@ MIGRATIONS: list[str] = [
         applied_at TEXT NOT NULL
     );
     """,
+    # 10: a disposition's uuid is the request that made it: the same request sent twice is stored once
+    """
+    CREATE UNIQUE INDEX dispositions_uuid ON dispositions (uuid);
+    """,
 ]
 
 
