@@ -293,12 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     suadd = susub.add_parser("add", parents=[common], help="add or renew a user (the password from $EDGE_AGENT_NEW_PASSWORD or asked)")
     suadd.add_argument("name")
     _user_arguments(suadd)
-    suadd.add_argument("--by", default=None, help="who makes the change (audit; default: the login name)")
+    suadd.add_argument("--as", dest="admin", help="the fleet administrator making the change (not for the first user)")
     suadd.add_argument("--db", default=argparse.SUPPRESS)
     suadd.set_defaults(func=cmd_station_users_add)
     suoff = susub.add_parser("deactivate", parents=[common], help="take a user's access away on every unit")
     suoff.add_argument("name")
-    suoff.add_argument("--by", default=None)
+    suoff.add_argument("--as", dest="admin", required=True, help="the fleet administrator making the change")
     suoff.add_argument("--db", default=argparse.SUPPRESS)
     suoff.set_defaults(func=cmd_station_users_deactivate)
     sulist = susub.add_parser("list", parents=[common], help="the roster")
@@ -1357,29 +1357,43 @@ def _new_password(name: str) -> str:
     return os.environ.get("EDGE_AGENT_NEW_PASSWORD") or getpass.getpass(f"new password for {name}: ")
 
 
+def _roster_admin(args: argparse.Namespace, store, agency: str):
+    from edge_agent.station.access import station_login
+
+    if not args.admin:
+        return None
+    return station_login(store, agency, args.admin, _password(f"password for {args.admin}: "),
+                         f"roster: {args.station_users_command} {args.name}")
+
+
 def cmd_station_users_add(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.access import new_user
     from edge_agent.station import station_store
+    from edge_agent.station.access import change_roster
 
     config = _station_config(args)
-    user = new_user(args.name, args.role, _new_password(args.name), args.trained_on, args.valid_days, args.designee)
+    agency = config.agent.agency
     with station_store(config) as store:
-        version = store.roster_put(user, config.agent.agency, args.by or default_user(), "roster.put")
+        admin = _roster_admin(args, store, agency)
+        user = new_user(args.name, args.role, _new_password(args.name), args.trained_on, args.valid_days, args.designee)
+        version = change_roster(store, agency, admin, user, "roster.put")
     console.print(f"user {args.name} is {args.role} on every unit, training valid until {user['training_expires']};"
                   f" roster version {version} goes to the fleet with the station's next poll")
     return EXIT_OK
 
 
 def cmd_station_users_deactivate(args: argparse.Namespace, console: Console) -> int:
-    config = _station_config(args)
+    from edge_agent.station.access import change_roster
+
+    agency = _station_config(args).agent.agency
     with _existing_station_store(args) as store:
+        admin = _roster_admin(args, store, agency)
         _, users = store.roster()
         found = [u for u in users if u["name"] == args.name]
         if not found:
             console.error(f"station users: there is no user {args.name!r} in the roster")
             return EXIT_FAILED
-        version = store.roster_put({**found[0], "active": False}, config.agent.agency, args.by or default_user(),
-                                   "roster.deactivate")
+        version = change_roster(store, agency, admin, {**found[0], "active": False}, "roster.deactivate")
     console.print(f"user {args.name} deactivated; roster version {version} takes the access away on every unit")
     return EXIT_OK
 

@@ -50,27 +50,34 @@ def test_a_user_added_at_the_station_logs_in_to_every_car_until_deactivated(tmp_
         seed_reads(tmp_path / name, 3)
     try:
         monkeypatch.setenv("EDGE_AGENT_NEW_PASSWORD", PASSWORD)
-        added = run_cli("--data-dir", station_dir, "station", "users", "add", "ofc.lee", "--role", "officer",
-                        "--trained-on", date.today().isoformat(), "--by", "sgt.admin")
+        monkeypatch.setenv("EDGE_AGENT_PASSWORD", PASSWORD)
+        today = date.today().isoformat()
+        users = ("--data-dir", station_dir, "station", "users")
+        first = run_cli(*users, "add", "ofc.lee", "--role", "officer", "--trained-on", today)
+        assert first.code == 2 and "its first user is the fleet's administrator" in first.err
+        assert run_cli(*users, "add", "sgt.admin", "--role", "administrator", "--trained-on", today).code == 0
+        nobody = run_cli(*users, "add", "ofc.lee", "--role", "officer", "--trained-on", today)
+        assert nobody.code == 2 and "an administrator must log in" in nobody.err
+        added = run_cli(*users, "add", "ofc.lee", "--role", "officer", "--trained-on", today, "--as", "sgt.admin")
         assert added.code == 0, added.err
         fleet = Subscriber(mosquitto.port, f"alpr/v1/{AGENCY}/roster")
-        assert fleet.wait_for(lambda m: m and json.loads(m[-1][1])["version"] == 1)
+        assert fleet.wait_for(lambda m: m and json.loads(m[-1][1])["version"] == 2)
         assert PASSWORD not in fleet.messages[-1][1].decode()  # only the argon2id hash travels
         fleet.close()
         for name, config in cars.items():
-            _sync_until(config, tmp_path / name, 1)
+            _sync_until(config, tmp_path / name, 2)
             with Database.in_data_dir(tmp_path / name) as db:
                 assert login(db, "ofc.lee", PASSWORD, "patrol").role == "officer"
-        assert run_cli("--data-dir", station_dir, "station", "users", "deactivate", "ofc.lee").code == 0
-        _sync_until(cars["car-8"], tmp_path / "car-8", 2)
+        assert run_cli(*users, "deactivate", "ofc.lee", "--as", "sgt.admin").code == 0
+        _sync_until(cars["car-8"], tmp_path / "car-8", 3)
         with Database.in_data_dir(tmp_path / "car-8") as db:
             with pytest.raises(AccessDenied, match="deactivated"):
                 login(db, "ofc.lee", PASSWORD, "patrol")
             applied = db.query("SELECT user, action, query FROM audit_log WHERE action = 'roster.apply'")
             assert [tuple(r)[:2] for r in applied] == [("system:sync", "roster.apply")] * 2
-        listed = json.loads(run_cli("--data-dir", station_dir, "station", "users", "list", "--json").out)
-        assert listed["version"] == 2 and listed["users"][0]["active"] in (0, False)
-        assert "password_hash" not in listed["users"][0]
+        listed = json.loads(run_cli(*users, "list", "--json").out)
+        lee = [u for u in listed["users"] if u["name"] == "ofc.lee"][0]
+        assert listed["version"] == 3 and lee["active"] in (0, False) and "password_hash" not in lee
     finally:
         station.stop()
 

@@ -153,9 +153,11 @@ def _search_station(store_target: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EDGE_AGENT_PASSWORD", PASSWORD)
     station = tmp_path / "station"
     db = ("--db", store_target)
-    for name, role in (("det.ray", "supervisor"), ("tech.kim", "technician")):
-        assert run_cli("--data-dir", station, "station", "users", "add", name, "--role", role, "--trained-on",
-                       date.today().isoformat(), *db).code == 0
+    for name, role, admin in (("sgt.admin", "administrator", ()), ("det.ray", "supervisor", ("--as", "sgt.admin")),
+                              ("tech.kim", "technician", ("--as", "sgt.admin"))):
+        added = run_cli("--data-dir", station, "station", "users", "add", name, "--role", role, "--trained-on",
+                        date.today().isoformat(), *admin, *db)
+        assert added.code == 0, added.err
 
     def search(*args: str, user: str = "det.ray", purpose: str = "case 2026-0412"):
         return run_cli("--data-dir", station, "station", "search", *args, "--user", user, "--purpose", purpose, *db,

@@ -41,6 +41,22 @@ def station_login(store: StationStore, agency: str, name: str, password: str, pu
     return Session(name, user["role"], purpose, "station")
 
 
+def change_roster(store: StationStore, agency: str, admin: Session | None, user: dict, action: str) -> int:
+    """Add, renew or deactivate a fleet user; returns the roster's new version. The fleet's first user is
+    its administrator, added by the installer (admin None); after that an administrator logs in for it."""
+    _, users = store.roster()
+    if not users:
+        if admin is not None or user["role"] != "administrator":
+            _refused(store, agency, admin.user if admin else "installer", action,
+                     "the roster is empty: its first user is the fleet's administrator, added without --as", "")
+        return store.roster_put(user, agency, "installer", action)
+    if admin is None or admin.role != "administrator":
+        _refused(store, agency, admin.user if admin else "-", action,
+                 f"an administrator must log in to change the roster (--as NAME); asked {user['name']}",
+                 admin.purpose if admin else "")
+    return store.roster_put(user, agency, admin.user, action)
+
+
 def station_search(store: StationStore, agency: str, session: Session, q: ReadQuery, limit: int = 1000) -> list[dict]:
     if session.role not in MAY_SEARCH:
         _refused(store, agency, session.user, "search", f"role {session.role} may not search; asked {q.describe()}",
