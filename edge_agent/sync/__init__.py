@@ -136,6 +136,10 @@ class MqttSync:
         self._sent_digests: collections.OrderedDict[str, set[str]] = collections.OrderedDict()  # batch id -> payloads' sha256
         self._settled: collections.deque[str] = collections.deque(maxlen=10_000)  # batches acknowledged lately
         self._drain_lock = threading.Lock()
+        # batches published and not yet answered, kept from one drain to the next: a drain that ends on its
+        # deadline leaves some out, and the next must wait for their answers, not publish them again
+        self._in_flight: dict[str, float] = {}
+        self._in_flight_generation = 0
         self._signing_key = None
         if s.signing_key:
             from edge_agent.hotlist.signing import load_private_key
@@ -270,8 +274,11 @@ class MqttSync:
         deadline = None if timeout is None else time.monotonic() + timeout
         s = self.config.sync
         with self._drain_lock:
-            in_flight: dict[str, float] = {}
+            in_flight = self._in_flight
             generation = self._generation
+            if self._in_flight_generation != generation:  # out on an earlier connection: they go again
+                in_flight.clear()
+                self._in_flight_generation = generation
             while not (stop is not None and stop.is_set()):
                 self._take_acks(in_flight, result, 0)
                 if not self.connected.is_set():
@@ -281,7 +288,7 @@ class MqttSync:
                     break
                 if self._generation != generation:  # a new connection: whatever had no answer goes again
                     in_flight.clear()
-                    generation = self._generation
+                    generation = self._in_flight_generation = self._generation
                 now = time.monotonic()
                 for batch_id, published in list(in_flight.items()):
                     if now - published > s.ack_timeout_s:
