@@ -30,19 +30,25 @@ def _sync(config: Path) -> None:
     assert done.code == 0, done.err
 
 
+def _unit_with_searches(tmp_path: Path, reads: int, plates: tuple[str, ...], purpose: str) -> Path:
+    """A unit's data folder with `reads` reads, its administrator, and a search for each plate (audited)."""
+    data = tmp_path / "unit"
+    seed_reads(data, reads, hits_every=10)
+    with Database.in_data_dir(data) as db:
+        add_user(db, None, "admin", "administrator", PASSWORD, date.today())
+        boss = login(db, "admin", PASSWORD, purpose)
+        for plate in plates:
+            search_reads(db, boss, ReadQuery(plate))
+    return data
+
+
 def _chain(station: StationThread) -> dict:
     [chain] = station.store.audit_chains()
     return chain
 
 
 def test_the_units_audit_chain_is_kept_and_verified_at_the_station_behind_its_checkpoints(tmp_path: Path, mosquitto):
-    data = tmp_path / "unit"
-    seed_reads(data, 30, hits_every=10)
-    with Database.in_data_dir(data) as db:
-        add_user(db, None, "admin", "administrator", PASSWORD, date.today())
-        boss = login(db, "admin", PASSWORD, "case 2026-0412")
-        for plate in ("7ABC*", "5TRK442", "8XYZ9*"):
-            search_reads(db, boss, ReadQuery(plate))
+    data = _unit_with_searches(tmp_path, 30, ("7ABC*", "5TRK442", "8XYZ9*"), "case 2026-0412")
     config = _unit(tmp_path, mosquitto.url)
     station = StationThread(tmp_path / "station", mosquitto.url)
     try:
@@ -86,12 +92,7 @@ def test_the_units_audit_chain_is_kept_and_verified_at_the_station_behind_its_ch
 
 
 def test_a_record_changed_at_the_station_breaks_its_chain_there(tmp_path: Path, mosquitto):
-    data = tmp_path / "unit"
-    seed_reads(data, 5)
-    with Database.in_data_dir(data) as db:
-        add_user(db, None, "admin", "administrator", PASSWORD, date.today())
-        boss = login(db, "admin", PASSWORD, "case 1")
-        search_reads(db, boss, ReadQuery("7ABC*"))
+    _unit_with_searches(tmp_path, 5, ("7ABC*",), "case 1")
     station = StationThread(tmp_path / "station", mosquitto.url)
     try:
         _sync(_unit(tmp_path, mosquitto.url))
@@ -235,13 +236,7 @@ def test_a_hold_that_arrives_before_its_read_holds_the_read_when_it_comes(tmp_pa
 
 
 def test_a_tail_cut_from_the_units_audit_log_is_found_at_the_station(tmp_path: Path, mosquitto):
-    data = tmp_path / "unit"
-    seed_reads(data, 5)
-    with Database.in_data_dir(data) as db:
-        add_user(db, None, "admin", "administrator", PASSWORD, date.today())
-        boss = login(db, "admin", PASSWORD, "case 1")
-        for plate in ("7ABC*", "5TRK442", "8XYZ9*"):
-            search_reads(db, boss, ReadQuery(plate))
+    data = _unit_with_searches(tmp_path, 5, ("7ABC*", "5TRK442", "8XYZ9*"), "case 1")
     config = _unit(tmp_path, mosquitto.url)
     station = StationThread(tmp_path / "station", mosquitto.url)
     try:
