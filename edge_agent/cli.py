@@ -1191,7 +1191,7 @@ def _read_query(args: argparse.Namespace):
     from edge_agent.access import ReadQuery
 
     near = None
-    if getattr(args, "near", None):
+    if args.near:
         try:
             lat, lon, km = (float(v) for v in args.near.split(","))
         except ValueError:

@@ -263,8 +263,7 @@ def _accessed(db: Database, session: Session, action: str, query: str, records: 
 
     with db.transaction() as c:
         append(c, session.user, action, query, session.purpose, session.unit, records)
-        for metric in audit_metrics(action, session.purpose):
-            db.count(c, metric)
+        db.count(c, audit_metrics(action, session.purpose))
 
 
 def _find_reads(db: Database, session: Session, q: ReadQuery, action: str, limit: int = 1000) -> list[dict]:

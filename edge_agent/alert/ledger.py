@@ -50,8 +50,7 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
                     "previous": None, "note": done["note"], "uuid": entry, "repeated": True}
         c.execute("INSERT INTO dispositions (uuid, alert_id, disposition, user, at, note) VALUES (?, ?, ?, ?, ?, ?)",
                   (entry, alert_id, disposition, user, at, note))
-        for metric in disposition_metrics(disposition):
-            db.count(c, metric)
+        db.count(c, disposition_metrics(disposition))
         c.execute("UPDATE alerts SET disposition = ?, disposition_by = ?, disposition_at = ? WHERE id = ?",
                   (disposition, user, at, alert_id))
         if disposition == "confirmed":

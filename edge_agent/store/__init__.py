@@ -438,18 +438,17 @@ class Database:
                 ).lastrowid
                 for h in read.hits
             ]
-            for metric in read_metrics(h.list_name for h in read.hits):
-                self.count(c, metric, 1, read.captured_at)
+            self.count(c, read_metrics(h.list_name for h in read.hits), 1, read.captured_at)
         return hit_ids
 
-    def count(self, c: sqlite3.Connection, metric: str, n: int = 1, at: datetime | None = None) -> None:
-        """Add to a figure of the agency's month (edge_agent.figures), in the caller's transaction: the figures
-        outlive the records behind them."""
+    def count(self, c: sqlite3.Connection, metrics: Iterable[str], n: int = 1, at: datetime | None = None) -> None:
+        """Add `n` to each figure named (edge_agent.figures) in the agency's month of `at` (now), in the caller's
+        transaction: the figures outlive the records behind them."""
         year, month = month_of(at or datetime.now(timezone.utc), self.zone)
-        c.execute(
+        c.executemany(
             "INSERT INTO counts (year, month, metric, count) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (year, month, metric) DO UPDATE SET count = count + excluded.count",
-            (year, month, metric, n),
+            [(year, month, metric, n) for metric in metrics],
         )
 
     def limit_wal(self, max_bytes: int) -> None:

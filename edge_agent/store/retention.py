@@ -156,24 +156,23 @@ def purge_expired(db: Database, retention_days: float, now: datetime | None = No
                 " AND sent_at IS NOT NULL AND scene_pending = 0 AND evidence_hold = 0 AND hit_count = 0)",
                 (scene_cutoff,)).rowcount
         if purged:
-            db.count(c, "purged", purged, now)
+            db.count(c, ("purged",), purged, now)
             c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
                       (utc_iso(), purged, f"reads captured before {cutoff}"
                        + (f" (with hits: before {hit_cutoff})" if hit_cutoff != cutoff else "")))
         if scenes:
-            db.count(c, "scene_images_purged", scenes, now)
+            db.count(c, ("scene_images_purged",), scenes, now)
             c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
                       (utc_iso(), scenes, f"scene images of reads captured before {scene_cutoff}"))
         if purged or scenes or by != "system:retention":
-            for metric in audit_metrics("retention.purge", "retention schedule"):
-                db.count(c, metric, 1, now)
+            db.count(c, audit_metrics("retention.purge", "retention schedule"), 1, now)
             append(c, by, "retention.purge", f"{purged} reads older than {retention_days:g} days"
                    + (f", {scenes} scene images older than {scene_retention_days:g} days" if scenes else ""),
                    "retention schedule", "", purged + scenes)
         if audit_retention_days > 0:
             dropped = drop_behind_checkpoint(c, utc_iso(now - timedelta(days=audit_retention_days)), by)
             if dropped:
-                db.count(c, "audit_records_dropped", dropped, now)
+                db.count(c, ("audit_records_dropped",), dropped, now)
                 c.execute("INSERT INTO storage_events (at, action, records, detail) VALUES (?, 'purge', ?, ?)",
                           (utc_iso(), dropped, f"audit records older than {audit_retention_days:g} days, behind a checkpoint"))
     return purged
