@@ -21,6 +21,7 @@ from typing import Sequence, TextIO
 from edge_agent import __version__
 from edge_agent.config import Config, load_config
 from edge_agent.errors import ConfigError, EdgeAgentError
+from edge_agent.pki import ROLES as ROLES_PKI
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -217,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     br = bsub.add_parser("restart", parents=[common], help="a failed and a hung recognition part: back at work within 5 s?")
     br.add_argument("--json", action="store_true")
     br.set_defaults(func=cmd_bench_restart)
+    bn = bsub.add_parser("screen", parents=[common], help="the officer's screen: a hit's delay to the page (target: "
+                                                          "500 ms), its CPU idle and at 20 reads a second (5%%, 10%%)")
+    bn.add_argument("--seconds", type=float, default=30.0, help="length of the burst")
+    bn.add_argument("--rate", type=float, default=20.0, help="reads a second in the burst")
+    bn.add_argument("--hits-every", type=int, default=5, help="one read in N hits a list")
+    bn.add_argument("--idle-seconds", type=float, default=30.0)
+    bn.add_argument("--work", metavar="DIR")
+    bn.add_argument("--json", action="store_true")
+    bn.set_defaults(func=cmd_bench_screen)
     bk = bsub.add_parser("soak", parents=[common], help="an hour on two cameras (a looping video, a stream unplugged "
                                                          "every 3 minutes): memory, threads, files, one read per pass")
     bk.add_argument("--minutes", type=float, default=60.0)
@@ -305,6 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
     sulist.add_argument("--db", default=argparse.SUPPRESS)
     sulist.add_argument("--json", action="store_true")
     sulist.set_defaults(func=cmd_station_users_list)
+    splates = stsub.add_parser("plates", parents=[common],
+                               help="plates officers entered on their units; pass them to the whole fleet")
+    spsub = splates.add_subparsers(dest="station_plates_command", required=True, metavar="SUBCOMMAND")
+    splist = spsub.add_parser("list", parents=[common, login], help="the officers' plates in force")
+    splist.add_argument("--db", default=argparse.SUPPRESS)
+    splist.add_argument("--json", action="store_true")
+    splist.set_defaults(func=cmd_station_plates_list)
+    for name, text in (("share", "pass a plate to every unit (a supervisor or administrator logs in)"),
+                       ("unshare", "stop passing a plate to the fleet")):
+        sp = spsub.add_parser(name, parents=[common, login], help=text)
+        sp.add_argument("uuid", help="the plate's uuid (station plates list)")
+        sp.add_argument("--db", default=argparse.SUPPRESS)
+        sp.set_defaults(func=cmd_station_plates_share, share=name == "share")
     ssearch = stsub.add_parser("search", parents=[common, login],
                                help="the fleet's reads of a plate, as `search` on a unit (a roster user logs in)")
     _search_arguments(ssearch)
@@ -392,20 +415,21 @@ def build_parser() -> argparse.ArgumentParser:
     pinit.add_argument("--force", action="store_true", help="replace an existing CA (every certificate must be issued again)")
     pinit.set_defaults(func=cmd_pki_init)
     pissue = psub.add_parser("issue", parents=[common, pdir], help="a key and certificate for the broker, a station or a unit")
-    pissue.add_argument("role", choices=("broker", "station", "unit"))
-    pissue.add_argument("name", help="unit id, station name, or the broker's host name")
-    pissue.add_argument("--host", action="append", default=[], help="broker: a host name or IP address clients use (repeat)")
+    pissue.add_argument("role", choices=ROLES_PKI)
+    pissue.add_argument("name", help="unit id, station name, or the broker's or a unit screen's host name")
+    pissue.add_argument("--host", action="append", default=[],
+                        help="broker, screen: a host name or IP address clients use (repeat)")
     pissue.add_argument("--days", type=int, default=None, help="validity (default two years)")
     pissue.add_argument("--force", action="store_true", help="issue a new key although one is in force")
     pissue.set_defaults(func=cmd_pki_issue)
     prenew = psub.add_parser("renew", parents=[common, pdir], help="a new certificate for the same key")
-    prenew.add_argument("role", choices=("broker", "station", "unit"))
+    prenew.add_argument("role", choices=ROLES_PKI)
     prenew.add_argument("name")
     prenew.add_argument("--days", type=int, default=None)
     prenew.set_defaults(func=cmd_pki_renew)
     prevoke = psub.add_parser("revoke", parents=[common, pdir], help="revoke a unit's (or --role's) certificates")
     prevoke.add_argument("name", help="the unit id (or station name with --role station)")
-    prevoke.add_argument("--role", choices=("broker", "station", "unit"), default="unit")
+    prevoke.add_argument("--role", choices=ROLES_PKI, default="unit")
     prevoke.set_defaults(func=cmd_pki_revoke)
     plist = psub.add_parser("list", parents=[common, pdir], help="certificates issued, their expiry and revocation")
     plist.add_argument("--json", action="store_true")
@@ -927,6 +951,16 @@ def cmd_bench_restart(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if result["met"] else EXIT_FAILED
 
 
+def cmd_bench_screen(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.bench.screen import bench_screen
+
+    result = bench_screen(args.seconds, args.rate, args.hits_every, args.idle_seconds,
+                          Path(args.work) if args.work else None, progress=console.error)
+    result["measured_on"] = _measured_on(config_for(args))
+    _show_result(console, result, args.json)
+    return EXIT_OK if result["targets_met"] else EXIT_FAILED
+
+
 def cmd_bench_soak(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench.soak import bench_soak
 
@@ -1232,6 +1266,38 @@ def cmd_station_search(args: argparse.Namespace, console: Console) -> int:
         session = station_login(store, agency, args.user, _password(f"password for {args.user}: "), args.purpose)
         rows = station_search(store, agency, session, query)
     _show_reads(console, rows, query, args.json)
+    return EXIT_OK
+
+
+def cmd_station_plates_list(args: argparse.Namespace, console: Console) -> int:
+    from datetime import date
+
+    from edge_agent.station.access import station_login, station_plates
+
+    agency = _station_config(args).agent.agency
+    with _existing_station_store(args) as store:
+        session = station_login(store, agency, args.user, _password(f"password for {args.user}: "), args.purpose)
+        plates = station_plates(store, agency, session, date.today().isoformat())
+    if args.json:
+        console.json({"plates": plates})
+        return EXIT_OK
+    for p in plates:
+        console.print(f"{p['uuid']}  {p['plate']:<10} {p['state'] or '*':<3} {p['list']:<15} {p['unit']:<12}"
+                      f" {p['entered_by']:<12} {'fleet' if p['shared_by'] else 'unit '} {p['reason']}")
+    console.print(f"{len(plates)} officers' plates in force; {sum(1 for p in plates if p['shared_by'])} passed to the fleet")
+    return EXIT_OK
+
+
+def cmd_station_plates_share(args: argparse.Namespace, console: Console) -> int:
+    from edge_agent.station.access import share_plate, station_login
+
+    agency = _station_config(args).agent.agency
+    with _existing_station_store(args) as store:
+        session = station_login(store, agency, args.user, _password(f"password for {args.user}: "), args.purpose)
+        result = share_plate(store, agency, session, args.uuid, args.share)
+    console.print(f"{result['plate']} ({result['list']}, from {result['unit']}) "
+                  + ("goes to every unit with the station's next poll" if result["shared"] else
+                     "is no longer passed to the fleet; units drop it with the station's next poll"))
     return EXIT_OK
 
 

@@ -175,6 +175,19 @@ class StationConfig:
 
 
 @dataclass(frozen=True)
+class ScreenConfig:
+    enabled: bool = False  # serve the officer's screen (a web page) while `run` runs
+    listen: str = "127.0.0.1:8080"  # host:port; a display on the unit uses loopback, the car's terminal HTTPS
+    tls_cert: Path | None = None  # the screen's certificate from the agency PKI (PEM); needed off loopback
+    tls_key: Path | None = None
+    insecure: bool = False  # plain HTTP off loopback (a closed bench network); the agent then warns as it starts
+    lock_after_s: float = 300.0  # a session without a touch for this long locks: log in again
+    live_reads: int = 50  # the newest reads the live view shows (and replays to a browser that reconnects)
+    theme: str = "auto"  # auto (night from sunset to sunrise at the car's position), day or night
+    home: tuple[float, float] = (38.5816, -121.4944)  # where the sun is reckoned without a GPS fix (lat, lon)
+
+
+@dataclass(frozen=True)
 class Config:
     agent: AgentConfig = AgentConfig()
     cameras: tuple[CameraConfig, ...] = ()
@@ -185,6 +198,7 @@ class Config:
     sync: SyncConfig = SyncConfig()
     station: StationConfig = StationConfig()
     gps: GpsConfig = GpsConfig()
+    screen: ScreenConfig = ScreenConfig()
     source_file: str = "<defaults>"
 
     @property
@@ -313,7 +327,7 @@ def load_config(path: str | os.PathLike | None) -> Config:
 
 
 def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(".")) -> Config:
-    sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync", "station", "gps"}
+    sections = {"agent", "camera", "recognition", "hotlist", "alerts", "storage", "sync", "station", "gps", "screen"}
     for key in raw:
         if key not in sections:
             raise ConfigError(file, key, f"unknown section{_nearest(key, sections)} (expected one of {', '.join(sorted(sections))})")
@@ -405,7 +419,52 @@ def parse_config(raw: dict[str, Any], file: str = "<config>", base: Path = Path(
     for key in ("max_age_s", "max_clock_skew_s"):
         if getattr(gps, key) <= 0:
             raise ConfigError(file, f"gps.{key}", "must be above 0")
-    return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, station, gps, source_file=file)
+    screen = _screen(raw.get("screen", {}), file, base)
+    return Config(agent, cameras, recognition, hotlist, alerts, storage, sync, station, gps, screen, source_file=file)
+
+
+def _screen(raw: Any, file: str, base: Path) -> ScreenConfig:
+    screen = _section(ScreenConfig, raw, file, "screen", base)
+    host, _, port = screen.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: a free port (tests)
+        raise ConfigError(file, "screen.listen", f"{screen.listen!r} is not host:port (127.0.0.1:8080)")
+    if (screen.tls_cert is None) != (screen.tls_key is None):
+        raise ConfigError(file, "screen.tls_cert", "tls_cert and tls_key go together")
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(screen, key)
+        if path is not None and not path.is_file():
+            raise ConfigError(file, f"screen.{key}", f"{path} is not a file")
+    _check_certificate(screen.tls_cert, file, "screen.tls_cert")
+    _check_private(screen.tls_key, file, "screen.tls_key")
+    if screen.tls_cert is None and not screen.insecure and not is_loopback(host):
+        raise ConfigError(file, "screen.listen", f"{screen.listen} is reachable from the car's network: plates and "
+                                                 "logins would travel in the clear. Give screen.tls_cert and "
+                                                 "screen.tls_key from the agency PKI, or set screen.insecure = true "
+                                                 "on a closed bench network")
+    if screen.lock_after_s < 10:
+        raise ConfigError(file, "screen.lock_after_s", "must be at least 10 seconds")
+    if not 1 <= screen.live_reads <= 500:
+        raise ConfigError(file, "screen.live_reads", "must be between 1 and 500")
+    if screen.theme not in THEMES:
+        raise ConfigError(file, "screen.theme", f"{screen.theme!r} is not one of {', '.join(THEMES)}")
+    lat, lon = screen.home
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ConfigError(file, "screen.home", f"{screen.home} is not a latitude and longitude")
+    return screen
+
+
+THEMES = ("auto", "day", "night")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _hotlist(raw: Any, file: str, base: Path) -> HotlistConfig:
@@ -561,9 +620,11 @@ def _coerce(value: Any, f: dataclasses.Field, file: str, key: str, base: Path) -
         path = Path(os.path.expanduser(value))
         return path if path.is_absolute() else Path(os.path.normpath(base / path))
     if kind.startswith("tuple[float"):
-        if (not isinstance(value, list) or len(value) != 4
+        n = kind.count("float")
+        if (not isinstance(value, list) or len(value) != n
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise ConfigError(file, key, f"must be [left, top, right, bottom] as fractions of the frame, got {value!r}")
+            shape = "[latitude, longitude]" if n == 2 else "[left, top, right, bottom] as fractions of the frame"
+            raise ConfigError(file, key, f"must be {shape}, got {value!r}")
         return tuple(float(v) for v in value)
     if kind.startswith("tuple"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

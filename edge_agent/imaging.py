@@ -50,3 +50,21 @@ def mask_boxes(image: np.ndarray, boxes: list[tuple[int, int, int, int]], margin
                                interpolation=cv2.INTER_AREA)
             region[:] = cv2.resize(small, (region.shape[1], region.shape[0]), interpolation=cv2.INTER_NEAREST)
     return out
+
+
+def boxed(image: np.ndarray, readings, region=None) -> np.ndarray:
+    """A copy of the frame with each plate's box and reading drawn, and the region read outlined: what a
+    technician aims a camera by."""
+    out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    thick = max(2, out.shape[1] // 400)
+    if region is not None and not region.whole:
+        x0, y0, x1, y1 = region.pixels(*out.shape[:2])
+        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), (255, 200, 0), thick)
+    for r in readings:
+        x, y, w, h = r.box
+        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), thick)
+        label = f"{r.text} {r.confidence:.2f}"
+        scale = max(0.6, out.shape[1] / 1600)
+        cv2.putText(out, label, (x, max(20, y - 8)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2)
+        cv2.putText(out, label, (x, max(20, y - 8)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 255, 0), thick)
+    return out

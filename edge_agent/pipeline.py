@@ -30,7 +30,7 @@ from edge_agent.config import CameraConfig, Config
 from edge_agent.errors import HotlistError
 from edge_agent.hotlist import entry_details, hotlist_generation, import_payload, load_index
 from edge_agent.hotlist.storage import hotlist_age_s, open_hotlist_db
-from edge_agent.imaging import crop_box, encode_jpeg
+from edge_agent.imaging import boxed, crop_box, encode_jpeg
 from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
 from edge_agent.recognise.tracker import Pass, PlateTracker, TrackerSettings
@@ -38,6 +38,7 @@ from edge_agent.records import Frame, PlateReading, Read
 from edge_agent.service import (CameraState, Notifier, WorkerState, cpu_temperature_c, disk_use, health,
                                 process_age_s, runtime_folder, status_line, write_status)
 from edge_agent.store import Database, age_s, utc_iso
+from edge_agent.screen.feed import ReadFeed, status_strip
 from edge_agent.store.keeper import ReadKeeper
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,9 @@ class Agent:
         self.sync = None
         self.keeper = ReadKeeper(self.db, config.storage, out, on_state=self._storage_changed,
                                  clock_sane=self.clock.sane)
+        # the officer's screen (screen.enabled): what it is pushed, and each camera's last frame and plates
+        self.feed = ReadFeed(config.screen.live_reads) if config.screen.enabled else None
+        self._last_seen: dict[str, tuple[Frame, list[PlateReading]]] = {}
 
     def _storage_changed(self, state: str) -> None:
         if self.sync is not None:
@@ -290,6 +294,7 @@ class Agent:
                                     name=f"capture-{c.id}") for c, state in zip(self.config.cameras, self.cameras)]
         self.keeper.housekeeping()
         sync = self._start_sync(stop)
+        screen = self._start_screen()
         if sync is not None:
             threading.Thread(target=self._import_arrivals, args=(stop,), daemon=True, name="hotlist-import").start()
         self.out(f"hotlist: {len(self.hotlist)} entries (version {self.hotlist.version}); cameras: "
@@ -317,6 +322,8 @@ class Agent:
                 self._final_sync(sync)
             if self.screen is not None:
                 self.screen.close()
+            if screen is not None:
+                screen.stop()
             self.keeper.retry()
             if self.keeper.buffer:
                 self._error(f"{len(self.keeper.buffer)} reads held in memory could not be stored: the disk is full")
@@ -391,6 +398,8 @@ class Agent:
                     camera.taken, camera.last_taken = camera.taken + 1, now
                 self.worker_state = WorkerState("read", now)
                 readings = self._readings(frame)
+                if self.feed is not None:  # a reference, not a copy: drawn only when a technician looks
+                    self._last_seen[frame.camera_id] = (frame, readings)
                 if self.first_frame_s is None:
                     self.first_frame_s = process_age_s()
                     if self.first_frame_s is not None:
@@ -468,8 +477,42 @@ class Agent:
                 status["pid"] = None  # `status` then says the agent is not running
             write_status(runtime_folder(self.config.data_dir), status)
             self.notifier.status(status_line(status))
+            if self.feed is not None:
+                self.feed.publish_status(status_strip(status, self._theme(status)))
         except Exception as exc:  # the figures are a courtesy; they never stop the agent
             log.warning("status not written: %s", exc)
+
+    # the officer's screen ----------------------------------------------------
+
+    def _start_screen(self):
+        if self.feed is None:
+            return None
+        from edge_agent.screen.app import ScreenContext
+        from edge_agent.screen.server import ScreenServer
+
+        def hotlist_changed() -> None:
+            self._hotlist_checked = float("-inf")  # an officer's plate matches from the next frame
+
+        ctx = ScreenContext(self.config, self.db, self.hotlist_db, self.feed,
+                            tuple(c.id for c in self.config.cameras), self.camera_picture, hotlist_changed)
+        server = self.screen_server = ScreenServer(ctx, self.out).start()
+        self.out(f"screen: {server.url}")
+        return server
+
+    def _theme(self, status: dict) -> str:
+        from edge_agent.screen.sun import theme
+
+        position = ((status.get("gps") or {}).get("position")) or {}
+        lat, lon = (position["lat"], position["lon"]) if "lat" in position else self.config.screen.home
+        return theme(self.config.screen.theme, lat, lon, datetime.now(timezone.utc))
+
+    def camera_picture(self, camera_id: str) -> bytes | None:
+        """The camera's last frame read, with the plates found in it boxed and labelled (for aiming it)."""
+        seen = self._last_seen.get(camera_id)
+        if seen is None:
+            return None
+        frame, readings = seen
+        return encode_jpeg(boxed(frame.image, readings, self.regions.get(camera_id, WHOLE_FRAME)), 80, 960)
 
     def _readings(self, frame: Frame) -> list[PlateReading]:
         self.summary.frames += 1
@@ -502,7 +545,7 @@ class Agent:
                 scenes[id(frame)] = encode_jpeg(frame.image, self.config.storage.jpeg_quality,
                                                 self.config.storage.scene_max_side)
             captured_at, clock = self.clock.correct(frame.captured_at)
-            read = Read(
+            reads.append(self.keep(Read(
                 id=str(uuid.uuid4()),
                 captured_at=captured_at,
                 clock=clock,
@@ -512,29 +555,37 @@ class Agent:
                 plate_jpeg=encode_jpeg(crop_box(frame.image, reading.box), self.config.storage.jpeg_quality),
                 scene_jpeg=scenes[id(frame)],
                 hits=self.hotlist.match(reading.text, reading.state, [c.text for c in reading.candidates[1:]]),
-            )
-            hit_ids = self.keeper.store(read, self.hotlist.version)
-            self.summary.reads += 1
-            self.out(f"read {reading.text} conf={reading.confidence:.2f} state={reading.state or '-'}"
-                     f" camera={read.camera_id} frame={frame.index} frames={settled.frames}"
-                     f" after={settled.settled_at - settled.first_at:.2f}s")
-            if read.hits:
-                self.summary.hits += 1
-                self._alert(read, hit_ids, now)
-            reads.append(read)
+            ), now, f" frame={frame.index} frames={settled.frames} after={settled.settled_at - settled.first_at:.2f}s"))
         return reads
 
-    def _alert(self, read: Read, hit_ids: list[int] | None, now: float) -> None:
+    def keep(self, read: Read, now: float, how: str = "") -> Read:
+        """A new read stored, alerted if it hit a list, and shown on the screen."""
+        hit_ids = self.keeper.store(read, self.hotlist.version)
+        stored_at = time.time()
+        self.summary.reads += 1
+        reading = read.reading
+        self.out(f"read {reading.text} conf={reading.confidence:.2f} state={reading.state or '-'}"
+                 f" camera={read.camera_id}{how}")
+        alert = None
+        if read.hits:
+            self.summary.hits += 1
+            alert = self._alert(read, hit_ids, now)
+        if self.feed is not None:
+            self.feed.publish_read(read, alert, stored_at)
+        return read
+
+    def _alert(self, read: Read, hit_ids: list[int] | None, now: float):
         try:
             alert = self.alerter.on_read(read, hit_ids or [], now)
         except (sqlite3.Error, OSError) as exc:  # a full disk: the officer still has to hear of the hit
             hit = read.hits[0]
             self._error(f"alert for {read.reading.text} ({hit.list_name} {hit.lic} {hit.lis}, {hit.match}) "
                         f"could not be recorded or spoken: {exc}")
-            return
+            return None
         if alert is not None:
             self.summary.alerts += 1
             self.out(alert.line + (f" wav={alert.wav}" if alert.wav else ""))
+        return alert
 
     def _start_sync(self, stop: threading.Event):
         if not self.config.sync.broker:

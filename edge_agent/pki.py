@@ -33,7 +33,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from edge_agent.errors import EdgeAgentError
 from edge_agent.files import write_atomic, write_private
 
-ROLES = ("broker", "station", "unit")
+ROLES = ("broker", "station", "unit", "screen")
+SERVERS = ("broker", "screen")  # TLS servers: named by their host, certified for server authentication
 CA_DAYS = 20 * 365
 LEAF_DAYS = 2 * 365
 WARN_DAYS = 30  # the selftest and the station warn this long before a certificate expires
@@ -62,11 +63,11 @@ def common_name(role: str, agency: str, name: str) -> str:
     if role not in ROLES:
         raise PkiError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     for what, value in (("agency", agency), ("name", name)):
-        if role == "broker" and what == "agency":
+        if role in SERVERS and what == "agency":
             continue
         if not _NAME.match(value):
             raise PkiError(f"{what} {value!r}: use letters, digits, '.', '_' and '-' (at most 63)")
-    return name if role == "broker" else f"{role}:{agency}:{name}"
+    return name if role in SERVERS else f"{role}:{agency}:{name}"
 
 
 class Authority:
@@ -173,7 +174,7 @@ class Authority:
         ca_key, ca_cert = self._ca()
         now = _now()
         not_after = min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if role == "broker" else ExtendedKeyUsageOID.CLIENT_AUTH
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if role in SERVERS else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (x509.CertificateBuilder()
                    .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, self._settings()["agency"]),
                                             x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -185,7 +186,7 @@ class Authority:
                                                 crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
                    .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
-        if role == "broker":
+        if role in SERVERS:
             names: list[x509.GeneralName] = []
             for host in hosts or (name,):
                 try:
@@ -249,17 +250,19 @@ def broker_acl(prefix: str, agency: str, issued: list[Issued]) -> str:
     base = f"{prefix}/{agency}"
     seen = set()
     for r in issued:
-        if r.revoked_at or r.role == "broker" or r.common_name in seen:
+        if r.revoked_at or r.role in SERVERS or r.common_name in seen:
             continue
         seen.add(r.common_name)
         lines.append(f"user {r.common_name}")
         if r.role == "unit":
             own = f"{base}/{r.name}"
             lines += [f"topic write {own}/batch", f"topic write {own}/status", f"topic readwrite {own}/alerts",
-                      f"topic read {own}/ack", f"topic read {base}/hotlist", f"topic read {base}/roster"]
+                      f"topic read {own}/ack", f"topic read {base}/hotlist", f"topic read {base}/roster",
+                      f"topic read {base}/plates"]
         else:
             lines += [f"topic read {base}/+/batch", f"topic read {base}/+/status", f"topic write {base}/+/ack",
-                      f"topic readwrite {base}/hotlist", f"topic readwrite {base}/roster"]
+                      f"topic readwrite {base}/hotlist", f"topic readwrite {base}/roster",
+                      f"topic readwrite {base}/plates"]
         lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -198,7 +198,7 @@ def _broker(config: Config) -> list[Check]:
 def _certificates(config: Config) -> list[Check]:
     from edge_agent.pki import expiry_warnings
 
-    paths = [p for p in (config.sync.tls_cert, config.sync.tls_ca) if p is not None]
+    paths = [p for p in (config.sync.tls_cert, config.sync.tls_ca, config.screen.tls_cert) if p is not None]
     if not paths:
         return []
     warnings = expiry_warnings(paths)

@@ -27,7 +27,7 @@ def test_a_station_database_of_a067301_is_migrated_in_place_and_keeps_its_record
         assert (stats["reads"], stats["hits"], stats["alerts"], stats["audit_records"], stats["batches"]) == (
             before["reads"], before["hits"], before["alerts"], before["audit"], before["batches"])
     with sqlite3.connect(path) as new:
-        assert new.execute("SELECT version FROM schema_version").fetchone()[0] == len(MIGRATIONS) == 8
+        assert new.execute("SELECT version FROM schema_version").fetchone()[0] == len(MIGRATIONS) == 9
         assert new.execute("SELECT plate FROM reads WHERE agency = 'test-pd' AND unit = 'car-7' AND id = ?",
                            (read[0],)).fetchone()[0] == read[1]
     # opening it again changes nothing

@@ -317,7 +317,7 @@ def test_through_the_shipped_broker_only_the_stations_signed_answers_settle_and_
         if not armed:
             return
         batch = json.loads(m.payload)
-        to = AckFor("alpr.ack.v3", AGENCY, "unit-01", hashlib.sha256(m.payload).hexdigest())
+        to = AckFor("alpr.ack.v4", AGENCY, "unit-01", hashlib.sha256(m.payload).hexdigest())
         ack = build_ack(to, batch["batch_id"], "stored", "2026-11-21T08:00:00Z", "hq", "reads", len(batch["items"]), 0)
         answers = [(ack, None), (ack, sign_payload(other_key, ack))]  # unsigned; signed by another key
         for payload, signature in genuine:  # an earlier batch's genuine answer, replayed as is and altered

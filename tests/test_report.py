@@ -134,7 +134,7 @@ def test_a_station_of_a067301_counts_what_it_held_when_it_is_migrated(tmp_path: 
     path = tmp_path / "station.sqlite3"
     shutil.copy(OLD / "station.sqlite3", path)
     with StationStore(str(path), LA) as store:
-        assert len(MIGRATIONS) == 8
+        assert len(MIGRATIONS) == 9
         held = store.stats()["reads"]
         assert held and _counted(store) == _scan(store)
         assert sum(u["detections"] for y in (2025, 2026, 2027) for u in store.yearly_report(y)["units"]) == held

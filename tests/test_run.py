@@ -90,7 +90,7 @@ def test_run_with_broker_and_station_delivers_every_read_and_alert(tmp_path: Pat
         assert result.code == 0, result.err
         assert "waiting_to_sync=0" in result.out
         batches = [json.loads(p) for t, p, _ in watcher.messages if t.endswith("/batch")]
-        assert all(b["schema"] == "alpr.batch.v4" and b["unit"] == "car-7" for b in batches)
+        assert all(b["schema"] == "alpr.batch.v5" and b["unit"] == "car-7" for b in batches)
         reads = [r for b in batches if b["kind"] == "reads" for r in b["items"]]
         assert sorted(r["plate"] for r in reads) == sorted(PLATES)
         hit_read = next(r for r in reads if r["plate"] == "8LMN905")

@@ -120,29 +120,31 @@ def test_payloads_are_what_the_json_schemas_in_the_repository_say(tmp_path: Path
         payload = build_batch(batch.id, batch.kind, AGENCY, UNIT, "2026-11-21T08:00:00.000Z", batch_items(db, batch))
     incoming = parse_batch(payload, 1 << 20)
     assert len(incoming.items) == 5 and incoming.items[0]["plate_jpeg"][:2] == b"\xff\xd8"  # a real JPEG
-    assert incoming.schema == "alpr.batch.v4"
+    assert incoming.schema == "alpr.batch.v5"
     assert all(i["position"] is None and i["clock"] == "system" for i in incoming.items)  # seeded with no GPS
     for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
         with pytest.raises(PayloadError, match="nested deeper"):
             parse_batch(deep, 16 << 20)
-    to = AckFor("alpr.ack.v3", AGENCY, UNIT, incoming.sha256)
-    validate("alpr.ack.v3", json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
-    # units of earlier versions send v3 (reads as now), v2 and v1 batches (reads without position and clock),
-    # answered in kind
-    assert parse_batch(payload.replace(b'"alpr.batch.v4"', b'"alpr.batch.v3"'), 1 << 20).schema == "alpr.batch.v3"
+    to = AckFor("alpr.ack.v4", AGENCY, UNIT, incoming.sha256)
+    validate("alpr.ack.v4", json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
+    # units of earlier versions send v4 and v3 (reads as now), v2 and v1 batches (reads without position and
+    # clock), answered in kind
+    for version in ("alpr.batch.v4", "alpr.batch.v3"):
+        assert parse_batch(payload.replace(b'"alpr.batch.v5"', f'"{version}"'.encode()), 1 << 20).schema == version
     body = json.loads(payload)
     for item in body["items"]:
         del item["position"], item["clock"]
     for version, answer in (("alpr.batch.v2", "alpr.ack.v2"), ("alpr.batch.v1", "alpr.ack.v1")):
         with pytest.raises(PayloadError, match=f"not a valid {version}"):
-            parse_batch(payload.replace(b'"alpr.batch.v4"', f'"{version}"'.encode()), 1 << 20)
+            parse_batch(payload.replace(b'"alpr.batch.v5"', f'"{version}"'.encode()), 1 << 20)
         old = parse_batch(json.dumps({**body, "schema": version}).encode(), 1 << 20)
         assert old.schema == version and len(old.items) == 5
         to = AckFor(answer, AGENCY, UNIT, old.sha256)
         validate(answer, json.loads(build_ack(to, batch.id, "stored", "2026-11-21T08:00:01Z", "s", "reads", 5, 0)))
     schemas = sorted(p.name for p in (REPO / "edge_agent" / "sync" / "schemas").glob("*.json"))
-    assert schemas == ["alpr.ack.v1.json", "alpr.ack.v2.json", "alpr.ack.v3.json", "alpr.batch.v1.json", "alpr.batch.v2.json",
-                       "alpr.batch.v3.json", "alpr.batch.v4.json", "alpr.roster.v1.json", "alpr.status.v1.json",
+    assert schemas == ["alpr.ack.v1.json", "alpr.ack.v2.json", "alpr.ack.v3.json", "alpr.ack.v4.json",
+                       "alpr.batch.v1.json", "alpr.batch.v2.json", "alpr.batch.v3.json", "alpr.batch.v4.json",
+                       "alpr.batch.v5.json", "alpr.plates.v1.json", "alpr.roster.v1.json", "alpr.status.v1.json",
                        "alpr.status.v2.json"]
 
 
@@ -522,7 +524,7 @@ def test_signed_batches_and_every_kind_of_bad_payload_at_the_station(tmp_path: P
         assert stats["payloads_refused"] == 7 and stats["reads"] == 0
         text = "\n".join(station.lines)
         for words in ("wrongly signed", "not JSON", "over the limit", "not signed", "alpr.batch.v9",
-                      "not a valid alpr.batch.v4", "no key for car-99"):
+                      "not a valid alpr.batch.v5", "no key for car-99"):
             assert words in text, words
         refusals = [json.loads(p) for _, p, _ in acks.messages]
         assert refusals and all(a["status"] == "refused" for a in refusals)
@@ -546,7 +548,7 @@ def test_an_acknowledgement_for_a_batch_never_sent_is_refused_and_marks_nothing(
         try:
             assert sync.connected.wait(10)
             time.sleep(0.2)
-            forged = AckFor("alpr.ack.v3", AGENCY, UNIT, "0" * 64)
+            forged = AckFor("alpr.ack.v4", AGENCY, UNIT, "0" * 64)
             for payload in (build_ack(forged, "11111111-2222-3333-4444-555555555555", "stored",
                                       "2026-11-21T08:00:00Z", "x", "reads", 10, 0), b"\x00garbage"):
                 forger.client.publish(f"alpr/v1/{AGENCY}/{UNIT}/ack", payload, qos=1)
@@ -648,7 +650,7 @@ class AckForger:
             if not self.armed or not m.topic.endswith("/batch"):
                 return
             batch = json.loads(m.payload)
-            to = AckFor("alpr.ack.v3", AGENCY, UNIT, hashlib.sha256(m.payload).hexdigest())
+            to = AckFor("alpr.ack.v4", AGENCY, UNIT, hashlib.sha256(m.payload).hexdigest())
             forged = build_ack(to, batch["batch_id"], "stored", "2026-11-21T08:00:00Z", "forger", batch["kind"],
                                len(batch["items"]), 0)
             self.publish(forged)  # not signed at all

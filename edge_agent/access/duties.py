@@ -70,8 +70,8 @@ def add_officer_plate(db: Database, session: Session, hotlist_db, plate: str, li
     asked = f"{plate[:20]} {state or '*'} {list_name}"
     _require(db, session, MAY_ENTER_PLATES, "hotlist.add", asked)
     entry = add_local(hotlist_db, plate, list_name, reason, session.user, state, expires)
-    _accessed(db, session, "hotlist.add", f"local entry {entry.id}: {entry.pattern.text} {entry.state or '*'} "
-              f"{entry.list_name} ({entry.reason})", 1)
+    _plate_changed(db, session, "added", entry, f"local entry {entry.id}: {entry.pattern.text} {entry.state or '*'} "
+                   f"{entry.list_name} ({entry.reason})")
     return entry
 
 
@@ -80,5 +80,79 @@ def remove_officer_plate(db: Database, session: Session, hotlist_db, entry_id: i
 
     _require(db, session, MAY_ENTER_PLATES, "hotlist.remove", f"local entry {entry_id}")
     entry = remove_local(hotlist_db, entry_id, session.user)
-    _accessed(db, session, "hotlist.remove", f"local entry {entry.id}: {entry.pattern.text}", 1)
+    _plate_changed(db, session, "removed", entry, f"local entry {entry.id}: {entry.pattern.text}")
     return entry
+
+
+def _plate_changed(db: Database, session: Session, action: str, entry, query: str) -> None:
+    """An officer's plate entered or removed: the record the station is sent (it may pass the plate to the
+    fleet) and the audit record, in one transaction."""
+    import uuid
+
+    from edge_agent.access.audit import append
+    from edge_agent.store import utc_iso
+
+    with db.transaction() as c:
+        c.execute("INSERT INTO officer_plates (uuid, action, entry_id, plate, state, list, reason, entered_by, user, at,"
+                  " expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (str(uuid.uuid4()), action, entry.id, entry.pattern.text, entry.state or "", entry.list_name,
+                   entry.reason, entry.entered_by, session.user, utc_iso(), entry.expires))
+        append(c, session.user, f"hotlist.{'add' if action == 'added' else 'remove'}", query, session.purpose,
+               session.unit, 1)
+
+
+# the officer's screen ------------------------------------------------------
+
+MAY_WATCH_CAMERAS = ("technician", "supervisor", "administrator")  # aim cameras at installation
+
+
+def watch_live(db: Database, session: Session) -> None:
+    """The live view of reads and hits: a standing purpose (patrol), audited once for the screen's session."""
+    _require(db, session, MAY_SEARCH, "screen.live", "live reads and hits")
+    _accessed(db, session, "screen.live", "live reads and hits", None)
+
+
+def watch_cameras(db: Database, session: Session) -> None:
+    """The technician's view of each camera's picture with its plate boxes, audited once for the session."""
+    _require(db, session, MAY_WATCH_CAMERAS, "screen.cameras", "live camera pictures")
+    _accessed(db, session, "screen.cameras", "live camera pictures", None)
+
+
+def open_alert(db: Database, session: Session, hotlist_db, alert_id: int) -> dict:
+    """One alert as the hit view shows it: the read with its scene and plate images, the list's entry, the
+    spoken words and the history of dispositions (oldest first). Audited each time it is opened."""
+    from edge_agent.alert import ledger
+    from edge_agent.hotlist.storage import hit_details
+
+    asked = f"alert {alert_id}"
+    _require(db, session, MAY_SEARCH, "screen.alert", asked)
+    alert = ledger.alert(db, alert_id)
+    if alert is None:
+        _refused(db, session.user, "screen.alert", f"there is no alert {alert_id}", session.purpose, session.unit)
+    alert["details"] = hit_details(hotlist_db, alert.pop("source") or "hotlist", alert.pop("entry_id"))
+    alert["images"] = db.read_images(alert["read_id"])
+    _accessed(db, session, "screen.alert", f"{asked}: {alert['plate_read']} ({alert['list']})", 1)
+    return alert
+
+
+def open_read(db: Database, session: Session, read_id: str) -> dict:
+    """A past read with its images, audited each time it is opened."""
+    from edge_agent.store import read_record
+
+    asked = f"read {read_id[:40]}"
+    _require(db, session, MAY_SEARCH, "screen.read", asked)
+    read = read_record(db, read_id)
+    if read is None:
+        _refused(db, session.user, "screen.read", f"there is no read {read_id[:40]}", session.purpose, session.unit)
+    read["images"] = db.read_images(read_id)
+    _accessed(db, session, "screen.read", f"{asked}: {read['plate']}", 1)
+    return read
+
+
+def list_officer_plates(db: Database, session: Session, hotlist_db) -> list:
+    from edge_agent.hotlist import local_entries
+
+    _require(db, session, MAY_SEARCH, "hotlist.local", "officers' entries")
+    entries = local_entries(hotlist_db)
+    _accessed(db, session, "hotlist.local", "officers' entries", len(entries))
+    return entries

@@ -12,6 +12,8 @@ from edge_agent.store import Database, utc_iso
 # not pursued (another call, officer safety), or nothing to do. Defined here once: the CLI, the wire schema
 # (alpr.batch.v4, held to this by a test), the station and the yearly report take it from here.
 DISPOSITIONS = ("confirmed", "misread", "not-located", "clets-mismatch", "not-pursued", "no-action")
+# the department's policy: these need a note saying why (what CLETS said, why the car was not stopped)
+NOTE_REQUIRED = ("clets-mismatch", "not-pursued")
 
 
 def record_alert(db: Database, read: Read, hit: Hit, hit_id: int | None, message: str, others: int) -> tuple[int, str]:
@@ -36,6 +38,8 @@ def acknowledge(db: Database, alert_id: int, disposition: str, user: str, note: 
         raise ValueError(f"disposition {disposition!r} is not one of {', '.join(DISPOSITIONS)}")
     if not user.strip():
         raise ValueError("the officer recording the disposition is required (--user)")
+    if disposition in NOTE_REQUIRED and not note.strip():
+        raise ValueError(f"a {disposition} disposition needs a note saying why (policy)")
     rows = db.query("SELECT id, read_id, disposition FROM alerts WHERE id = ?", (alert_id,))
     if not rows:
         raise ValueError(f"there is no alert {alert_id} (see `edge-agent alerts list`)")
@@ -67,3 +71,19 @@ def list_alerts(db: Database, limit: int = 50, open_only: bool = False) -> list[
         f" ORDER BY d.id DESC LIMIT 1) AS note FROM alerts {where} ORDER BY id DESC LIMIT ?", (limit,)
     )
     return [dict(r) for r in rows]
+
+
+def alert(db: Database, alert_id: int) -> dict | None:
+    """One alert with its read's text, time, place and camera, the entry it hit, and its history of
+    dispositions (oldest first; the latest is the alert's disposition)."""
+    from edge_agent.store import alert_read
+
+    rows = db.query("SELECT id, uuid, read_id, hit_id, raised_at, camera_id, plate_read, lic, lis, list, match, message,"
+                    " other_hits, disposition, disposition_by, disposition_at FROM alerts WHERE id = ?", (alert_id,))
+    if not rows:
+        return None
+    out = dict(rows[0])
+    out.update(alert_read(db, out["read_id"], out.pop("hit_id")))
+    out["history"] = [dict(r) for r in db.query(
+        "SELECT uuid, disposition, user, at, note FROM dispositions WHERE alert_id = ? ORDER BY id", (alert_id,))]
+    return out

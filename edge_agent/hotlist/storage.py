@@ -70,6 +70,17 @@ MIGRATIONS: list[str] = [
         removed_at TEXT
     );
     """,
+    # 2: officers' plates the station passes to the fleet (edge_agent.hotlist.fleet) are local entries too,
+    # known by the uuid their unit gave them
+    """
+    ALTER TABLE local_entries ADD COLUMN fleet_uuid TEXT;
+    CREATE UNIQUE INDEX local_entries_fleet ON local_entries (fleet_uuid) WHERE fleet_uuid IS NOT NULL;
+    CREATE TABLE fleet_plates_applied (
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -295,6 +306,14 @@ def entry_details(db: Database, entry_id: int | None) -> dict:
     if rows[0]["expires"]:
         details["expires"] = rows[0]["expires"]
     return details
+
+
+def hit_details(db: Database, source: str, entry_id: int | None) -> dict:
+    """What the list says about the entry a hit matched: the agency list's details, or an officer's reason."""
+    if source != "local":
+        return entry_details(db, entry_id)
+    rows = db.query("SELECT reason, entered_by, expires FROM local_entries WHERE id = ?", (entry_id,))
+    return {k: rows[0][k] for k in ("reason", "entered_by", "expires") if rows[0][k]} if rows else {}
 
 
 # officers' entries ---------------------------------------------------------

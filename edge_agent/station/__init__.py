@@ -100,6 +100,7 @@ class Station:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._hotlist_seen: tuple | None = None
         self._roster_published: int | None = None
+        self._plates_published: int | None = None
         self._stop = threading.Event()
 
     @property
@@ -233,6 +234,10 @@ class Station:
                     self.publish_roster()
                 except Exception as exc:  # the receiver goes on; the next poll tries again
                     log.exception("roster not published: %s", exc)
+                try:
+                    self.publish_fleet_plates()
+                except Exception as exc:
+                    log.exception("officers' plates not published: %s", exc)
             self._stop.wait(self.config.station.hotlist_poll_s)
 
     def publish_roster(self) -> bool:
@@ -252,6 +257,29 @@ class Station:
         self.client.publish(topic, payload, qos=1, retain=True, properties=signed(self._ack_key, payload))
         self._roster_published = version
         self.out(f"published roster version {version} ({len(users)} users) on {topic}")
+        return True
+
+    def publish_fleet_plates(self) -> bool:
+        """Publish the officers' plates chosen for the fleet, signed and retained, when that list has changed."""
+        from datetime import date
+
+        from edge_agent.hotlist.fleet import build_fleet_plates
+
+        agency = self.config.agent.agency
+        version, plates = self.store.fleet_plates(agency, date.today().isoformat())
+        if version == 0 or version == self._plates_published:
+            return False
+        if self._ack_key is None:
+            if self._plates_published is None:
+                self.out("officers' plates not published: station.signing_key is not set, and units take only a "
+                         "signed list")
+                self._plates_published = -1
+            return False
+        payload = build_fleet_plates(agency, version, plates)
+        topic = f"{self.prefix}/{agency}/plates"
+        self.client.publish(topic, payload, qos=1, retain=True, properties=signed(self._ack_key, payload))
+        self._plates_published = version
+        self.out(f"published officers' plates version {version} ({len(plates)} plates) on {topic}")
         return True
 
     def _hotlist_key(self) -> tuple | None:

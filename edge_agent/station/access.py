@@ -70,3 +70,25 @@ def station_search(store: StationStore, agency: str, session: Session, q: ReadQu
 def _refused(store: StationStore, agency: str, user: str, action: str, why: str, purpose: str):
     store.audit_station(agency, user or "-", f"{action}.refused", why, purpose, 0)
     raise AccessDenied(f"{action} refused: {why}")
+
+
+MAY_SHARE_PLATES = ("supervisor", "administrator")  # pass an officer's plate to the whole fleet
+
+
+def station_plates(store: StationStore, agency: str, session: Session, today: str) -> list[dict]:
+    """The plates officers have entered on the fleet's units (in force), audited at the station."""
+    if session.role not in MAY_SEARCH:
+        _refused(store, agency, session.user, "plates.list", f"role {session.role} may not see officers' plates",
+                 session.purpose)
+    plates = store.officer_plates(agency, today)
+    store.audit_station(agency, session.user, "plates.list", "officers' plates", session.purpose, len(plates))
+    return plates
+
+
+def share_plate(store: StationStore, agency: str, session: Session, uuid: str, share: bool) -> dict:
+    """Pass an officer's plate to the fleet, or stop passing it: a supervisor's or an administrator's call."""
+    if session.role not in MAY_SHARE_PLATES:
+        _refused(store, agency, session.user, "plates.share",
+                 f"role {session.role} may not pass plates to the fleet ({', '.join(MAY_SHARE_PLATES)} may)",
+                 session.purpose)
+    return store.share_plate(agency, uuid, session.user if share else None, session.purpose)

@@ -188,6 +188,17 @@ INSERT INTO roster_version (version) VALUES (0);
     (f"CREATE INDEX reads_plate_key ON reads ({confusion_key_sql('plate')})",
      f"CREATE INDEX reads_plate_key ON reads ({confusion_key_sql('plate')});"
      " CREATE INDEX reads_plate_prefix ON reads (plate text_pattern_ops)"),
+    # 9: the plates officers enter on their units (alpr.batch.v5 kind plates), and which of them the station
+    # passes to the whole fleet (signed, alpr.plates.v1); the version goes up with each list published
+    """
+CREATE TABLE officer_plates (
+    agency TEXT NOT NULL, unit TEXT NOT NULL, uuid TEXT NOT NULL, action TEXT NOT NULL, entry_id INTEGER NOT NULL,
+    plate TEXT NOT NULL, state TEXT NOT NULL, list TEXT NOT NULL, reason TEXT NOT NULL, entered_by TEXT NOT NULL,
+    user_name TEXT NOT NULL, at TEXT NOT NULL, expires TEXT, batch_id TEXT, received_at TEXT NOT NULL,
+    shared_by TEXT, shared_at TEXT, PRIMARY KEY (agency, unit, uuid));
+CREATE TABLE fleet_plates_version (version BIGINT NOT NULL, sha256 TEXT NOT NULL);
+INSERT INTO fleet_plates_version (version, sha256) VALUES (0, '');
+""",
 ]
 
 
@@ -242,6 +253,12 @@ KINDS = {
                    lambda i: (i["at"], audit_metrics(i["action"], i.get("purpose", "")))),
     "holds": _Kind("holds", "read_id", "read_id", ("agency", "unit", "read_id", "at", "user_name", "reason", "received_at"),
                    lambda i, a, u, b, at: (a, u, i["read_id"], i["at"], i["user"], i["reason"], at)),
+    "plates": _Kind("officer_plates", "uuid", "uuid",
+                    ("agency", "unit", "uuid", "action", "entry_id", "plate", "state", "list", "reason", "entered_by",
+                     "user_name", "at", "expires", "batch_id", "received_at"),
+                    lambda i, a, u, b, at: (a, u, i["uuid"], i["action"], i["entry_id"], i["plate"], i["state"],
+                                            i["list"], i["reason"], i["entered_by"], i["user"], i["at"],
+                                            i.get("expires"), b, at)),
 }
 
 
@@ -574,6 +591,51 @@ class StationStore:
             version = int(cur.query("SELECT version FROM roster_version")[0][0])
             users = [dict(zip(cols, r)) for r in cur.query(f"SELECT {', '.join(cols)} FROM roster ORDER BY name")]
         return version, users
+
+    # the plates officers enter, and those passed to the fleet -----------------------------------------
+
+    PLATE_COLUMNS = ("agency", "unit", "uuid", "plate", "state", "list", "reason", "entered_by", "at", "expires",
+                     "shared_by", "shared_at")
+
+    def officer_plates(self, agency: str, today: str) -> list[dict]:
+        """The plates officers have entered on their units and not removed, and not expired by `today`
+        (YYYY-MM-DD), oldest first; each says whether, and by whom, it is passed to the fleet."""
+        with self._tx() as cur:
+            rows = cur.query(
+                f"SELECT {', '.join('p.' + c for c in self.PLATE_COLUMNS)} FROM officer_plates p WHERE p.agency = ?"
+                " AND p.action = 'added' AND (p.expires IS NULL OR p.expires >= ?) AND NOT EXISTS (SELECT 1 FROM"
+                " officer_plates r WHERE r.agency = p.agency AND r.unit = p.unit AND r.entry_id = p.entry_id AND"
+                " r.action = 'removed') ORDER BY p.at", (agency, today))
+        return [dict(zip(self.PLATE_COLUMNS, r)) for r in rows]
+
+    def share_plate(self, agency: str, uuid: str, by: str | None, purpose: str) -> dict:
+        """Pass an officer's plate to the fleet (by a user), or stop passing it (by None); audited."""
+        with self._tx() as cur:
+            rows = cur.query("SELECT unit, plate, list FROM officer_plates WHERE agency = ? AND uuid = ? AND"
+                             " action = 'added'", (agency, uuid))
+            if not rows:
+                raise EdgeAgentError(f"no officer's plate {uuid} (see `edge-agent station plates list`)")
+            unit, plate, list_name = rows[0]
+            cur.execute("UPDATE officer_plates SET shared_by = ?, shared_at = ? WHERE agency = ? AND uuid = ?",
+                        (by, utc_iso() if by else None, agency, uuid))
+            _station_audit(cur, agency, by or "-", "plates.share" if by else "plates.unshare",
+                           f"{plate} {list_name} from {unit} ({uuid})", purpose, 1)
+        return {"uuid": uuid, "unit": unit, "plate": plate, "list": list_name, "shared": by is not None}
+
+    def fleet_plates(self, agency: str, today: str) -> tuple[int, list[dict]]:
+        """The plates passed to the fleet now (shared, not removed by their unit, not expired) and the version
+        of that list: one higher each time what it holds changes."""
+        import hashlib
+
+        plates = [{k: p[k] for k in ("uuid", "unit", "plate", "state", "list", "reason", "entered_by", "expires")
+                   if p[k] is not None} for p in self.officer_plates(agency, today) if p["shared_by"]]
+        digest = hashlib.sha256(json.dumps(plates, sort_keys=True).encode()).hexdigest()
+        with self._tx() as cur:
+            version, held = cur.query("SELECT version, sha256 FROM fleet_plates_version")[0]
+            if held != digest:
+                version = int(version) + 1
+                cur.execute("UPDATE fleet_plates_version SET version = ?, sha256 = ?", (version, digest))
+        return int(version), plates
 
     def audit_chains(self) -> list[dict]:
         """Each unit's audit chain as the station holds it, verified: every record's hash, each record's link

@@ -275,6 +275,26 @@ MIGRATIONS: list[str] = [
     """
     CREATE UNIQUE INDEX dispositions_uuid ON dispositions (uuid);
     """,
+    # 11: each plate an officer enters or removes (the hotlist's local entries) goes to the station
+    # (alpr.batch.v5 kind plates), which can pass it to the fleet
+    """
+    CREATE TABLE officer_plates (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        action TEXT NOT NULL CHECK (action IN ('added', 'removed')),
+        entry_id INTEGER NOT NULL,
+        plate TEXT NOT NULL,
+        state TEXT NOT NULL,
+        list TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        entered_by TEXT NOT NULL,
+        user TEXT NOT NULL,
+        at TEXT NOT NULL,
+        expires TEXT,
+        batch_id TEXT,
+        sent_at TEXT
+    );
+    """,
 ]
 
 
@@ -291,6 +311,24 @@ def position_of(row) -> dict | None:
         return None
     return Position(row["lat"], row["lon"], row["fix"], row["satellites"], row["speed_kmh"], row["heading_deg"],
                     row["fix_age_s"] or 0.0).to_json()
+
+
+def read_record(db: "Database", read_id: str) -> dict | None:
+    """One read as a person sees it: plate, state, confidence, camera, time, place (no images)."""
+    rows = db.query("SELECT id, captured_at, camera_id, plate, confidence, state, lat, lon, fix, clock, hit_count,"
+                    " evidence_hold FROM reads WHERE id = ?", (read_id,))
+    return dict(rows[0]) if rows else None
+
+
+def alert_read(db: "Database", read_id: str, hit_id: int | None) -> dict:
+    """What an alert's read and hit add to the alert record: the read's state, confidence and place, and the
+    hit's entry (its source and id in the hotlist)."""
+    read = read_record(db, read_id) or {}
+    hit = db.query("SELECT source, entry_id, nic FROM hits WHERE id = ?", (hit_id,)) if hit_id is not None else []
+    return {"state_read": read.get("state"), "confidence": read.get("confidence"), "lat": read.get("lat"),
+            "lon": read.get("lon"), "captured_at": read.get("captured_at"),
+            "source": hit[0]["source"] if hit else None, "entry_id": hit[0]["entry_id"] if hit else None,
+            "nic": hit[0]["nic"] if hit else ""}
 
 
 def utc_iso(at: datetime | None = None) -> str:

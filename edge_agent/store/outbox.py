@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from edge_agent.store import Database, position_of, utc_iso
 
 # The order batches are taken in: hit and alert traffic first, scene images last (they may be deferred).
-KINDS = ("alerts", "dispositions", "reads", "holds", "audit", "images")
+KINDS = ("alerts", "dispositions", "plates", "reads", "holds", "audit", "images")
 
 
 
@@ -43,6 +43,7 @@ def _records(table: str, order: str) -> _Outgoing:
 _OUTGOING = {
     "alerts": _records("alerts", "id"),
     "dispositions": _records("dispositions", "id"),
+    "plates": _records("officer_plates", "id"),
     # reads that hit a list go before the others; the index reads_waiting has this order
     "reads": _records("reads", "(hit_count = 0), captured_at"),
     "holds": _records("evidence_holds", "id"),
@@ -117,6 +118,10 @@ def batch_items(db: Database, batch: Batch) -> list[dict]:
         return [dict(r) for r in rows]
     if batch.kind == "audit":
         return audit_items(db, batch.id)
+    if batch.kind == "plates":
+        rows = db.query("SELECT uuid, action, entry_id, plate, state, list, reason, entered_by, user, at, expires"
+                        " FROM officer_plates WHERE batch_id = ? ORDER BY id", (batch.id,))
+        return [{k: r[k] for k in r.keys() if r[k] is not None} for r in rows]
     if batch.kind == "holds":
         rows = db.query("SELECT read_id, at, user, reason FROM evidence_holds WHERE batch_id = ?", (batch.id,))
         return [dict(r) for r in rows]
@@ -189,6 +194,7 @@ def outbox_stats(db: Database) -> dict:
     row = db.query(
         "SELECT (SELECT COUNT(*) FROM alerts WHERE sent_at IS NULL) AS alerts,"
         " (SELECT COUNT(*) FROM dispositions WHERE sent_at IS NULL) AS dispositions,"
+        " (SELECT COUNT(*) FROM officer_plates WHERE sent_at IS NULL) AS plates,"
         " (SELECT COUNT(*) FROM audit_log WHERE sent_at IS NULL) AS audit,"
         " (SELECT COUNT(*) FROM evidence_holds WHERE sent_at IS NULL) AS holds,"
         " (SELECT COUNT(*) FROM reads WHERE scene_pending = 1) AS scene_images,"

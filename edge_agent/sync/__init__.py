@@ -50,12 +50,14 @@ class Topics:
     alerts: str
     hotlist: str  # agency-wide: the station publishes signed lists here for the whole fleet
     roster: str  # agency-wide: the station's signed roster of users (edge_agent.access.roster)
+    plates: str  # agency-wide: officers' plates the station passes to the fleet (edge_agent.hotlist.fleet)
 
     @classmethod
     def for_unit(cls, prefix: str, agency: str, unit: str) -> "Topics":
         base = f"{prefix}/{agency}/{unit}"
         return cls(batch=f"{base}/batch", ack=f"{base}/ack", status=f"{base}/status", alerts=f"{base}/alerts",
-                   hotlist=f"{prefix}/{agency}/hotlist", roster=f"{prefix}/{agency}/roster")
+                   hotlist=f"{prefix}/{agency}/hotlist", roster=f"{prefix}/{agency}/roster",
+                   plates=f"{prefix}/{agency}/plates")
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, draw: float) -> float:
@@ -201,6 +203,7 @@ class MqttSync:
         self.last_error = ""
         client.subscribe(self.topics.ack, qos=1)
         client.subscribe(self.topics.roster, qos=1)
+        client.subscribe(self.topics.plates, qos=1)
         if self.on_hotlist is not None:
             client.subscribe(self.topics.hotlist, qos=1)
         self.connected.set()
@@ -222,6 +225,25 @@ class MqttSync:
             self.on_hotlist(message.payload)
         elif message.topic == self.topics.roster and message.payload:
             self._take_roster(message.payload, signature_of(message))
+        elif message.topic == self.topics.plates and message.payload:
+            self._take_fleet_plates(message.payload, signature_of(message))
+
+    def _take_fleet_plates(self, payload: bytes, signature: str | None) -> None:
+        """Officers' plates from the station: a small write, taken here on the network thread; the agent's
+        recognition sees the new list in force within its next poll."""
+        from edge_agent.hotlist.fleet import apply_fleet_plates
+        from edge_agent.hotlist.storage import open_hotlist_db
+
+        a = self.config.agent
+        try:
+            with open_hotlist_db(self.config.data_dir) as hotlist_db:
+                taken = apply_fleet_plates(self.db, hotlist_db, payload, signature, self._station_key, a.agency,
+                                           a.unit_id)
+        except PayloadError as exc:
+            log.warning("officers' plates from the station refused: %s", exc)
+            return
+        if taken is not None:
+            log.info("fleet plates version %d taken: %d added, %d removed", taken.version, taken.added, taken.removed)
 
     def _take_roster(self, payload: bytes, signature: str | None) -> None:
         """A small write, so taken here on the network thread; a bad roster is refused and audited."""

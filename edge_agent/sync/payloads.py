@@ -24,10 +24,11 @@ from edge_agent.errors import EdgeAgentError
 # What a unit of this version sends and takes. The station takes the earlier batch versions too and answers
 # each batch in its own version, so a fleet upgrades car by car (the station first): a v1 unit gets v1 answers
 # (which it cannot verify), v2 and v3 units only signed v2 answers. v3 adds the position and clock of reads.
-BATCH_SCHEMA = "alpr.batch.v4"
-ACK_SCHEMA = "alpr.ack.v3"
-BATCH_SCHEMAS = {"alpr.batch.v1": "alpr.ack.v1", "alpr.batch.v2": "alpr.ack.v2",
-                 "alpr.batch.v3": "alpr.ack.v2", "alpr.batch.v4": "alpr.ack.v3"}  # each batch version's answer
+# v4 chains the audit records and adds evidence holds; v5 adds the plates officers enter.
+BATCH_SCHEMA = "alpr.batch.v5"
+ACK_SCHEMA = "alpr.ack.v4"
+BATCH_SCHEMAS = {"alpr.batch.v1": "alpr.ack.v1", "alpr.batch.v2": "alpr.ack.v2", "alpr.batch.v3": "alpr.ack.v2",
+                 "alpr.batch.v4": "alpr.ack.v3", "alpr.batch.v5": "alpr.ack.v4"}  # each batch version's answer
 STATUS_SCHEMA = "alpr.status.v2"
 STATUS_SCHEMAS = ("alpr.status.v1", "alpr.status.v2")  # a station takes both: units upgrade one by one
 SIGNATURE_PROPERTY = "alpr-signature"
