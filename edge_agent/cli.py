@@ -1101,7 +1101,6 @@ def _station_config(args: argparse.Namespace) -> Config:
 
 def cmd_station(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.station import Station, station_database, station_store
-    from edge_agent.station.store import StationStore
 
     config = _station_config(args)
     if not config.sync.broker:

@@ -105,6 +105,14 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
+def fleet_unit(tmp: Path, name: str, broker: str, station_pub: Path, agency: str = "test-pd") -> Path:
+    """A unit's configuration that syncs to `broker` (plain MQTT, a test network) and pins the station's key."""
+    path = tmp / f"{name}.toml"
+    path.write_text(f'[agent]\nunit_id = "{name}"\nagency = "{agency}"\ndata_dir = "{tmp / name}"\n'
+                    f'[sync]\nbroker = "{broker}"\nack_timeout_s = 3.0\ninsecure = true\nstation_key = "{station_pub}"\n')
+    return path
+
+
 TRAINED_PASSWORD = "trained-pass-1"
 LOGIN = ("--purpose", "test patrol")  # with --user NAME: what the CLI needs to log a trained user in
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import StationThread, Subscriber, run_cli
+from conftest import StationThread, Subscriber, fleet_unit, run_cli
 from edge_agent.access import add_user, login
 from edge_agent.hotlist import load_index
 from edge_agent.hotlist.fleet import apply_fleet_plates, build_fleet_plates
@@ -24,9 +24,7 @@ PASSWORD = "plates-password-1"
 
 
 def _unit(tmp: Path, name: str, broker: str, station_pub: Path) -> Path:
-    path = tmp / f"{name}.toml"
-    path.write_text(f'[agent]\nunit_id = "{name}"\nagency = "{AGENCY}"\ndata_dir = "{tmp / name}"\n'
-                    f'[sync]\nbroker = "{broker}"\nack_timeout_s = 3.0\ninsecure = true\nstation_key = "{station_pub}"\n')
+    path = fleet_unit(tmp, name, broker, station_pub, AGENCY)
     with Database.in_data_dir(tmp / name) as db:
         add_user(db, None, "admin", "administrator", PASSWORD, date.today())
         admin = login(db, "admin", PASSWORD, "set-up")

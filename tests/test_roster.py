@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import StationThread, Subscriber, run_cli, seed_reads
+from conftest import StationThread, Subscriber, fleet_unit, run_cli, seed_reads
 from edge_agent.access import ROLES, AccessDenied, login
 from edge_agent.access.roster import apply_roster, build_roster
 from edge_agent.store import Database
@@ -18,13 +18,6 @@ from edge_agent.sync.payloads import PayloadError, schema, sign_payload
 
 AGENCY = "test-pd"
 PASSWORD = "roster-password-1"
-
-
-def _unit(tmp: Path, name: str, broker: str, station_pub: Path) -> Path:
-    path = tmp / f"{name}.toml"
-    path.write_text(f'[agent]\nunit_id = "{name}"\nagency = "{AGENCY}"\ndata_dir = "{tmp / name}"\n'
-                    f'[sync]\nbroker = "{broker}"\nack_timeout_s = 3.0\ninsecure = true\nstation_key = "{station_pub}"\n')
-    return path
 
 
 def _sync_until(config: Path, data: Path, version: int) -> None:
@@ -45,7 +38,7 @@ def test_a_user_added_at_the_station_logs_in_to_every_car_until_deactivated(tmp_
     station_text = (f'[agent]\nagency = "{AGENCY}"\n[station]\nsigning_key = "{keys / "hotlist-signing.key"}"\n'
                     "hotlist_poll_s = 0.2\n")
     station = StationThread(station_dir, mosquitto.url, config_text=station_text)
-    cars = {name: _unit(tmp_path, name, mosquitto.url, keys / "hotlist-signing.pub") for name in ("car-7", "car-8")}
+    cars = {name: fleet_unit(tmp_path, name, mosquitto.url, keys / "hotlist-signing.pub") for name in ("car-7", "car-8")}
     for name in cars:
         seed_reads(tmp_path / name, 3)
     try:

@@ -76,7 +76,7 @@ def unit(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("screen")
     render_drive_by(folder / "drive-by.avi", ["5TRK442", "3XYZ789", LISTED], frames_per_car=6)
-    config = write_config(folder / "unit.toml", f"""
+    config = write_config(folder / "unit.toml", """
 [agent]
 unit_id = "car-7"
 agency = "test-pd"
@@ -284,6 +284,16 @@ def test_a_browser_that_drops_and_reconnects_loses_nothing_and_shows_nothing_twi
     assert len(set(after)) == len(after)
     assert set(before) <= set(after)
     browser.save_screenshot(str(SHOTS / "live.png"))
+    sizes = browser.execute_script("return [...document.querySelectorAll('button, input, select')].filter(e => "
+                                   "e.offsetParent).map(e => [e.id || e.textContent, e.offsetWidth, e.offsetHeight])")
+    assert sizes and all(w >= 48 and h >= 48 for _, w, h in sizes), sizes  # touch targets
+    # a past read opened from the live view: its scene, audited each time
+    plain = browser.execute_script("return [...document.querySelectorAll('#reads li:not(.is-hit)')].map(li => li.dataset.readId)")
+    browser.find_element("css selector", f'#reads li[data-read-id="{plain[0]}"]').click()
+    wait_for(lambda: by_id(browser, "read").is_displayed() and
+             browser.execute_script("return document.getElementById('read-scene').naturalWidth") > 0, what="the read")
+    assert ("screen.read", f"read {plain[0]}") in [(a, q.split(":")[0]) for a, q, _ in audit(unit, "ofc1")]
+    by_id(browser, "read-close").click()
     browser.find_element("css selector", "#theme-button").click()
     assert browser.execute_script("return document.documentElement.dataset.theme") == "night"
     browser.save_screenshot(str(SHOTS / "night.png"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from edge_agent.access.audit import append
 from edge_agent.store import Database, utc_iso
-from edge_agent.sync.payloads import PayloadError, validate, verify_payload
+from edge_agent.sync.payloads import PayloadError, open_fleet_message, validate
 
 SCHEMA = "alpr.roster.v1"
 FIELDS = ("name", "role", "password_hash", "trained_on", "training_expires", "designee", "active")
@@ -41,17 +41,7 @@ def apply_roster(db: Database, payload: bytes, signature: str | None, station_ke
     """Take a roster from the station; None when it is not newer than the one held. Anything unsigned, signed
     by another key, for another agency or malformed is refused (PayloadError), and the refusal audited."""
     try:
-        if station_key is None:
-            raise PayloadError("the roster cannot be checked: sync.station_key is not set, and an unsigned roster "
-                               "is never taken")
-        verify_payload(station_key, payload, signature, "roster", "the station's")
-        try:
-            body = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise PayloadError("roster is not JSON") from None
-        validate(SCHEMA, body)
-        if body["agency"] != agency:
-            raise PayloadError(f"roster is for agency {body['agency']!r}, not {agency!r}")
+        body = open_fleet_message(payload, signature, station_key, SCHEMA, "roster", agency)
     except PayloadError as exc:
         db.audit("system:sync", "roster.refused", str(exc), "roster from the station", "", 0)
         raise

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from edge_agent.store import Database, utc_iso
-from edge_agent.sync.payloads import PayloadError, validate, verify_payload
+from edge_agent.sync.payloads import PayloadError, open_fleet_message, validate
 
 SCHEMA = "alpr.plates.v1"
 
@@ -35,17 +35,7 @@ def apply_fleet_plates(db: Database, hotlist_db: Database, payload: bytes, signa
     """Take the station's list of fleet plates; None when it is not newer than the one held. Anything
     unsigned, signed by another key, for another agency or malformed is refused (PayloadError) and audited."""
     try:
-        if station_key is None:
-            raise PayloadError("the fleet's plates cannot be checked: sync.station_key is not set, and an unsigned "
-                               "list is never taken")
-        verify_payload(station_key, payload, signature, "fleet plates", "the station's")
-        try:
-            body = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise PayloadError("fleet plates are not JSON") from None
-        validate(SCHEMA, body)
-        if body["agency"] != agency:
-            raise PayloadError(f"fleet plates are for agency {body['agency']!r}, not {agency!r}")
+        body = open_fleet_message(payload, signature, station_key, SCHEMA, "officers' plates", agency)
     except PayloadError as exc:
         db.audit("system:sync", "plates.refused", str(exc), "officers' plates from the station", "", 0)
         raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import uuid as uuidlib
 from contextlib import contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path

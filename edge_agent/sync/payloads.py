@@ -158,6 +158,24 @@ def parse_ack(payload: bytes) -> dict:
     return obj
 
 
+def open_fleet_message(payload: bytes, signature: str | None, station_key, schema_name: str, what: str,
+                       agency: str) -> dict:
+    """A message the station signed for the whole fleet (the roster, the officers' plates), checked against the
+    station's pinned key, its schema and this unit's agency; PayloadError saying what is wrong."""
+    if station_key is None:
+        raise PayloadError(f"the {what} cannot be checked: sync.station_key is not set, and an unsigned {what} "
+                           "is never taken")
+    verify_payload(station_key, payload, signature, what, "the station's")
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise PayloadError(f"{what} is not JSON") from None
+    validate(schema_name, body)
+    if body["agency"] != agency:
+        raise PayloadError(f"{what} is for agency {body['agency']!r}, not {agency!r}")
+    return body
+
+
 def build_status(agency: str, unit: str, state: str, at: str, **fields) -> bytes:
     body = {"schema": STATUS_SCHEMA, "agency": agency, "unit": unit, "state": state, "at": at, **fields}
     return json.dumps(body, separators=(",", ":")).encode()

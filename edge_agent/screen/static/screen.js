@@ -61,6 +61,7 @@ function showLogin(why) {
   me = null;
   $("app").hidden = true;
   $("hit").hidden = true;
+  $("read").hidden = true;
   $("login").hidden = false;
   say(why === "not logged in" ? "" : why, $("login-message"));
   $("login-password").value = "";
@@ -165,7 +166,7 @@ function onRead(ev) {
     el("div", `${ev.state || "state ?"} · ${Math.round(ev.confidence * 100)}% · camera ${ev.camera} · ${when(ev.at)}`, "meta"),
     el("div", place(ev.position), "meta"));
   card.append(img, text);
-  if (ev.alert) card.addEventListener("click", () => openAlert(ev.alert.id));
+  card.addEventListener("click", () => (ev.alert ? openAlert(ev.alert.id) : openRead(ev.read_id)));
   const list = $("reads");
   list.prepend(card);
   while (list.children.length > MAX_CARDS) list.lastChild.remove();
@@ -255,6 +256,18 @@ async function openAlert(id) {
     showHit(ev);
     if (a.scene) $("hit-scene").src = a.scene;
     history(a.history);
+  } catch (err) { say(err.message); }
+}
+
+async function openRead(id) {
+  try {
+    const r = await api("GET", `/api/reads/${encodeURIComponent(id)}`);
+    $("read-plate").textContent = r.plate;
+    $("read-meta").textContent = `${r.state || "state ?"} · ${Math.round(r.confidence * 100)}% · camera ${r.camera_id} · ${when(r.captured_at)}`;
+    $("read-crop").src = r.crop || "";
+    if (r.scene) $("read-scene").src = r.scene; else $("read-scene").removeAttribute("src");
+    $("read-place").textContent = r.lat == null ? "no GPS fix" : `${r.lat.toFixed(5)}, ${r.lon.toFixed(5)} (${r.fix})`;
+    $("read").hidden = false;
   } catch (err) { say(err.message); }
 }
 
@@ -391,6 +404,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("login-form").addEventListener("submit", logIn);
   $("plate-form").addEventListener("submit", addPlate);
   $("hit-close").addEventListener("click", closeHit);
+  $("read-close").addEventListener("click", () => { $("read").hidden = true; });
   $("theme-button").addEventListener("click", () => {
     override = (override || theme || "day") === "night" ? "day" : "night";
     localStorage.setItem("alpr-theme", override);
