@@ -1572,6 +1572,8 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     if status["gps"] is not None:
         g = status["gps"]
         console.print(f"  gps {g['port']}: {g['state']}" + (f" ({g['problem']})" if g["problem"] else ""))
+    if status.get("screen"):
+        console.print(f"  screen: {status['screen']}")
     for problem in status["health"]:
         console.print(f"  problem: {problem}")
     return EXIT_OK

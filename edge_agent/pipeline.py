@@ -201,6 +201,7 @@ class Agent:
                                  clock_sane=self.clock.sane)
         # the officer's screen (screen.enabled): what it is pushed, and each camera's last frame and plates
         self.feed = ReadFeed(config.screen.live_reads) if config.screen.enabled else None
+        self.screen_server = None
         self._last_seen: dict[str, tuple[Frame, list[PlateReading]]] = {}
 
     def _storage_changed(self, state: str) -> None:
@@ -464,6 +465,7 @@ class Agent:
             "gps": None if self.gps is None else {"port": self.gps.port, "state": self.gps.state,
                                                   "problem": self.gps.problem,
                                                   "position": position.to_json() if position else None},
+            "screen": self.screen_server.url if self.screen_server is not None else None,
             "recognition": {"restarts": self.restarts, "frames": self.summary.frames, "reads": self.summary.reads,
                             "first_frame_s": self.first_frame_s},
             "health": self._problems,

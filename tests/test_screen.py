@@ -124,6 +124,14 @@ listen = "127.0.0.1:0"
     import threading
 
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    deadline = time.monotonic() + 20
+    status = None
+    while time.monotonic() < deadline and not (status and status.code == 0):  # the status file comes every 2 s
+        status = subprocess.run([sys.executable, "-m", "edge_agent", "--config", str(config), "status"], cwd=REPO,
+                                capture_output=True, text=True)
+        status.code = status.returncode
+        time.sleep(0.5)
+    assert f"screen: {url}" in status.stdout, status.stdout + status.stderr
     u = Unit(folder, proc, url, lines)
     yield u
     proc.terminate()
@@ -246,8 +254,15 @@ def test_markup_in_the_hotlist_and_in_notes_is_shown_as_text_never_run(unit, bro
 
 @needs_browser
 def test_forged_replayed_and_wrong_disposition_requests_are_refused_and_nothing_is_stored_twice(unit, browser):
-    with unit.db() as db:
-        alert_id = db.query("SELECT id FROM alerts ORDER BY id LIMIT 1")[0][0]
+    def first_alert():
+        with unit.db() as db:
+            rows = db.query("SELECT id FROM alerts ORDER BY id LIMIT 1")
+        return rows[0][0] if rows else None
+
+    alert_id = wait_for(first_alert, 40, "an alert")
+    if not browser.execute_script("return typeof me !== 'undefined' && me && me.csrf"):
+        log_in(browser, unit.url, "ofc1")
+        wait_for(lambda: browser.execute_script("return me && me.csrf"), what="the login")
     request = {"disposition": "misread", "note": "", "request_id": str(uuid.uuid4())}
     csrf = browser.execute_script("return me.csrf")
     # no token: a request another page made with the officer's cookie
@@ -269,7 +284,8 @@ def test_forged_replayed_and_wrong_disposition_requests_are_refused_and_nothing_
                                 {"disposition": "arrested", "request_id": str(uuid.uuid4())}, {"x-csrf-token": csrf})
     assert status == 403 and "not one of" in data["error"]
     with unit.db() as db:
-        rows = db.query("SELECT disposition FROM dispositions WHERE disposition = 'misread'")
+        rows = db.query("SELECT disposition FROM dispositions WHERE disposition = 'misread' AND alert_id = ?",
+                        (alert_id,))
     assert len(rows) == 1
 
 
