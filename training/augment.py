@@ -124,8 +124,10 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
 
 
 def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float,
-                      real_warp: float = 0.0, warp_below: float | None = None):
-    """(input, plate text, state code or None) drawn from synthetic or real plates."""
+                      real_warp: float = 0.0, warp_below: float | None = None, rearrange: float = 0.0,
+                      centres: dict[str, list[float]] | None = None):
+    """(input, plate text, state code or None) drawn from synthetic or real plates; with `rearrange`, that
+    share of the real plates has its characters rearranged (`shuffle.rearranged`, no state)."""
     if not real or rng.random() < synthetic_share:
         image, box, serial, state = synthetic_scene(rng, frames)
         # beside real crops, no state: the synthetic looks are not the states' real designs, and teaching
@@ -133,7 +135,12 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         # synthetic plates alone it has nothing else, and learns the rendered names and colours)
         return reader_sample(image, box, rng), serial, state if not real else None
     s = rng.choice(real)
-    image, box = s.image, s.box
+    image, box, text, state = s.image, s.box, s.plate, s.state
+    if rearrange and centres and s.name in centres and rng.random() < rearrange:
+        from training.shuffle import rearranged
+
+        image, box, text = rearranged(s, centres[s.name], rng)
+        state = None
     if real_warp and (warp_below is None or box[2] < warp_below) and rng.random() < real_warp:
         image, box = seen_otherwise(image, box, rng)
     elif rng.random() < 0.3:  # a small turn of the whole picture
@@ -141,7 +148,7 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
         m = cv2.getRotationMatrix2D((cx, cy), rng.gauss(0, 4), 1.0)
         image = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    return reader_sample(image, box, rng, width_range=(40, 200)), s.plate, s.state
+    return reader_sample(image, box, rng, width_range=(40, 200)), text, state
 
 
 def seen_otherwise(image: np.ndarray, box, rng: random.Random):

@@ -33,11 +33,16 @@ def encode(text: str) -> list[int]:
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange = args
     from training import augment, data
 
     real = data.load(Path(data_dir), "train") if data_dir else []
     frames = [s.image for s in real if s.name.endswith(".jpg")]
+    centres = None
+    if rearrange and real:
+        from training.shuffle import char_centres
+
+        centres = char_centres(real)
     rng = random.Random(seed)
     np.random.seed(seed % (2**31))
     while True:
@@ -46,7 +51,8 @@ def _worker(args) -> None:
         pads = np.ones((batch, MAX_LABEL), np.float32)
         states = np.full(batch, -1, np.int32)
         for i in range(batch):
-            x, text, state = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp, warp_below)
+            x, text, state = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp, warp_below,
+                                                       rearrange, centres)
             xs[i] = x
             code = encode(text)
             labels[i, :len(code)] = code
@@ -99,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
     parser.add_argument("--warp-below", type=float, default=None,
                         help="warp only real plates narrower than this many pixels in their photograph")
+    parser.add_argument("--rearrange", type=float, default=0.0,
+                        help="share of real plates seen with their characters rearranged (training/shuffle.py)")
     parser.add_argument("--every", type=int, default=250, help="steps between checkpoints and validation")
     parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=20261202)
@@ -145,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue(maxsize=8)
     workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
-                                                   args.synthetic_share, args.real_warp, args.warp_below),), daemon=True) for i in range(args.workers)]
+                                                   args.synthetic_share, args.real_warp, args.warp_below,
+                                                   args.rearrange),), daemon=True) for i in range(args.workers)]
     for w in workers:
         w.start()
     started, losses = time.time(), []
