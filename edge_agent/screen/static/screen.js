@@ -173,7 +173,8 @@ function onRead(ev) {
   if (ev.alert && Date.now() - ev.stored_at < HIT_FRESH_MS) {
     openHits.set(ev.alert.id, ev);
     showHit(ev);
-    if (caughtUp) requestAnimationFrame(() => window.screenFigures.hitVisibleMs.push(Date.now() - ev.stored_at));
+    // timed after the frame that draws the hit view has been painted: the next frame's callback
+    if (caughtUp) requestAnimationFrame(() => requestAnimationFrame(() => window.screenFigures.hitVisibleMs.push(Date.now() - ev.stored_at)));
     loadAlert(ev.alert.id);
   }
 }
