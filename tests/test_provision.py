@@ -46,13 +46,14 @@ def test_a_unit_provisioned_from_the_bundle_alone_passes_its_selftest(bundle: Pa
     result = subprocess.run(
         [str(bundle / "scripts" / "provision-unit"), "--bundle", str(bundle), "--root", str(root),
          "--unit-id", "car-9", "--agency", "test-pd", "--broker", mosquitto.url, "--insecure",
-         "--camera", f"front=video:{clip}", "--audio", "null", "--hotlist", str(hotlist)],
+         "--camera", f"front=video:{clip}", "--audio", "null", "--hotlist", str(hotlist), "--screen"],
         capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
     assert "PASS  models" in result.stdout and "PASS  camera front" in result.stdout
     assert result.stdout.strip().splitlines()[-1].startswith(("WARN:", "PASS:"))
     config = root / "etc/edge-agent/config.toml"
     assert config.stat().st_mode & 0o777 == 0o640 and 'unit_id = "car-9"' in config.read_text()
+    assert "[screen]\nenabled = true" in config.read_text()
     assert (root / "etc/systemd/system/edge-agent.service").is_file()
     assert "edge-agent:x:" in (root / "etc/passwd").read_text()
     agent = root / "opt/edge-agent/.venv/bin/edge-agent"

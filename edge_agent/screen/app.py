@@ -302,8 +302,8 @@ def screen_app(ctx: ScreenContext) -> Starlette:
         finally:
             worker.shutdown(wait=False)
 
-    app = Starlette(routes=routes, exception_handlers={Refused: refused, AccessDenied: refused, ValueError: refused}, lifespan=lifespan,
-                    middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)],
+                    exception_handlers={Refused: refused, AccessDenied: refused, ValueError: refused})
     return app
 
 
