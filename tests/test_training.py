@@ -64,7 +64,7 @@ def test_reader_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(small
 
     run, out = tmp_path / "run", tmp_path / "models"
     done = _train("reader", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "24",
-                  "--every", "8", "--batch", "16", "--rearrange", "0.5")
+                  "--every", "8", "--batch", "16", "--rearrange", "0.5", "--ema", "0.9")
     assert done.returncode == 0, done.stderr[-2000:]
     losses = _losses(run)
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -77,8 +77,12 @@ def test_reader_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(small
     assert spec.sha256 in card and "AGPL-3.0" in card
     # a second call resumes the run where it stopped
     again = _train("reader", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "32",
-                   "--every", "8", "--batch", "16", "--rearrange", "0.5")
+                   "--every", "8", "--batch", "16", "--rearrange", "0.5", "--ema", "0.9")
     assert again.returncode == 0 and "resuming" in again.stdout and len(_losses(run)) == 4
+    # the running average of the weights (--ema) is validated beside them and kept across the resume
+    last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert {"val_exact", "ema_val_exact"} <= set(last)
+    assert "ema" in (out / "plate-reader.md").read_text()
 
 
 def test_detector_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(small_data: Path, tmp_path: Path):

@@ -49,17 +49,30 @@ class Run:
         opt_state = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in saved["opt_state"]])
         return saved["step"], jax.tree_util.tree_map(jax.numpy.asarray, saved["params"]), opt_state
 
-    def checkpoint(self, step: int, params, opt_state, figures: dict) -> None:
+    def checkpoint(self, step: int, params, opt_state, figures: dict, averaged=None) -> None:
         import jax
 
         saved = {"step": step, "params": jax.tree_util.tree_map(np.asarray, params),
                  "opt_state": [np.asarray(a) for a in jax.tree_util.tree_leaves(opt_state)]}
+        if averaged is not None:
+            saved["averaged"] = jax.tree_util.tree_map(np.asarray, averaged)
         tmp = self.folder / "checkpoint.pkl.tmp"
         with tmp.open("wb") as fh:
             pickle.dump(saved, fh)
         tmp.replace(self.folder / "checkpoint.pkl")  # a stop mid-write leaves the last whole checkpoint
         with (self.folder / "log.jsonl").open("a") as fh:
             fh.write(json.dumps({"step": step, "time": time.time(), **figures}) + "\n")
+
+    def averaged(self):
+        """The running average of the weights in the last checkpoint (--ema), or None."""
+        path = self.folder / "checkpoint.pkl"
+        if not path.is_file():
+            return None
+        import jax
+
+        with path.open("rb") as fh:
+            saved = pickle.load(fh)
+        return jax.tree_util.tree_map(jax.numpy.asarray, saved["averaged"]) if "averaged" in saved else None
 
     def log(self) -> list[dict]:
         path = self.folder / "log.jsonl"

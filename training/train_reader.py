@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="warp only real plates narrower than this many pixels in their photograph")
     parser.add_argument("--rearrange", type=float, default=0.0,
                         help="share of real plates seen with their characters rearranged (training/shuffle.py)")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="keep a running average of the weights with this decay (0.999: about the last 1000 "
+                             "steps); it is validated beside the weights and is what gets exported")
     parser.add_argument("--every", type=int, default=250, help="steps between checkpoints and validation")
     parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=20261202)
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     params = jax.tree_util.tree_map(jnp.asarray, nets.reader_params(args.seed))
     opt_state = optimiser.init(params)
     step, params, opt_state = run.resume(params, opt_state)
+    averaged = (run.averaged() or params) if args.ema else None
 
     def loss_fn(p, xs, labels, pads, states, key):
         ops = nets.JaxOps(train=True, key=key, dropout=args.dropout, state_dropout=args.state_dropout)
@@ -148,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     def predict(p, xs):
         return nets.reader_net(nets.JaxOps(train=False), p, xs)
 
+    @jax.jit
+    def average(a, p):
+        return jax.tree_util.tree_map(lambda x, y: args.ema * x + (1 - args.ema) * y, a, p)
+
     dropout_key = jax.random.PRNGKey(args.seed)
     val = validation_set(args.data)
     ctx = mp.get_context("spawn")
@@ -164,16 +172,23 @@ def main(argv: list[str] | None = None) -> int:
             key = jax.random.fold_in(dropout_key, step)  # a resumed run draws the same masks
             params, opt_state, loss, ctc, sl = train_step(params, opt_state, xs, labels, pads, states, key)
             step += 1
+            if averaged is not None:
+                averaged = average(averaged, params)
             losses.append(float(loss))
             if step % 25 == 0:
                 progress(step, args.steps, started, f"loss {np.mean(losses[-25:]):.3f} ctc {float(ctc):.3f} state {float(sl):.3f}")
             if step % args.every == 0 or step == args.steps:
                 figure = evaluate(predict, params, val)
-                run.checkpoint(step, params, opt_state, {"loss": float(np.mean(losses[-args.every:])), **figure})
+                if averaged is not None:
+                    figure.update({f"ema_{k}": v for k, v in evaluate(predict, averaged, val).items()})
+                run.checkpoint(step, params, opt_state, {"loss": float(np.mean(losses[-args.every:])), **figure},
+                               averaged)
                 print(f"\nstep {step}: loss {np.mean(losses[-args.every:]):.3f} validation {figure}", flush=True)
     finally:
         for w in workers:
             w.terminate()
+    if averaged is not None:
+        params = averaged
     figure = evaluate(predict, params, val)
     from training.publish import publish_reader
 
