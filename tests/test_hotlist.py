@@ -283,6 +283,10 @@ def test_officer_adds_a_partial_plate_and_removes_it(data_dir: Path):
     assert entry["plate"] == "7AB?12*" and entry["partial"] is True
     exact = run_cli("--data-dir", data_dir, "hotlist", "add", "5TRK442", "--state", "NV", "--reason", "BOLO 26-9",
                     "--user", "ofc.jones", *LOGIN, "--json")
+    stolen = run_cli("--data-dir", data_dir, "hotlist", "add", "7AB?12*", "--list", "STOLEN_VEHICLE", "--reason",
+                     "case 26-1235", "--user", "ofc.smith", *LOGIN)
+    assert stolen.code == 2 and "a partial plate is entered only for a major crime" in stolen.err
+    assert "STOLEN_VEHICLE needs the whole plate" in stolen.err
     hits = _check(data_dir, "7ABC123", "7ABX12", "7AB123", "5TRK442", extra=("--state", "NV"))
     assert hits["7ABC123"] == [{"lic": "7AB?12*", "lis": "", "list": "FELONY_VEHICLE", "match": "partial",
                                 "nic": f"LOCAL-{entry['id']}", "source": "local"}]

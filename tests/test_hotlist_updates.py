@@ -52,8 +52,8 @@ def test_running_agent_swaps_in_a_new_list_and_an_officers_entry(tmp_path: Path,
         assert agent.hotlist.match("7ABC123", "CA")
         second = write_hotlist(tmp_path / "b.csv", {"8LMN905": "AMBER_ALERT"}, others=30, seed=9)
         assert run_cli("--config", config_path, "hotlist", "import", second).code == 0
-        assert run_cli("--config", config_path, "hotlist", "add", "5TR?44*", "--reason", "case 9", "--user", "admin",
-                       *LOGIN).code == 0
+        assert run_cli("--config", config_path, "hotlist", "add", "5TR?44*", "--list", "WANTED_PERSON",
+                       "--reason", "case 9", "--user", "admin", *LOGIN).code == 0
         agent.refresh_hotlist(force=True)
         assert not agent.hotlist.match("7ABC123", "CA")
         assert agent.hotlist.match("8LMN905", "CA")[0].list_name == "AMBER_ALERT"

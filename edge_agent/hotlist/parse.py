@@ -26,6 +26,9 @@ from edge_agent.recognise.plate import MAX_CHARS, OTHER_JURISDICTIONS, US_STATES
 LISTS = (
     "AMBER_ALERT", "WANTED_PERSON", "MISSING_PERSON", "FELONY_VEHICLE", "STOLEN_VEHICLE", "STOLEN_PLATE", "BOLO",
 )
+# Policy: an officer enters a partial plate (wildcards) only for a major crime; other lists need the whole plate,
+# so that a half-remembered plate does not stop every car that shares a few characters with it.
+PARTIAL_PLATE_LISTS = ("AMBER_ALERT", "WANTED_PERSON", "MISSING_PERSON", "FELONY_VEHICLE")
 STATES = frozenset(US_STATES) | OTHER_JURISDICTIONS
 REQUIRED_FIELDS = ("plate", "state", "list")
 DETAIL_FIELDS = ("ori", "oca", "entered", "remarks", "make", "year", "colour", "plate_type")

@@ -16,7 +16,7 @@ from typing import Iterable
 from edge_agent.errors import HotlistError
 from edge_agent.hotlist.codes import PlatePattern, parse_pattern
 from edge_agent.hotlist.index import EntryTable, HotlistIndex, LocalEntry, local_table
-from edge_agent.hotlist.parse import LISTS, STATES, HotlistRow, HotlistStream, ParsedHotlist, RowError
+from edge_agent.hotlist.parse import LISTS, PARTIAL_PLATE_LISTS, STATES, HotlistRow, HotlistStream, ParsedHotlist, RowError
 from edge_agent.store import Database, age_s, utc_iso
 
 _KEPT = "the list in force stays"
@@ -326,6 +326,9 @@ def add_local(db: Database, plate: str, list_name: str, reason: str, user: str, 
     list_name = list_name.upper()
     if list_name not in LISTS:
         raise ValueError(f"list {list_name!r} is not one of {', '.join(LISTS)}")
+    if pattern.is_wildcard and list_name not in PARTIAL_PLATE_LISTS:
+        raise ValueError(f"a partial plate is entered only for a major crime ({', '.join(PARTIAL_PLATE_LISTS)}); "
+                         f"{list_name} needs the whole plate")
     state = (state or "").upper()
     if state and state not in STATES:
         raise ValueError(f"state {state!r} is not a known state or province code")
