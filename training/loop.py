@@ -28,6 +28,7 @@ class Run:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = config
+        self.averaged = None  # the running average of the weights (--ema) resume found, if any
         saved = self.folder / "config.json"
         if saved.is_file():
             before = json.loads(saved.read_text())
@@ -47,6 +48,8 @@ class Run:
         print(f"resuming {self.folder} at step {saved['step']}", flush=True)
         treedef = jax.tree_util.tree_structure(opt_state)
         opt_state = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in saved["opt_state"]])
+        if "averaged" in saved:
+            self.averaged = jax.tree_util.tree_map(jax.numpy.asarray, saved["averaged"])
         return saved["step"], jax.tree_util.tree_map(jax.numpy.asarray, saved["params"]), opt_state
 
     def checkpoint(self, step: int, params, opt_state, figures: dict, averaged=None) -> None:
@@ -62,17 +65,6 @@ class Run:
         tmp.replace(self.folder / "checkpoint.pkl")  # a stop mid-write leaves the last whole checkpoint
         with (self.folder / "log.jsonl").open("a") as fh:
             fh.write(json.dumps({"step": step, "time": time.time(), **figures}) + "\n")
-
-    def averaged(self):
-        """The running average of the weights in the last checkpoint (--ema), or None."""
-        path = self.folder / "checkpoint.pkl"
-        if not path.is_file():
-            return None
-        import jax
-
-        with path.open("rb") as fh:
-            saved = pickle.load(fh)
-        return jax.tree_util.tree_map(jax.numpy.asarray, saved["averaged"]) if "averaged" in saved else None
 
     def log(self) -> list[dict]:
         path = self.folder / "log.jsonl"

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     params = jax.tree_util.tree_map(jnp.asarray, nets.reader_params(args.seed))
     opt_state = optimiser.init(params)
     step, params, opt_state = run.resume(params, opt_state)
-    averaged = (run.averaged() or params) if args.ema else None
+    averaged = (params if run.averaged is None else run.averaged) if args.ema else None
 
     def loss_fn(p, xs, labels, pads, states, key):
         ops = nets.JaxOps(train=True, key=key, dropout=args.dropout, state_dropout=args.state_dropout)

@@ -16,7 +16,8 @@ from typing import Iterable
 from edge_agent.errors import HotlistError
 from edge_agent.hotlist.codes import PlatePattern, parse_pattern
 from edge_agent.hotlist.index import EntryTable, HotlistIndex, LocalEntry, local_table
-from edge_agent.hotlist.parse import LISTS, PARTIAL_PLATE_LISTS, STATES, HotlistRow, HotlistStream, ParsedHotlist, RowError
+from edge_agent.hotlist.parse import (LISTS, PARTIAL_PLATE_LISTS, STATES, HotlistRow, HotlistStream, ParsedHotlist,
+                                      RowError)
 from edge_agent.store import Database, age_s, utc_iso
 
 _KEPT = "the list in force stays"
