@@ -66,6 +66,7 @@ class RecognitionConfig:
     track_max_gap_s: float = 0.5  # a plate unseen this long has left the picture
     track_settle_frames: int = 3  # this many frames agreeing settle a pass early
     plate_min_score: float = 0.3  # the plate detector's boxes scoring below this are not plates
+    read_state_names: bool = True  # read the state's printed name beside the state head (about 10 ms a plate)
     motion_gate: bool = False  # skip frames in which nothing moved (parked); off while patrolling
     motion_min_changed: float = 0.002  # share of a 160x90 picture that must change
     hang_after_s: float = 3.0  # a read taking longer than this has hung: a new recognition part takes over

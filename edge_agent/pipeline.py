@@ -140,6 +140,7 @@ def reader_settings(config: Config) -> ReaderSettings:
                                trt_fp16=rc.trt_fp16),
         min_confidence=rc.min_confidence,
         detector_min_score=rc.plate_min_score,
+        read_state_names=rc.read_state_names,
     )
 
 

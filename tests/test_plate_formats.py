@@ -110,8 +110,6 @@ def test_zero_where_the_format_has_a_letter_is_spelled_o():
     assert rank_by_state_format(vanity, "CA") == vanity
 
 
-@pytest.mark.xfail(strict=False, reason="the plate reader's state head learned the real designs, not these rendered state names "
-                   "(state right on 0.80 of the validation crops): see docs/reading.md")
 def test_reader_ranks_by_the_format_of_the_state_printed_on_the_plate(reader):
     (arkansas,) = reader.read(render_plate("NOX218", state="Arkansas"))
     assert (arkansas.text, arkansas.state) == ("NOX218", "AR")

@@ -126,8 +126,11 @@ def test_the_shipped_models_are_installed_with_the_package_and_listed_with_card_
     from edge_agent.recognise.models import MODELS_DIR, load_manifest, verify_model
 
     specs = {s.name: s for s in load_manifest().values()}
-    assert {"plate-detector", "plate-reader"} <= set(specs)
+    assert {"plate-detector", "plate-reader", "pp-ocrv6-rec-small"} <= set(specs)
     for spec in specs.values():
+        if spec.origin == "wheel":  # the state name's text recogniser, from the pinned rapidocr wheel
+            assert spec.package == "rapidocr" and spec.license == "Apache-2.0" and verify_model(spec).is_file()
+            continue
         assert spec.origin == "repository" and verify_model(spec).parent == MODELS_DIR
         card = (MODELS_DIR / f"{spec.name}.md").read_text()
         assert spec.sha256 in card and "AGPL-3.0" in card and "validation" in card.lower()
@@ -148,13 +151,12 @@ def test_rendered_plates_of_several_states_are_read_with_a_state(reader):
         scene[400:400 + plate.shape[0], 500:500 + plate.shape[1]] = plate
         plates = reader.read(scene)
         assert plates and plates[0].text == text, (text, [p.text for p in plates])
-        assert plates[0].state in STATE_CODES and 0 < plates[0].state_confidence <= 1
+        assert plates[0].state == code and 0.5 < plates[0].state_confidence <= 1, (code, plates[0].state)
+        assert plates[0].state in STATE_CODES
 
 
-@pytest.mark.xfail(strict=False, reason="the state head learned the states' real designs from the photographs "
-                   "(state right on 0.80 of the validation crops, docs/reading.md); the test renderer draws every "
-                   "state alike, so a rendered California plate is read as another state")
 def test_a_rendered_california_plate_is_read_as_california(reader):
+    # the test renderer draws every state alike: the state comes from the printed name, not the design
     scene = render_scene([("7ABC123", "California")], plate_width=180)
     assert reader.read(scene)[0].state == "CA"
 

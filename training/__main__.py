@@ -4,7 +4,8 @@ import sys
 
 
 def main() -> int:
-    recipes = {"reader": "training.train_reader", "detector": "training.train_detector", "rules": "training.fit_rules"}
+    recipes = {"reader": "training.train_reader", "detector": "training.train_detector", "rules": "training.fit_rules",
+               "text": "training.train_text"}
     if len(sys.argv) < 2 or sys.argv[1] not in recipes:
         print(f"usage: scripts/train {{{'|'.join(recipes)}}} [--help]", file=sys.stderr)
         return 2

@@ -102,7 +102,7 @@ def jitter_box(box, rng: random.Random, amount: float = 0.06):
     return x + left, y + top, max(4.0, w - left + right), max(3.0, h - top + bottom)
 
 
-def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 220)) -> np.ndarray:
+def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 220), to_input=reader_input) -> np.ndarray:
     """The reader's (1, H, W) input for the plate at `box`, through a jittered box, at a random size,
     after `photometric`."""
     box = jitter_box(box, rng)
@@ -120,12 +120,12 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     small = photometric(small, rng)
     x, y, w, h = box
-    return reader_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
+    return to_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
 
 
 def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float,
                       real_warp: float = 0.0, warp_below: float | None = None, rearrange: float = 0.0,
-                      centres: dict[str, list[float]] | None = None):
+                      centres: dict[str, list[float]] | None = None, to_input=reader_input):
     """(input, plate text, state code or None) drawn from synthetic or real plates; with `rearrange`, that
     share of the real plates has its characters rearranged (`shuffle.rearranged`, no state)."""
     if not real or rng.random() < synthetic_share:
@@ -133,7 +133,7 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         # beside real crops, no state: the synthetic looks are not the states' real designs, and teaching
         # the state head them would be label noise; it learns the designs from the real crops alone (with
         # synthetic plates alone it has nothing else, and learns the rendered names and colours)
-        return reader_sample(image, box, rng), serial, state if not real else None
+        return reader_sample(image, box, rng, to_input=to_input), serial, state if not real else None
     s = rng.choice(real)
     image, box, text, state = s.image, s.box, s.plate, s.state
     if rearrange and centres and s.name in centres and rng.random() < rearrange:
@@ -148,7 +148,7 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
         m = cv2.getRotationMatrix2D((cx, cy), rng.gauss(0, 4), 1.0)
         image = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    return reader_sample(image, box, rng, width_range=(40, 200)), text, state
+    return reader_sample(image, box, rng, width_range=(40, 200), to_input=to_input), text, state
 
 
 def seen_otherwise(image: np.ndarray, box, rng: random.Random):

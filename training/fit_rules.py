@@ -1,11 +1,16 @@
-"""Fits the two rules that stand beside the models (`edge_agent.recognise.reader`: STATE_FOR_FORMAT and
-O_AS_ZERO) on the train part of the shared photographs, and reports every choice on the validation part.
+"""Fits the rules that stand beside the models (`edge_agent.recognise.reader`) on the train part of the
+shared photographs, and reports every choice on the validation part.
 
     scripts/train rules --data ../shared/data/us-plates
 
-The committed models read each image once; the rules are then tried on their stored outputs. The choice is
-the one with the most exact first readings on the train part (then the most in the top three); the
-validation figures are printed beside it and play no part in it. Put the chosen values into reader.py.
+First the state's printed name (`statename.py`), from the text recogniser's readings of the train crops
+alone (the state head plays no part: it has learned the train part by heart): STATE_NAME_SHARPNESS, the
+likeliest sharpness of the name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
+name, read off the train crops scaled down to it, tells the state better than chance (a mean
+log-likelihood above the uniform's). Then STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each
+image once, the rules are tried on their stored outputs, and the choice is the one with the most exact
+first readings on the train part (then the most in the top three). The validation figures are printed
+beside each choice and play no part in it. Put the chosen values into reader.py.
 """
 
 from __future__ import annotations
@@ -17,6 +22,76 @@ import sys
 from pathlib import Path
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 1.01: the formats never re-rank
+HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE_NAME_MIN_HEIGHT
+
+
+def _crops(items):
+    """The state-labelled crops of `items` as (image, true state's index)."""
+    from edge_agent.capture import decode_image
+    from edge_agent.errors import ImageError
+    from edge_agent.imaging import as_bgr8
+    from edge_agent.recognise.statename import STATE_CODES
+
+    out = []
+    for item in items:
+        if item.state not in STATE_CODES:
+            continue
+        try:
+            out.append((as_bgr8(decode_image(item.path)), STATE_CODES.index(item.state)))
+        except ImageError:
+            continue
+    return out
+
+
+def _name_scores(names, crops, height=None):
+    """(N, 51) name scores of the crops, each first scaled down to `height` pixels if taller."""
+    import cv2
+    import numpy as np
+
+    from edge_agent.recognise.statename import name_scores
+
+    rows = []
+    for image, _ in crops:
+        h, w = image.shape[:2]
+        if height is not None and h > height:
+            image = cv2.resize(image, (max(2, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+        rows.append(name_scores(names.read(image, [(0.0, 0.0, float(w), float(h))])[0]))
+    return np.array(rows)
+
+
+def _log_likelihood_ratio(scores, truth, sharpness: float) -> float:
+    """Mean log-likelihood of the true states under softmax(sharpness * scores), against the uniform's."""
+    import numpy as np
+
+    z = sharpness * scores
+    z = z - z.max(axis=1, keepdims=True)
+    ll = z[np.arange(len(truth)), truth] - np.log(np.exp(z).sum(axis=1))
+    return float(ll.mean() + np.log(scores.shape[1]))
+
+
+def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
+    import numpy as np
+
+    from edge_agent.recognise.statename import fit_sharpness
+
+    truth = np.array([t for _, t in train_crops])
+    sharpness = fit_sharpness(_name_scores(reader.names, train_crops), truth)
+    print(f"STATE_NAME_SHARPNESS: {sharpness} (maximum likelihood of the name alone over {len(truth)} train crops)")
+    vtruth = np.array([t for _, t in validation_crops])
+    vscores = _name_scores(reader.names, validation_crops)
+    name_right = int((vscores.argmax(axis=1) == vtruth).sum())
+    print(f"  validation crops: the name alone gives the state of {name_right}/{len(vtruth)}")
+    min_height = None
+    print(f"{'plate height':>12} | train: mean log-likelihood ratio against chance")
+    for height in HEIGHTS:
+        llr = _log_likelihood_ratio(_name_scores(reader.names, train_crops, height), truth, sharpness)
+        print(f"{height:>12} | {llr:+.3f}")
+        if min_height is None and llr > 0:
+            min_height = height
+    min_height = min_height if min_height is not None else 10**6
+    print(f"STATE_NAME_MIN_HEIGHT: {min_height}")
+    return sharpness, min_height
 
 
 def _outputs(reader, items):
@@ -37,14 +112,17 @@ def _outputs(reader, items):
             boxes = [((0.0, 0.0, float(width), float(height)), 1.0)]
         else:
             boxes = [(b.box, b.score) for b in reader.detector.detect(image)]
-        out.append((item, boxes, reader.recogniser.read(image, [b for b, _ in boxes])))
+        plain = [b for b, _ in boxes]
+        names = [reader.names.read(image, [b])[0] if b[3] >= reader.settings.state_name_min_height else None
+                 for b in plain] if reader.names is not None else None
+        out.append((item, boxes, reader.recogniser.read(image, plain), names))
     return out
 
 
 def _score(reader, outputs) -> tuple[int, int, int]:
     exact = top3 = state = 0
-    for item, boxes, result in outputs:
-        plates = reader.readings(boxes, result)
+    for item, boxes, result, names in outputs:
+        plates = reader.readings(boxes, result, names)
         first = plates[0] if plates else None
         exact += bool(first and first.text == item.plate)
         top3 += bool(first and item.plate in [c.text for c in first.candidates[:3]])
@@ -63,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
     check_folder(Path(args.data))
     reader = PlateReader()
+    crops = {part: _crops(load_dataset(Path(args.data) / "crops", part=part)) for part in ("train", "validation")}
+    sharpness, min_height = fit_state_name(reader, crops["train"], crops["validation"])
+    reader.settings = dataclasses.replace(reader.settings, state_name_sharpness=sharpness,
+                                          state_name_min_height=min_height)
     base = reader.settings
     parts = {}
     for part in ("train", "validation"):
@@ -75,12 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(((threshold, o_as_zero), _score(reader, parts["train"]), _score(reader, parts["validation"])))
     reader.settings = base
     n_train, n_val = len(parts["train"]), len(parts["validation"])
-    print(f"{'state_for_format':>16} {'o_as_zero':>9} | train exact / top3 (of {n_train}) | "
-          f"validation exact / top3 (of {n_val})")
+    print(f"{'state_for_format':>16} {'o_as_zero':>9} | train exact / top3 / state (of {n_train}) | "
+          f"validation exact / top3 / state (of {n_val})")
     for (threshold, o_as_zero), train, val in rows:
-        print(f"{threshold:>16} {str(o_as_zero):>9} | {train[0]:>5} / {train[1]:<5} | {val[0]:>5} / {val[1]}")
+        print(f"{threshold:>16} {str(o_as_zero):>9} | {train[0]:>5} / {train[1]:<5} / {train[2]:<5} | "
+              f"{val[0]:>5} / {val[1]} / {val[2]}")
     (threshold, o_as_zero), train, val = max(rows, key=lambda r: (r[1][0], r[1][1]))
-    print(f"chosen on the train part: STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
+    print(f"chosen on the train part: STATE_NAME_SHARPNESS = {sharpness}, STATE_NAME_MIN_HEIGHT = {min_height}, "
+          f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
           f"(train {train[0]}/{n_train} exact; validation {val[0]}/{n_val} exact, {val[1]} top 3)")
     return 0
 

@@ -181,3 +181,37 @@ def publish_detector(params, out: Path, run, figures: dict, config: dict) -> str
                      onnx_bytes, Path(out), card)
     print(f"wrote {out}/plate-detector.onnx sha256 {digest}", flush=True)
     return digest
+
+
+TEXT_LICENCE_NOTE = """\
+The starting weights are the PP-OCRv6 recogniser (small) as shipped in the rapidocr 3.10.0 wheel
+(PaddleOCR, Apache-2.0); the fine-tuned weights keep its notice (Apache-2.0) beside the AGPL-3.0 view
+above.
+"""
+
+
+def publish_text_reader(model, graph, params, out: Path, run, figures: dict, config: dict) -> str:
+    """The fine-tuned PP-OCR recogniser: the same graph with the trained weights, checked against JAX."""
+    import jax
+
+    from edge_agent.recognise.crops import TEXT_READER_SIZE
+    from training.onnx_jax import with_params
+
+    numpy_params = jax.tree_util.tree_map(np.asarray, params)
+    onnx_bytes = with_params(model, numpy_params).SerializeToString()
+    shape = (1, 3, *TEXT_READER_SIZE)
+    steps = TEXT_READER_SIZE[1] // 8
+    expected = {"chars": ["N", steps, nets.NUM_CHARS]}
+    sample = np.random.default_rng(0).uniform(-1, 1, (4, *shape[1:])).astype(np.float32)
+    predict = jax.jit(lambda p, x: graph(p, x)[0])
+    check_export(onnx_bytes, predict, params, sample, expected)
+    macs = _flops(onnx_bytes, shape)
+    card = card_text("plate-text-reader", f"Reads a plate box's characters: the PP-OCR text recogniser fine-tuned on "
+                     f"plates, CTC over {steps} steps of a {TEXT_READER_SIZE[1]}x{TEXT_READER_SIZE[0]} BGR strip "
+                     "(blank + 0-9 A-Z).", run, figures, config, macs,
+                     extra=TEXT_LICENCE_NOTE + "\nMultiply-accumulates count convolutions only (the attention's "
+                           "matrix products are not in the figure).")
+    digest = publish("plate-text-reader", "plate-text-reader",
+                     "PP-OCR recogniser fine-tuned on plates: CTC characters of a plate box", onnx_bytes, Path(out), card)
+    print(f"wrote {out}/plate-text-reader.onnx sha256 {digest}", flush=True)
+    return digest

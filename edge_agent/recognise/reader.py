@@ -18,7 +18,8 @@ from edge_agent.recognise.detector import PlateDetector
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
 from edge_agent.recognise.plate import is_valid_plate, looks_like_year, plate_candidates
-from edge_agent.recognise.recogniser import STATE_CODES, PlateRecogniser
+from edge_agent.recognise.recogniser import STATE_CODES, PlateRecogniser, PlateTextReader
+from edge_agent.recognise.statename import StateNameReader, fuse_states, name_scores
 from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.records import PlateReading
 
@@ -31,9 +32,13 @@ CROP_MAX_WIDTH = 480
 # photographs (never the validation part, where they are reported; see docs/reading.md):
 # - the state's serial formats re-rank a reading's candidates only where the state head is at least this
 #   sure (a format of the wrong state would push the right reading down);
-# - whether letter O is read as digit 0 (one glyph on most plates) with the O spelling kept second.
-STATE_FOR_FORMAT = 0.8
+# - whether letter O is read as digit 0 (one glyph on most plates) with the O spelling kept second;
+# - how sharply the state's printed name, where it is read, outweighs the state head (statename.py), and
+#   the least plate height (pixels) at which reading it tells the state better than chance.
+STATE_FOR_FORMAT = 0.7
 O_AS_ZERO = False
+STATE_NAME_SHARPNESS = 21.5
+STATE_NAME_MIN_HEIGHT = 28
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class ReaderSettings:
     manifest: Path = DEFAULT_MANIFEST
     state_for_format: float = STATE_FOR_FORMAT
     o_as_zero: bool = O_AS_ZERO
+    read_state_names: bool = True  # read the state's printed name beside the state head
+    state_name_sharpness: float = STATE_NAME_SHARPNESS
+    state_name_min_height: float = STATE_NAME_MIN_HEIGHT
 
 
 class PlateReader:
@@ -56,6 +64,14 @@ class PlateReader:
         recogniser = verify_model(require(models, "plate-reader", settings.manifest))
         self.detector = PlateDetector(detector, settings.runtime, settings.detector_min_score, settings.max_plates * 2)
         self.recogniser = PlateRecogniser(recogniser, settings.runtime)
+        # the fine-tuned text recogniser reads the characters where the manifest lists it
+        self.text = None
+        if "plate-text-reader" in models:
+            self.text = PlateTextReader(verify_model(models["plate-text-reader"]), settings.runtime)
+        self.names = None
+        if settings.read_state_names:
+            names = verify_model(require(models, "state-name-reader", settings.manifest))
+            self.names = StateNameReader(names, settings.runtime)
 
     def read(self, image: np.ndarray) -> list[PlateReading]:
         """Plates in a BGR image, most likely first."""
@@ -67,13 +83,31 @@ class PlateReader:
             boxes = [((0.0, 0.0, float(width), float(height)), 1.0)]
         else:
             boxes = [(b.box, b.score) for b in self.detector.detect(image)]
-        return self.readings(boxes, self.recogniser.read(image, [b for b, _ in boxes]))
+        plain = [b for b, _ in boxes]
+        outputs = self.recogniser.read(image, plain)
+        if self.text is not None and outputs:
+            outputs = [(chars, states) for chars, (_, states) in zip(self.text.read(image, plain), outputs)]
+        names = None
+        if self.names is not None:
+            # the printed name is read only where the box gives a plate big enough to show it: the text
+            # recogniser costs more than the plate reader, and a frame has more boxes than plates
+            plates = [i for i, ((box, score), (probs, states)) in enumerate(zip(boxes, outputs))
+                      if box[3] >= self.settings.state_name_min_height
+                      and self._reading(box, score, probs, states) is not None]
+            texts = self.names.read(image, [plain[i] for i in plates])
+            names = [None] * len(boxes)
+            for i, text in zip(plates, texts):
+                names[i] = text
+        return self.readings(boxes, outputs, names)
 
-    def readings(self, boxes: list, outputs: list) -> list[PlateReading]:
-        """The plates of a frame from its boxes (box, detector score) and the reader's outputs for them, most
-        likely first. Pure: the rules can be tried on stored outputs."""
+    def readings(self, boxes: list, outputs: list, names: list | None = None) -> list[PlateReading]:
+        """The plates of a frame from its boxes (box, detector score), the reader's outputs for them and the
+        texts read where states print their names (None, or None for a box: not read), most likely first. Pure: the rules can
+        be tried on stored outputs."""
         readings = []
-        for (box, score), (probs, states) in zip(boxes, outputs):
+        for i, ((box, score), (probs, states)) in enumerate(zip(boxes, outputs)):
+            if names is not None and names[i] is not None:
+                states = fuse_states(states, name_scores(names[i]), self.settings.state_name_sharpness)
             reading = self._reading(box, score, probs, states)
             if reading is not None:
                 readings.append((score * reading.confidence, reading))

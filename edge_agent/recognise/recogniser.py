@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.errors import ModelError
-from edge_agent.recognise.crops import READER_CHANNELS, READER_SIZE, reader_input
+from edge_agent.recognise.crops import (READER_CHANNELS, READER_SIZE, TEXT_READER_SIZE, reader_input,
+                                       text_reader_input)
 from edge_agent.recognise.plate import US_STATES
 from edge_agent.recognise.runtime import PLATE_ALPHABET, RuntimeOptions, make_session
 
@@ -44,3 +45,33 @@ class PlateRecogniser:
         strips = np.stack([reader_input(image, box) for box in boxes])
         chars, states = self.session.run(None, {self.input_name: strips})
         return list(zip(_softmax(chars), _softmax(states)))
+
+
+class PlateTextReader:
+    """The PP-OCR text recogniser fine-tuned on plates (models/plate-text-reader.onnx, `scripts/train text`): a
+    plate box in, per-step character distributions out. Where the manifest lists it, it reads the characters
+    and the plate reader above gives the state."""
+
+    def __init__(self, model: Path, options: RuntimeOptions = RuntimeOptions()):
+        self.session = make_session(Path(model), options)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = list(inputs[0].shape[1:]) if len(inputs) == 1 else []
+        if len(shape) != 3 or shape[:2] != [3, TEXT_READER_SIZE[0]] or shape[2] not in (TEXT_READER_SIZE[1], None) \
+                and not isinstance(shape[2], str):  # the width may be left free
+            raise ModelError(f"{model}: plate text reader input must be (N, 3, {TEXT_READER_SIZE[0]}, {TEXT_READER_SIZE[1]}), "
+                             f"got {[(i.name, i.shape) for i in inputs]}")
+        if len(outputs) != 1 or outputs[0].shape[-1] != 1 + len(PLATE_ALPHABET):
+            raise ModelError(f"{model}: plate text reader output must be (N, T, {1 + len(PLATE_ALPHABET)}), "
+                             f"got {[(o.name, o.shape) for o in outputs]}")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("alphabet") != PLATE_ALPHABET:
+            raise ModelError(f"{model}: its characters are not the agent's ({meta.get('alphabet')})")
+        self.input_name = inputs[0].name
+
+    def read(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[np.ndarray]:
+        """For each box: per-step probabilities (T, 37), column 0 the blank."""
+        if not boxes:
+            return []
+        strips = np.stack([text_reader_input(image, box) for box in boxes])
+        (chars,) = self.session.run(None, {self.input_name: strips})
+        return list(_softmax(chars))

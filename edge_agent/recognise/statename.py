@@ -1,0 +1,187 @@
+"""The issuing state from the name printed on the plate, beside the plate reader's state head.
+
+The state head learned each state's design from a few real crops a state and is often sure and wrong about
+a design it saw little of; the name printed above or below the number ("California", "TEXAS", "Washington,
+D.C.") says it outright where it is legible. A general-purpose text recogniser from a pinned wheel (the
+PP-OCR recogniser that ships in `rapidocr`, listed in the model manifest with its sha256) reads the plate's
+top and bottom bands; `name_scores` says how well each state's printed name is found in what it read, and
+`fuse_states` weighs that against the head. Only the sharpness of that weighing is learned, by
+`scripts/train rules` on the train part; the names are general knowledge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from edge_agent.errors import ModelError
+from edge_agent.recognise.plate import US_STATES
+from edge_agent.recognise.runtime import RuntimeOptions, make_session
+
+STATE_CODES = tuple(sorted(US_STATES))
+# How each state's name is printed, letters only; DC's plates say "Washington, D.C." and carry the slogan
+# "Taxation without representation".
+PRINTED_NAMES: dict[str, tuple[str, ...]] = {
+    code: (name.replace(" ", ""),) for code, name in US_STATES.items()
+} | {"DC": ("DISTRICTOFCOLUMBIA", "WASHINGTONDC", "TAXATIONWITHOUTREPRESENTATION")}
+
+# What the text recogniser sees: a band of the plate (the top or bottom BAND of its height) scaled to
+# TEXT_HEIGHT pixels high, at most TEXT_MAX_WIDTH wide (a band of a 2:1 plate is about 250). The recogniser's
+# memory grows with its batch's size and width (16 bands 640 wide: 450 MB), so a plate's two bands go
+# through at a time.
+BAND = 0.38
+TEXT_HEIGHT = 48
+TEXT_MAX_WIDTH = 320
+
+_NAMES = [(code, name) for code in STATE_CODES for name in PRINTED_NAMES[code]]
+_NAME_CODES = np.array([STATE_CODES.index(code) for code, _ in _NAMES])
+_NAME_LENGTHS = np.array([len(name) for _, name in _NAMES])
+_NAME_MATRIX = np.zeros((len(_NAMES), int(_NAME_LENGTHS.max())), np.uint8)
+for _row, (_, _name) in enumerate(_NAMES):
+    _NAME_MATRIX[_row, :len(_name)] = np.frombuffer(_name.encode(), np.uint8)
+# (short, long): a name found inside a longer one ("VIRGINIA" in "WESTVIRGINIA", "KANSAS" in "ARKANSAS")
+_INSIDE = [(i, j) for i, (_, a) in enumerate(_NAMES) for j, (_, b) in enumerate(_NAMES) if i != j and a in b]
+
+
+def letters(text: str) -> str:
+    return "".join(c for c in text.upper() if "A" <= c <= "Z")
+
+
+def substring_distances(text: str) -> np.ndarray:
+    """For every printed name (in `_NAMES` order), the least edit distance between it and any part of
+    `text` (Sellers' approximate substring match), all names at once."""
+    t = np.frombuffer(text.encode(), np.uint8)
+    k = len(_NAMES)
+    ramp = np.arange(len(t) + 1)
+    previous = np.zeros((k, len(t) + 1), np.int32)  # a match may start anywhere in the text
+    out = np.zeros(k, np.int32)
+    for i in range(_NAME_MATRIX.shape[1]):
+        step = np.empty_like(previous)
+        step[:, 0] = i + 1
+        step[:, 1:] = np.minimum(previous[:, :-1] + (_NAME_MATRIX[:, i:i + 1] != t[None, :]), previous[:, 1:] + 1)
+        # an inserted text character costs one: the running minimum of (step - j) + j
+        current = np.minimum.accumulate(step - ramp, axis=1) + ramp
+        ends = _NAME_LENGTHS == i + 1
+        out[ends] = current[ends].min(axis=1)
+        previous = current
+    return out
+
+
+def name_scores(texts: Sequence[str]) -> np.ndarray:
+    """(51,) in STATE_CODES order: for each state, how much of its printed name is in the texts read off
+    the plate (1 - edit distance / name length, the best of its names and the texts; 0 where none).
+
+    A name inside a longer one that is found at least as well counts only for its share of the longer
+    ("West Virginia" is not evidence for Virginia)."""
+    best = np.zeros(len(_NAMES))
+    for text in texts:
+        text = letters(text)
+        if len(text) >= 3:
+            best = np.maximum(best, 1.0 - substring_distances(text) / _NAME_LENGTHS)
+    best = best.clip(0.0, 1.0)
+    adjusted = best.copy()
+    for short, long in _INSIDE:
+        if best[long] >= best[short]:
+            adjusted[short] = min(adjusted[short], best[short] * _NAME_LENGTHS[short] / _NAME_LENGTHS[long])
+    scores = np.zeros(len(STATE_CODES))
+    np.maximum.at(scores, _NAME_CODES, adjusted)
+    return scores
+
+
+def fuse_states(head: np.ndarray, scores: np.ndarray, sharpness: float) -> np.ndarray:
+    """The state distribution from the head's (51,) and the printed name's scores.
+
+    The name's own distribution is softmax(sharpness * scores). Where it is more likely right than wrong
+    (above one half) it decides: the head's probabilities are not calibrated (it has learned its train
+    crops by heart and is as sure of a design it never saw, such as a state's new issue); elsewhere it
+    weighs into the head's (their product, normalised). Nothing read leaves the head as it is."""
+    evidence = sharpness * scores
+    weights = np.exp(evidence - evidence.max())
+    name = weights / weights.sum()
+    if name.max() > 0.5:
+        return name
+    fused = head * name
+    total = fused.sum()
+    return fused / total if total > 0 else head
+
+
+def fit_sharpness(score_rows: np.ndarray, truth: Sequence[int], grid=np.arange(0.5, 60.01, 0.5)) -> float:
+    """The sharpness that makes softmax(sharpness * scores) likeliest for the true states (maximum
+    likelihood over a grid), from the name scores alone: the head plays no part, so it may be fitted on
+    the train part that the head has learned by heart."""
+    truth = np.asarray(truth)
+    best, best_ll = float(grid[0]), -np.inf
+    for s in grid:
+        z = s * score_rows
+        z = z - z.max(axis=1, keepdims=True)
+        ll = float((z[np.arange(len(truth)), truth] - np.log(np.exp(z).sum(axis=1))).sum())
+        if ll > best_ll:
+            best, best_ll = float(s), ll
+    return best
+
+
+def band_boxes(box: tuple[float, float, float, float]) -> list[tuple[float, float, float, float]]:
+    """The plate box's top and bottom bands, where states print their name (and slogans)."""
+    x, y, w, h = box
+    return [(x, y, w, h * BAND), (x, y + h * (1 - BAND), w, h * BAND)]
+
+
+def text_input(image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """(N, 3, TEXT_HEIGHT, W) float32 of the boxes as the PP-OCR recogniser expects them: BGR scaled to
+    -1..1, each box TEXT_HEIGHT high at its aspect (at most TEXT_MAX_WIDTH wide), padded right with zeros
+    to TEXT_MAX_WIDTH."""
+    height, width = image.shape[:2]
+    strips = []
+    for x, y, w, h in boxes:
+        x0, y0 = max(0, int(x)), max(0, int(y))
+        x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            strips.append(np.zeros((TEXT_HEIGHT, 16, 3), np.float32))
+            continue
+        view = image[y0:y1, x0:x1]
+        out_w = int(min(TEXT_MAX_WIDTH, max(16, round(TEXT_HEIGHT * (x1 - x0) / (y1 - y0)))))
+        strip = cv2.resize(view, (out_w, TEXT_HEIGHT), interpolation=cv2.INTER_LINEAR)
+        if strip.ndim == 2:
+            strip = cv2.cvtColor(strip, cv2.COLOR_GRAY2BGR)
+        strips.append(strip.astype(np.float32) * (2.0 / 255.0) - 1.0)
+    # one width for all: one input shape, so ONNX Runtime's memory stays what the first call took
+    batch = np.zeros((len(strips), 3, TEXT_HEIGHT, TEXT_MAX_WIDTH), np.float32)
+    for i, strip in enumerate(strips):
+        batch[i, :, :, :strip.shape[1]] = strip.transpose(2, 0, 1)
+    return batch
+
+
+def greedy_text(probs: np.ndarray, charset: Sequence[str]) -> str:
+    """The best CTC path of one (T, C) output, collapsed; column 0 the blank, column k charset[k - 1]."""
+    best = probs.argmax(axis=1)
+    keep = (best != 0) & np.concatenate(([True], best[1:] != best[:-1]))
+    return "".join(charset[k - 1] if k - 1 < len(charset) else " " for k in best[keep])
+
+
+class StateNameReader:
+    """Reads the printed text of plates' top and bottom bands with the PP-OCR recogniser."""
+
+    def __init__(self, model: Path, options: RuntimeOptions = RuntimeOptions()):
+        self.session = make_session(Path(model), options)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].shape[1:3] != [3, TEXT_HEIGHT]:
+            raise ModelError(f"{model}: text recogniser input must be (N, 3, {TEXT_HEIGHT}, W), "
+                             f"got {[(i.name, i.shape) for i in inputs]}")
+        charset = self.session.get_modelmeta().custom_metadata_map.get("character", "")
+        self.charset = charset.splitlines()
+        if not self.charset:
+            raise ModelError(f"{model}: text recogniser carries no character list in its metadata")
+        self.input_name = inputs[0].name
+
+    def read(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[list[str]]:
+        """For each plate box, the texts of its top and bottom bands."""
+        if not boxes:
+            return []
+        out = []
+        for box in boxes:
+            (probs,) = self.session.run(None, {self.input_name: text_input(image, band_boxes(box))})
+            out.append([greedy_text(p, self.charset) for p in probs])
+        return out

@@ -1,0 +1,149 @@
+"""The issuing state from the name printed on the plate (edge_agent/recognise/statename.py)."""
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from edge_agent.recognise.statename import (STATE_CODES, fit_sharpness, fuse_states, name_scores,
+                                            substring_distances, _NAMES)
+from edge_agent.synthetic import render_plate
+
+LETTERS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", max_size=24)
+
+
+def _best(texts) -> str:
+    return STATE_CODES[int(name_scores(texts).argmax())]
+
+
+def _reference_distance(pattern: str, text: str) -> int:
+    """Least edit distance between `pattern` and any substring of `text`, the textbook way."""
+    best = len(pattern)
+    for i in range(len(text) + 1):
+        for j in range(i, len(text) + 1):
+            part = text[i:j]
+            row = list(range(len(part) + 1))
+            for a, pc in enumerate(pattern, 1):
+                prev, row[0] = row[0], a
+                for b, tc in enumerate(part, 1):
+                    prev, row[b] = row[b], min(row[b] + 1, row[b - 1] + 1, prev + (pc != tc))
+            best = min(best, row[-1])
+    return best
+
+
+@settings(max_examples=40, deadline=None)
+@given(LETTERS)
+def test_the_approximate_match_agrees_with_the_textbook_distance(text):
+    got = substring_distances(text)
+    for k in (0, 5, 9, len(_NAMES) - 1):
+        assert got[k] == _reference_distance(_NAMES[k][1], text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(LETTERS, LETTERS, st.sampled_from([c for c in STATE_CODES if c not in ("VA", "KS", "WA")]))
+def test_a_state_name_printed_among_other_letters_is_found_whole(before, after, code):
+    from edge_agent.recognise.plate import US_STATES
+
+    scores = name_scores([before + US_STATES[code].replace(" ", "") + after])
+    assert scores[STATE_CODES.index(code)] == 1.0
+    assert ((0 <= scores) & (scores <= 1)).all()
+
+
+def test_printed_names_as_the_recogniser_gives_them():
+    assert _best(["JAN California 2012", "DMV.CA.GOV"]) == "CA"
+    assert _best(["", "SUNSHINE STATE", "MYFLORIDA.COM"]) == "FL"
+    assert _best(["Mlinois 1207"]) == "IL"  # one letter misread
+    # a name inside a longer one is the longer one's when that is read as well
+    assert _best(["West Virginia", "Wild, Wonderful"]) == "WV"
+    assert _best(["Virginia", "Virginia is for lovers"]) == "VA"
+    assert _best(["Arkansas", "The Natural State"]) == "AR"
+    assert _best(["WASHINGTON, D.C.", "TAXATION WITHOUT REPRESENTATION"]) == "DC"
+    assert _best(["Washington", "Evergreen State"]) == "WA"
+
+
+def test_nothing_legible_is_no_evidence():
+    assert not name_scores([]).any()
+    assert not name_scores(["", "12", "J"]).any()  # under three letters: nothing to match
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.001, 1.0), min_size=51, max_size=51), st.lists(st.floats(0.0, 1.0), min_size=51, max_size=51),
+       st.floats(0.5, 60))
+def test_fusing_gives_a_distribution_and_no_name_leaves_the_head(head, scores, sharpness):
+    head = np.array(head) / np.sum(head)
+    fused = fuse_states(head, np.array(scores), sharpness)
+    assert fused.shape == (51,) and abs(fused.sum() - 1) < 1e-9 and (fused >= 0).all()
+    assert np.allclose(fuse_states(head, np.zeros(51), sharpness), head)
+
+
+def test_a_clearly_read_name_outweighs_a_head_sure_of_another_state():
+    head = np.full(51, 1e-9)
+    head[STATE_CODES.index("WA")] = 1.0
+    fused = fuse_states(head / head.sum(), name_scores(["JAN California 2012"]), 21.5)
+    assert STATE_CODES[int(fused.argmax())] == "CA"
+    # a name read too poorly to decide only weighs in: the head's choice between the likely ones stands
+    head = np.full(51, 0.01)
+    head[STATE_CODES.index("DC")] = 0.5
+    fused = fuse_states(head / head.sum(), name_scores(["WASHINGT0N 0C"]), 21.5)
+    assert STATE_CODES[int(fused.argmax())] in ("DC", "WA")
+
+
+def test_the_sharpness_fit_is_larger_the_more_the_name_tells():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 51, 300)
+    telling = rng.random((300, 51)) * 0.4
+    telling[np.arange(300), truth] = 1.0
+    noisy = telling.copy()
+    noisy[rng.random(300) < 0.3] = rng.random((51,)) * 0.4  # a third with nothing of the name
+    assert fit_sharpness(telling, truth) > fit_sharpness(noisy, truth) > 0
+
+
+@pytest.mark.parametrize("text,state,code", [("NOX218", "Arkansas", "AR"), ("ABO1234", "New York", "NY"),
+                                              ("KLM4567", "Texas", "TX"), ("7ABC123", "California", "CA")])
+def test_the_agent_reads_the_state_printed_on_a_rendered_plate(reader, text, state, code):
+    plate = render_plate(text, state=state, width=300)
+    height, width = plate.shape[:2]
+    (texts,) = reader.names.read(plate, [(0.0, 0.0, float(width), float(height))])
+    assert _best(texts) == code, texts
+    (read,) = reader.read(plate)
+    assert (read.text, read.state) == (text, code) and read.state_confidence > 0.5
+
+
+def test_a_plate_too_small_to_show_its_name_is_not_given_to_the_text_recogniser(reader):
+    from edge_agent.recognise.reader import STATE_NAME_MIN_HEIGHT
+
+    plate = render_plate("7ABC123", state="California", width=220)
+    scene = np.full((720, 1280, 3), 90, np.uint8)
+    small = cv2.resize(plate, (40, 20), interpolation=cv2.INTER_AREA)  # boxed under the least height that tells
+    assert small.shape[0] < STATE_NAME_MIN_HEIGHT
+    scene[400:400 + small.shape[0], 600:600 + small.shape[1]] = small
+    calls = []
+    original = reader.names.read
+    reader.names.read = lambda image, boxes: calls.append(boxes) or original(image, boxes)
+    try:
+        reader.read(scene)
+    finally:
+        del reader.names.read
+    assert all(not boxes for boxes in calls)
+
+
+def test_a_text_recogniser_without_its_character_list_stops_start_up_naming_the_file():
+    from edge_agent.errors import ModelError
+    from edge_agent.recognise.models import MODELS_DIR
+    from edge_agent.recognise.statename import StateNameReader
+
+    with pytest.raises(ModelError) as info:
+        StateNameReader(MODELS_DIR / "plate-reader.onnx")  # a (N, 3, 48, 128) input, and no character list
+    assert "plate-reader.onnx" in str(info.value) and "character list" in str(info.value)
+
+
+def test_a_unit_configured_without_the_name_reading_gives_the_head_s_state():
+    from edge_agent.config import parse_config
+    from edge_agent.pipeline import reader_settings
+    from edge_agent.recognise.reader import PlateReader
+
+    settings = reader_settings(parse_config({"recognition": {"read_state_names": False}}))
+    reader = PlateReader(settings)
+    assert reader.names is None
+    (read,) = reader.read(render_plate("7ABC123", state="California", width=300))
+    assert read.text == "7ABC123" and read.state in STATE_CODES

@@ -1,0 +1,194 @@
+"""The plate text reader's recipe: the PP-OCR recogniser of the pinned rapidocr wheel (Apache-2.0; trained on
+millions of lines of printed text), its 18710-character output cut to blank + 0-9 A-Z, fine-tuned with CTC
+on the same samples as the plate reader (synthetic plates and the train part of the shared photographs,
+`augment.sample_for_reader`), seen through `crops.text_reader_input`; reported on the validation part.
+
+    scripts/train text [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S]
+
+What it has learned from text in general is what the 417 train crops cannot teach: the shapes of
+characters in every font and light. Checkpoints and resumes like the other recipes; the ONNX file (the
+same graph with the new weights), its card and its manifest entry are written when the run completes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.recognise.crops import TEXT_READER_SIZE
+from edge_agent.recognise.runtime import PLATE_ALPHABET
+from training.loop import Run, progress
+from training.train_reader import MAX_LABEL, encode, greedy
+
+BASE = "state-name-reader"  # the manifest's PP-OCR recogniser, the starting point
+
+
+def base_model():
+    """The pretrained recogniser's ONNX model with its output cut to blank + PLATE_ALPHABET logits."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from edge_agent.recognise.models import load_manifest, verify_model
+
+    path = verify_model(load_manifest()[BASE])
+    model = onnx.load(str(path))
+    chars = next(p.value for p in model.metadata_props if p.key == "character").splitlines()
+    columns = [0] + [1 + chars.index(c) for c in PLATE_ALPHABET]
+    graph = model.graph
+    softmax = next(n for n in graph.node if n.op_type == "Softmax" and n.output[0] == graph.output[0].name)
+    producer = {o: n for n in graph.node for o in n.output}
+    # the logits: Softmax <- (Identity) <- Add(MatMul(features, W), b)
+    node = producer[softmax.input[0]]
+    while node.op_type == "Identity":
+        node = producer[node.input[0]]
+    add = node
+    matmul = producer[add.input[0]]
+    while matmul.op_type == "Identity":
+        matmul = producer[matmul.input[0]]
+    inits = {i.name: i for i in graph.initializer}
+    weight, bias = inits[matmul.input[1]], inits[add.input[1]]
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight)[:, columns].copy(), weight.name))
+    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias)[columns].copy(), bias.name))
+    graph.node.remove(softmax)
+    del graph.value_info[:]  # shapes recorded for the 18710-column output no longer hold
+    graph.output.pop()
+    graph.output.append(helper.make_tensor_value_info(add.output[0], onnx.TensorProto.FLOAT, ["N", "T", len(columns)]))
+    del model.metadata_props[:]
+    for key, value in {"alphabet": PLATE_ALPHABET, "blank": "0", "base": path.name}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    return model
+
+
+def _worker(args) -> None:
+    queue, data_dir, seed, batch, synthetic_share = args
+    from edge_agent.recognise.crops import text_reader_input
+    from training import augment, data
+
+    real = data.load(Path(data_dir), "train") if data_dir else []
+    frames = [s.image for s in real if s.name.endswith(".jpg")]
+    rng = random.Random(seed)
+    np.random.seed(seed % (2**31))
+    while True:
+        xs = np.zeros((batch, 3, *TEXT_READER_SIZE), np.float32)
+        labels = np.zeros((batch, MAX_LABEL), np.int32)
+        pads = np.ones((batch, MAX_LABEL), np.float32)
+        for i in range(batch):
+            x, text, _ = augment.sample_for_reader(rng, real, frames, synthetic_share, to_input=text_reader_input)
+            xs[i] = x
+            code = encode(text)
+            labels[i, :len(code)] = code
+            pads[i, :len(code)] = 0.0
+        queue.put((xs, labels, pads))
+
+
+def validation_set(data_dir: str | None):
+    from edge_agent.recognise.crops import text_reader_input
+    from training import data
+
+    if not data_dir:
+        return None
+    samples = data.load(Path(data_dir), "validation")
+    return np.stack([text_reader_input(s.image, s.box) for s in samples]), [s.plate for s in samples]
+
+
+def evaluate(predict, params, val) -> dict:
+    if val is None:
+        return {}
+    xs, plates = val
+    texts = []
+    for i in range(0, len(xs), 64):
+        texts += greedy(np.asarray(predict(params, xs[i:i + 64])))
+    exact = sum(t == p for t, p in zip(texts, plates))
+    return {"val_exact": exact, "val_n": len(plates), "val_exact_rate": round(exact / len(plates), 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/train text")
+    parser.add_argument("--data", default=None, help="the shared plate photographs (../shared/data/us-plates)")
+    parser.add_argument("--run", default="training/runs/text", help="checkpoints and log")
+    parser.add_argument("--out", default="models", help="where the ONNX file, card and manifest entry go")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--every", type=int, default=100, help="steps between checkpoints and validation")
+    parser.add_argument("--synthetic-share", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=20261204)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from training.onnx_jax import OnnxGraph
+
+    if args.data:
+        from training.data import check_folder
+
+        check_folder(Path(args.data))
+    model = base_model()
+    graph = OnnxGraph(model)
+    run = Run(Path(args.run), vars(args))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, min(200, args.steps // 10 + 1), args.steps, args.lr * 0.02)
+    optimiser = optax.chain(optax.clip_by_global_norm(5.0), optax.adamw(schedule, weight_decay=args.weight_decay))
+    params = jax.tree_util.tree_map(jnp.asarray, graph.params())
+    opt_state = optimiser.init(params)
+    step, params, opt_state = run.resume(params, opt_state)
+
+    def logits_of(p, xs):
+        return graph(p, xs)[0]
+
+    def loss_fn(p, xs, labels, pads):
+        logits = logits_of(p, xs)
+        ctc = optax.ctc_loss(logits, jnp.zeros(logits.shape[:2]), labels, pads, blank_id=0)
+        return (ctc / jnp.maximum(1.0, (1 - pads).sum(-1))).mean()
+
+    @jax.jit
+    def train_step(p, o, xs, labels, pads):
+        loss, grads = jax.value_and_grad(loss_fn)(p, xs, labels, pads)
+        delta, o = optimiser.update(grads, o, p)
+        return optax.apply_updates(p, delta), o, loss
+
+    predict = jax.jit(logits_of)
+    val = validation_set(args.data)
+    if step == 0 and val is not None:
+        print(f"before fine-tuning: validation {evaluate(predict, params, val)}", flush=True)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue(maxsize=6)
+    workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
+                                                   args.synthetic_share),), daemon=True) for i in range(args.workers)]
+    for w in workers:
+        w.start()
+    started, losses = time.time(), []
+    try:
+        while step < args.steps:
+            xs, labels, pads = queue.get()
+            params, opt_state, loss = train_step(params, opt_state, xs, labels, pads)
+            step += 1
+            losses.append(float(loss))
+            if step % 10 == 0:
+                progress(step, args.steps, started, f"loss {np.mean(losses[-10:]):.3f}")
+            if step % args.every == 0 or step == args.steps:
+                figure = evaluate(predict, params, val)
+                run.checkpoint(step, params, opt_state, {"loss": float(np.mean(losses[-args.every:])), **figure})
+                print(f"\nstep {step}: loss {np.mean(losses[-args.every:]):.3f} validation {figure}", flush=True)
+    finally:
+        for w in workers:
+            w.terminate()
+    figure = evaluate(predict, params, val)
+    from training.publish import publish_text_reader
+
+    publish_text_reader(model, graph, params, Path(args.out), run, figure, vars(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
