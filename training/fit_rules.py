@@ -95,11 +95,10 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
 
 
 def _outputs(reader, items):
-    """Per image: its label and (boxes, reader outputs), read once."""
+    """Per image: its label and, for each of the reader's box stages, (boxes, outputs, names), read once."""
     from edge_agent.capture import decode_image
     from edge_agent.errors import ImageError
     from edge_agent.imaging import as_bgr8
-    from edge_agent.recognise.reader import CROP_ASPECT, CROP_MAX_WIDTH
 
     out = []
     for item in items:
@@ -107,22 +106,14 @@ def _outputs(reader, items):
             image = as_bgr8(decode_image(item.path))
         except ImageError:
             continue
-        height, width = image.shape[:2]
-        if CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1] and width <= CROP_MAX_WIDTH:
-            boxes = [((0.0, 0.0, float(width), float(height)), 1.0)]
-        else:
-            boxes = [(b.box, b.score) for b in reader.detector.detect(image)]
-        plain = [b for b, _ in boxes]
-        names = [reader.names.read(image, [b])[0] if b[3] >= reader.settings.state_name_min_height else None
-                 for b in plain] if reader.names is not None else None
-        out.append((item, boxes, reader.recogniser.read(image, plain), names))
+        out.append((item, [(boxes, *reader.outputs(image, boxes)) for boxes in reader.box_stages(image)]))
     return out
 
 
 def _score(reader, outputs) -> tuple[int, int, int]:
     exact = top3 = state = 0
-    for item, boxes, result, names in outputs:
-        plates = reader.readings(boxes, result, names)
+    for item, stages in outputs:
+        plates = next((p for p in (reader.readings(*stage) for stage in stages) if p), [])
         first = plates[0] if plates else None
         exact += bool(first and first.text == item.plate)
         top3 += bool(first and item.plate in [c.text for c in first.candidates[:3]])

@@ -76,13 +76,26 @@ class PlateReader:
     def read(self, image: np.ndarray) -> list[PlateReading]:
         """Plates in a BGR image, most likely first."""
         image = as_bgr8(image)
+        for boxes in self.box_stages(image):
+            plates = self.readings(boxes, *self.outputs(image, boxes))
+            if plates:
+                return plates
+        return []
+
+    def box_stages(self, image: np.ndarray):
+        """The boxes (box, score) to read, in turn; the first that gives a plate is the image's answer. A
+        small picture of a plate's shape is read whole first; where that gives no plate it is a small
+        picture of a car, and the detector looks in it."""
         height, width = image.shape[:2]
         if min(height, width) < 8:
-            return []
+            return
         if CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1] and width <= CROP_MAX_WIDTH:
-            boxes = [((0.0, 0.0, float(width), float(height)), 1.0)]
-        else:
-            boxes = [(b.box, b.score) for b in self.detector.detect(image)]
+            yield [((0.0, 0.0, float(width), float(height)), 1.0)]
+        yield [(b.box, b.score) for b in self.detector.detect(image)]
+
+    def outputs(self, image: np.ndarray, boxes: list) -> tuple[list, list | None]:
+        """The models' outputs for the boxes (box, score): for each, (character probabilities, state
+        probabilities), and the texts where the state's name is printed (None: not read)."""
         plain = [b for b, _ in boxes]
         outputs = self.recogniser.read(image, plain)
         if self.text is not None and outputs:
@@ -98,7 +111,7 @@ class PlateReader:
             names = [None] * len(boxes)
             for i, text in zip(plates, texts):
                 names[i] = text
-        return self.readings(boxes, outputs, names)
+        return outputs, names
 
     def readings(self, boxes: list, outputs: list, names: list | None = None) -> list[PlateReading]:
         """The plates of a frame from its boxes (box, detector score), the reader's outputs for them and the
