@@ -69,3 +69,44 @@ class Run:
     def log(self) -> list[dict]:
         path = self.folder / "log.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def train(run: Run, step: int, steps: int, every: int, params, opt_state, train_step, batches, evaluate,
+          describe=lambda extras: "") -> tuple:
+    """The loop the recipes share: a batch from `batches` (a queue's get), `train_step(params, opt_state,
+    *batch)` -> (params, opt_state, loss, *extras), a progress line every 10 steps, and every `every` steps
+    (and the last) `evaluate(params)` on the validation part and a checkpoint. Returns (params, opt_state)."""
+    started, losses = time.time(), []
+    while step < steps:
+        params, opt_state, loss, *extras = train_step(params, opt_state, *batches())
+        step += 1
+        losses.append(float(loss))
+        if step % 10 == 0:
+            progress(step, steps, started, f"loss {np.mean(losses[-10:]):.3f}{describe(extras)}")
+        if step % every == 0 or step == steps:
+            figure = evaluate(params)
+            run.checkpoint(step, params, opt_state, {"loss": float(np.mean(losses[-every:])), **figure})
+            print(f"\nstep {step}: loss {np.mean(losses[-every:]):.3f} validation {figure}", flush=True)
+    return params, opt_state
+
+
+class SampleWorkers:
+    """Processes that make training batches (spawned: JAX is not fork-safe) into a bounded queue; `with` stops
+    them. `target(args)` gets (queue, *each of worker_args)."""
+
+    def __init__(self, target, worker_args: list[tuple], maxsize: int = 8):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.queue = ctx.Queue(maxsize=maxsize)
+        self.processes = [ctx.Process(target=target, args=((self.queue, *a),), daemon=True) for a in worker_args]
+
+    def __enter__(self):
+        for p in self.processes:
+            p.start()
+        return self.queue.get
+
+    def __exit__(self, *exc):
+        for p in self.processes:
+            p.terminate()
+        return False

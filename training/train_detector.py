@@ -8,16 +8,14 @@ synthetic and real train-part plates pasted in; reported on the validation part'
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import random
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from training import nets
-from training.loop import Run, progress
+from training.loop import Run, SampleWorkers, train
 
 
 def _worker(args) -> None:
@@ -122,28 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     def predict(p, xs):
         return nets.detector_net(nets.JaxOps(train=False), p, xs)
 
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue(maxsize=8)
-    workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch),),
-                           daemon=True) for i in range(args.workers)]
-    for w in workers:
-        w.start()
-    started, losses = time.time(), []
-    try:
-        while step < args.steps:
-            xs, heat, reg, mask = queue.get()
-            params, opt_state, loss, hl, sl = train_step(params, opt_state, xs, heat, reg, mask)
-            step += 1
-            losses.append(float(loss))
-            if step % 25 == 0:
-                progress(step, args.steps, started, f"loss {np.mean(losses[-25:]):.3f} heat {float(hl):.3f} size {float(sl):.3f}")
-            if step % args.every == 0 or step == args.steps:
-                figure = evaluate(predict, params, val)
-                run.checkpoint(step, params, opt_state, {"loss": float(np.mean(losses[-args.every:])), **figure})
-                print(f"\nstep {step}: loss {np.mean(losses[-args.every:]):.3f} validation {figure}", flush=True)
-    finally:
-        for w in workers:
-            w.terminate()
+    worker_args = [(args.data, args.seed * 1000 + step + i, args.batch) for i in range(args.workers)]
+    with SampleWorkers(_worker, worker_args) as batches:
+        params, opt_state = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
+                                  lambda p: evaluate(predict, p, val),
+                                  lambda extras: f" heat {float(extras[0]):.3f} size {float(extras[1]):.3f}")
     figure = evaluate(predict, params, val)
     from training.publish import publish_detector
 

@@ -13,17 +13,15 @@ same graph with the new weights), its card and its manifest entry are written wh
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import random
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from edge_agent.recognise.crops import TEXT_READER_SIZE
 from edge_agent.recognise.runtime import PLATE_ALPHABET
-from training.loop import Run, progress
+from training.loop import Run, SampleWorkers, train
 from training.train_reader import MAX_LABEL, encode, greedy
 
 BASE = "state-name-reader"  # the manifest's PP-OCR recogniser, the starting point
@@ -161,28 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     val = validation_set(args.data)
     if step == 0 and val is not None:
         print(f"before fine-tuning: validation {evaluate(predict, params, val)}", flush=True)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue(maxsize=6)
-    workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
-                                                   args.synthetic_share),), daemon=True) for i in range(args.workers)]
-    for w in workers:
-        w.start()
-    started, losses = time.time(), []
-    try:
-        while step < args.steps:
-            xs, labels, pads = queue.get()
-            params, opt_state, loss = train_step(params, opt_state, xs, labels, pads)
-            step += 1
-            losses.append(float(loss))
-            if step % 10 == 0:
-                progress(step, args.steps, started, f"loss {np.mean(losses[-10:]):.3f}")
-            if step % args.every == 0 or step == args.steps:
-                figure = evaluate(predict, params, val)
-                run.checkpoint(step, params, opt_state, {"loss": float(np.mean(losses[-args.every:])), **figure})
-                print(f"\nstep {step}: loss {np.mean(losses[-args.every:]):.3f} validation {figure}", flush=True)
-    finally:
-        for w in workers:
-            w.terminate()
+    worker_args = [(args.data, args.seed * 1000 + step + i, args.batch, args.synthetic_share) for i in range(args.workers)]
+    with SampleWorkers(_worker, worker_args, maxsize=6) as batches:
+        params, opt_state = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
+                                  lambda p: evaluate(predict, p, val))
     figure = evaluate(predict, params, val)
     from training.publish import publish_text_reader
 
