@@ -1,6 +1,7 @@
 """Plate grammar and candidate ranking: pure functions, hammered with Hypothesis."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,3 +100,107 @@ def test_letter_o_is_read_as_zero_with_the_o_spelling_kept_as_a_candidate():
     assert [c.text for c in plate_candidates(_two_way("O", 0.97, "0"))][:2] == ["0", "O"]
     assert [c.text for c in plate_candidates(_two_way("0", 0.6, "O"))][0] == "0"
     assert plate_candidates(_two_way("B", 0.6, "8"))[0].text == "B"
+
+
+def _brute_force_likelihood(probs, text):
+    """P(text): every path of len(probs) steps over blank + the text's characters, collapsed, summed."""
+    import itertools
+
+    from edge_agent.recognise.runtime import PLATE_ALPHABET
+
+    columns = sorted({0} | {1 + PLATE_ALPHABET.index(c) for c in text})
+    total = 0.0
+    for path in itertools.product(columns, repeat=len(probs)):
+        collapsed, prev = [], None
+        for col in path:
+            if col != prev and col != 0:
+                collapsed.append(PLATE_ALPHABET[col - 1])
+            prev = col
+        if "".join(collapsed) == text:
+            total += float(np.prod([probs[t, c] for t, c in enumerate(path)]))
+    return total
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(["A", "AB", "AA", "7A7", "0", "ABA"]))
+def test_the_ctc_likelihood_is_the_sum_over_every_path_that_reads_the_text(seed, text):
+    from edge_agent.recognise.plate import ctc_log_likelihoods
+
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(37) * 0.3, size=5)
+    (got,) = np.exp(ctc_log_likelihoods(probs, [text]))
+    assert got == pytest.approx(_brute_force_likelihood(probs, text), rel=1e-6, abs=1e-12)
+
+
+def test_the_ctc_likelihoods_of_a_confident_reading():
+    from edge_agent.recognise.plate import ctc_log_likelihoods
+
+    probs = np.full((6, 37), 1e-6)
+    for t, col in enumerate([0, 8, 8, 0, 11, 0]):  # blank 7 7 blank A blank
+        probs[t, col] = 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    seven_a, sevens_a, a_alone = np.exp(ctc_log_likelihoods(probs, ["7A", "77A", "A"]))
+    assert seven_a > 0.99 and sevens_a < 1e-5 and a_alone < 1e-5
+
+
+def _peaked(path: list[int], steps: int, sure: float = 0.97) -> np.ndarray:
+    probs = np.full((steps, 37), (1 - sure) / 36)
+    for t, col in enumerate(path):
+        probs[t, col] = sure
+    return probs
+
+
+def _columns(text: str, steps: int) -> list[int]:
+    """A CTC path spelling `text` with a blank after each character, padded with blanks."""
+    path = [c for ch in text for c in (1 + PLATE_ALPHABET.index(ch), 0)]
+    return path + [0] * (steps - len(path))
+
+
+def test_two_readers_that_agree_give_one_confident_candidate():
+    from edge_agent.recognise.plate import joint_candidates
+
+    first = _peaked(_columns("7ABC123", 32), 32, sure=0.995)
+    second = _peaked(_columns("7ABC123", 20), 20, sure=0.995)  # another reader, another step count
+    (best, *rest) = joint_candidates([first, second])
+    assert best.text == "7ABC123" and best.confidence > 0.5
+    assert all(c.confidence < best.confidence for c in rest)
+
+
+def test_two_readers_that_disagree_share_the_confidence_and_noise_gets_none():
+    from edge_agent.recognise.plate import joint_candidates
+
+    first = _peaked(_columns("7ABC123", 32), 32, sure=0.9)
+    second = _peaked(_columns("7ABC128", 20), 20, sure=0.9)
+    texts = [c.text for c in joint_candidates([first, second])]
+    assert set(texts[:2]) == {"7ABC123", "7ABC128"}
+    rng = np.random.default_rng(1)
+    noise = [rng.dirichlet(np.ones(37), size=32), rng.dirichlet(np.ones(37), size=20)]
+    assert all(c.confidence < 0.05 for c in joint_candidates(noise))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31))
+def test_joint_confidences_are_ranked_and_at_most_one_in_all(seed):
+    from edge_agent.recognise.plate import joint_candidates
+
+    rng = np.random.default_rng(seed)
+    sets = [rng.dirichlet(np.ones(37) * 0.2, size=32), rng.dirichlet(np.ones(37) * 0.2, size=20)]
+    found = joint_candidates(sets)
+    confidences = [c.confidence for c in found]
+    assert confidences == sorted(confidences, reverse=True) and sum(confidences) <= 1.0 + 1e-3
+    assert joint_candidates(sets[:1]) == plate_candidates(sets[0], o_as_zero=True)
+
+
+def test_a_box_is_a_plate_where_each_reader_reads_one_though_they_differ_and_not_where_one_reads_noise():
+    from edge_agent.recognise.plate import is_a_plate, joint_candidates
+    from edge_agent.records import Candidate
+
+    first = _peaked(_columns("W00", 32), 32, sure=0.99)
+    second = _peaked(_columns("NM100", 20), 20, sure=0.99)
+    best = joint_candidates([first, second])[0]
+    assert best.confidence < 0.25 and is_a_plate([first, second], best, 0.25)
+    noise = np.random.default_rng(3).dirichlet(np.ones(37), size=20)
+    best = joint_candidates([first, noise])[0]
+    assert not is_a_plate([first, noise], best, 0.25)
+    year = _peaked(_columns("2012", 20), 20, sure=0.99)  # a sticker's year is no plate, however sure
+    assert not is_a_plate([_peaked(_columns("2012", 32), 32, sure=0.99), year], Candidate("2012", 0.1), 0.25)

@@ -166,16 +166,6 @@ def test_a_plate_crop_given_whole_is_read(reader):
     assert found.text == "4GHT271"
 
 
-def test_a_small_picture_of_a_car_the_shape_of_a_plate_is_searched_when_it_does_not_read_whole(reader):
-    scene = np.full((200, 300, 3), 70, np.uint8)  # 1.5:1 and 300 px wide: the shape of a plate crop
-    plate = cv2.resize(render_plate("5TRK442", width=240), (150, 75), interpolation=cv2.INTER_AREA)
-    scene[60:135, 70:220] = plate
-    cv2.rectangle(scene, (20, 20), (280, 180), (30, 30, 160), 6)  # the car's body around it
-    plates = reader.read(scene)
-    assert plates and plates[0].text == "5TRK442"
-    assert _overlaps(plates[0].box, (70, 60, 150, 75)) and plates[0].box[2] < 250
-
-
 def test_8k_grey_and_16bit_frames_are_read_or_give_nothing(tmp_path: Path):
     plate = render_plate("6WNP018", width=1400)
     huge = np.full((4320, 7680, 3), 120, np.uint8)
@@ -224,3 +214,13 @@ def test_the_reader_sees_a_plate_box_as_a_normalised_colour_strip_and_a_grey_ima
     assert np.abs(brighter - colour).mean() < 0.15
     # a box wholly outside the image gives a blank strip, not an error
     assert not reader_input(plate, (5000.0, 5000.0, 50.0, 20.0)).any()
+
+
+def test_a_text_reader_of_another_shape_stops_start_up_naming_the_file():
+    from edge_agent.errors import ModelError
+    from edge_agent.recognise.models import MODELS_DIR
+    from edge_agent.recognise.recogniser import PlateTextReader
+
+    with pytest.raises(ModelError) as info:
+        PlateTextReader(MODELS_DIR / "plate-reader.onnx")  # a (N, 3, 48, 128) input: the CNN's, not a text reader's
+    assert "plate-reader.onnx" in str(info.value) and "(N, 3, 48, 160)" in str(info.value)

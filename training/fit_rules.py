@@ -95,7 +95,7 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
 
 
 def _outputs(reader, items):
-    """Per image: its label and, for each of the reader's box stages, (boxes, outputs, names), read once."""
+    """Per image: its label and (boxes, outputs, names), read once."""
     from edge_agent.capture import decode_image
     from edge_agent.errors import ImageError
     from edge_agent.imaging import as_bgr8
@@ -106,14 +106,15 @@ def _outputs(reader, items):
             image = as_bgr8(decode_image(item.path))
         except ImageError:
             continue
-        out.append((item, [(boxes, *reader.outputs(image, boxes)) for boxes in reader.box_stages(image)]))
+        boxes = reader.boxes(image)
+        out.append((item, boxes, *reader.outputs(image, boxes)))
     return out
 
 
 def _score(reader, outputs) -> tuple[int, int, int]:
     exact = top3 = state = 0
-    for item, stages in outputs:
-        plates = next((p for p in (reader.readings(*stage) for stage in stages) if p), [])
+    for item, boxes, result, names in outputs:
+        plates = reader.readings(boxes, result, names)
         first = plates[0] if plates else None
         exact += bool(first and first.text == item.plate)
         top3 += bool(first and item.plate in [c.text for c in first.candidates[:3]])

@@ -140,6 +140,74 @@ def plate_candidates(probs: np.ndarray, limit: int = 5, max_swaps: int = 2, max_
     return candidates
 
 
+def ctc_log_likelihoods(probs: np.ndarray, texts: list[str]) -> np.ndarray:
+    """log P(text) under per-step probabilities (T, 1 + len(PLATE_ALPHABET); column 0 the blank) for each
+    text: the sum over every CTC path that collapses to it (the forward algorithm), all texts at once."""
+    steps = probs.shape[0]
+    longest = max((len(t) for t in texts), default=0)
+    width = 2 * longest + 1
+    # each text's extended label: blank, c1, blank, c2, ..., blank; padded with blanks past its end
+    labels = np.zeros((len(texts), width), np.int64)
+    lengths = np.array([2 * len(t) + 1 for t in texts])
+    for k, text in enumerate(texts):
+        labels[k, 1:2 * len(text):2] = [1 + PLATE_ALPHABET.index(c) for c in text]
+    # a step may skip the blank between two characters that differ
+    skip = np.zeros_like(labels, bool)
+    skip[:, 2:] = (labels[:, 2:] != 0) & (labels[:, 2:] != labels[:, :-2])
+    inside = np.arange(width)[None, :] < lengths[:, None]
+    logp = np.log(np.maximum(probs, 1e-30))
+    alpha = np.full((len(texts), width), -np.inf)
+    alpha[:, 0] = logp[0, 0]
+    alpha[:, 1] = np.where(lengths > 1, logp[0, labels[:, 1]], -np.inf)
+    for t in range(1, steps):
+        stay = alpha
+        advance = np.concatenate([np.full((len(texts), 1), -np.inf), alpha[:, :-1]], axis=1)
+        jump = np.concatenate([np.full((len(texts), 2), -np.inf), alpha[:, :-2]], axis=1)
+        jump = np.where(skip, jump, -np.inf)
+        alpha = np.logaddexp(np.logaddexp(stay, advance), jump) + logp[t, labels]
+        alpha = np.where(inside, alpha, -np.inf)
+    rows = np.arange(len(texts))
+    last = alpha[rows, lengths - 1]
+    before = np.where(lengths > 1, alpha[rows, np.maximum(lengths - 2, 0)], -np.inf)
+    return np.logaddexp(last, before)
+
+
+def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: bool = True) -> list[Candidate]:
+    """Ranked whole-plate strings from several readers' per-step probabilities (their step counts may
+    differ): every reader's candidates (`plate_candidates`), each scored by how likely every reader finds it
+    (its CTC likelihood, over all its paths). The readers are taken as independent experts: a candidate's
+    confidence is the product of their likelihoods over that sum for all candidates plus the chance that
+    the plate is none of them (the product of what each reader leaves outside the candidates). Readers
+    that agree give a high confidence; print that neither reads as one string (a sign, a badge) a low one.
+    One reader gives its own candidates unchanged."""
+    if len(prob_sets) == 1:
+        return plate_candidates(prob_sets[0], limit, o_as_zero=o_as_zero)
+    texts = list(dict.fromkeys(c.text for probs in prob_sets
+                               for c in plate_candidates(probs, limit, o_as_zero=o_as_zero) if c.text))
+    if not texts:
+        return []
+    seen = [_o_read_as_zero(p) if o_as_zero else p for p in prob_sets]
+    likelihoods = np.exp(np.array([ctc_log_likelihoods(p, texts) for p in seen]))
+    joint = likelihoods.prod(axis=0)
+    none_of_them = float(np.prod(np.clip(1.0 - likelihoods.sum(axis=1), 0.0, 1.0)))
+    confidence = joint / (joint.sum() + none_of_them)
+    order = np.argsort(-confidence, kind="stable")[:limit]
+    return [Candidate(texts[i], round(float(confidence[i]), 4)) for i in order]
+
+
+def is_a_plate(prob_sets: list[np.ndarray], first: Candidate, min_confidence: float, o_as_zero: bool = True) -> bool:
+    """Whether a box whose first joint candidate is `first` holds a plate: that candidate is at least
+    `min_confidence` sure, or every reader on its own reads a plate (not a sticker's year) that sure, the
+    readers differing on which (the low joint confidence says so)."""
+    if first.confidence >= min_confidence:
+        return True
+    for probs in prob_sets:
+        own = [c for c in plate_candidates(probs, 1, o_as_zero=o_as_zero) if is_valid_plate(c.text)]
+        if not own or own[0].confidence < min_confidence or looks_like_year(own[0].text):
+            return False
+    return len(prob_sets) > 1
+
+
 # Characters a reader (or a person) easily takes for each other; the misread matching of hotlists and the
 # misread-tolerant search both use these.
 CONFUSION_GROUPS = ("O0DQ", "I1T7", "B8", "S5", "Z2", "G6", "A4", "UV")

@@ -1,9 +1,11 @@
 """PlateReader: an image in, the plates in it out (text, confidence, box, candidates, state).
 
-Two trained models do the work (`training/`): the plate detector finds plate boxes in the whole frame, and
-the plate reader reads every box in one batch. What stays beside them is general knowledge: the candidate
-lattice over the reader's per-step probabilities (`plate.plate_candidates`), the state's serial formats
-(`formats.rank_by_state_format`), and the tracker's vote across frames (`tracker.py`).
+Models trained or fine-tuned by `training/` do the work: the plate detector finds plate boxes in the whole
+frame; the plate reader (characters and state) and the plate text reader (characters) read every box in one
+batch each; the PP-OCR recogniser of the rapidocr wheel reads the state's printed name (`statename.py`).
+What stays beside them is general knowledge: the candidate lattice over the readers' per-step probabilities
+(`plate.joint_candidates`), the state's serial formats (`formats.rank_by_state_format`), and the tracker's
+vote across frames (`tracker.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from edge_agent.imaging import as_bgr8
 from edge_agent.recognise.detector import PlateDetector
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
-from edge_agent.recognise.plate import is_valid_plate, looks_like_year, plate_candidates
+from edge_agent.recognise.plate import is_a_plate, is_valid_plate, joint_candidates, looks_like_year
 from edge_agent.recognise.recogniser import STATE_CODES, PlateRecogniser, PlateTextReader
 from edge_agent.recognise.statename import StateNameReader, fuse_states, name_scores
 from edge_agent.recognise.runtime import RuntimeOptions
@@ -76,30 +78,27 @@ class PlateReader:
     def read(self, image: np.ndarray) -> list[PlateReading]:
         """Plates in a BGR image, most likely first."""
         image = as_bgr8(image)
-        for boxes in self.box_stages(image):
-            plates = self.readings(boxes, *self.outputs(image, boxes))
-            if plates:
-                return plates
-        return []
+        boxes = self.boxes(image)
+        return self.readings(boxes, *self.outputs(image, boxes)) if boxes else []
 
-    def box_stages(self, image: np.ndarray):
-        """The boxes (box, score) to read, in turn; the first that gives a plate is the image's answer. A
-        small picture of a plate's shape is read whole first; where that gives no plate it is a small
-        picture of a car, and the detector looks in it."""
+    def boxes(self, image: np.ndarray) -> list:
+        """The boxes (box, score) to read: the detector's, or the whole of a small picture of a plate's shape."""
         height, width = image.shape[:2]
         if min(height, width) < 8:
-            return
+            return []
         if CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1] and width <= CROP_MAX_WIDTH:
-            yield [((0.0, 0.0, float(width), float(height)), 1.0)]
-        yield [(b.box, b.score) for b in self.detector.detect(image)]
+            return [((0.0, 0.0, float(width), float(height)), 1.0)]
+        return [(b.box, b.score) for b in self.detector.detect(image)]
 
     def outputs(self, image: np.ndarray, boxes: list) -> tuple[list, list | None]:
-        """The models' outputs for the boxes (box, score): for each, (character probabilities, state
-        probabilities), and the texts where the state's name is printed (None: not read)."""
+        """The models' outputs for the boxes (box, score): for each, (each reader's character probabilities,
+        state probabilities), and the texts where the state's name is printed (None: not read)."""
         plain = [b for b, _ in boxes]
         outputs = self.recogniser.read(image, plain)
         if self.text is not None and outputs:
-            outputs = [(chars, states) for chars, (_, states) in zip(self.text.read(image, plain), outputs)]
+            outputs = [((chars, text), states) for text, (chars, states) in zip(self.text.read(image, plain), outputs)]
+        else:
+            outputs = [((chars,), states) for chars, states in outputs]
         names = None
         if self.names is not None:
             # the printed name is read only where the box gives a plate big enough to show it: the text
@@ -128,11 +127,11 @@ class PlateReader:
         return [r for _, r in readings[: self.settings.max_plates]]
 
     def _reading(self, box, score: float, probs: np.ndarray, states: np.ndarray) -> PlateReading | None:
-        candidates = [c for c in plate_candidates(probs, self.settings.candidates, o_as_zero=self.settings.o_as_zero)
+        candidates = [c for c in joint_candidates(list(probs), self.settings.candidates, o_as_zero=self.settings.o_as_zero)
                       if is_valid_plate(c.text)]
         if not candidates or looks_like_year(candidates[0].text):
             return None
-        if candidates[0].confidence < self.settings.min_confidence:
+        if not is_a_plate(list(probs), candidates[0], self.settings.min_confidence, self.settings.o_as_zero):
             return None
         k = int(states.argmax())
         state, state_p = STATE_CODES[k], float(states[k])
