@@ -107,7 +107,8 @@ def _outputs(reader, items):
         except ImageError:
             continue
         boxes = reader.boxes(image)
-        out.append((item, boxes, *reader.outputs(image, boxes)))
+        outputs = reader.outputs(image, boxes)
+        out.append((item, boxes, outputs, reader.names_of(image, boxes, [reader.candidates(p) for p, _ in outputs])))
     return out
 
 

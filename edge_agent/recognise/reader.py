@@ -79,7 +79,11 @@ class PlateReader:
         """Plates in a BGR image, most likely first."""
         image = as_bgr8(image)
         boxes = self.boxes(image)
-        return self.readings(boxes, *self.outputs(image, boxes)) if boxes else []
+        if not boxes:
+            return []
+        outputs = self.outputs(image, boxes)
+        found = [self.candidates(probs) for probs, _ in outputs]
+        return self.readings(boxes, outputs, self.names_of(image, boxes, found), found)
 
     def boxes(self, image: np.ndarray) -> list:
         """The boxes (box, score) to read: the detector's, or the whole of a small picture of a plate's shape."""
@@ -90,49 +94,55 @@ class PlateReader:
             return [((0.0, 0.0, float(width), float(height)), 1.0)]
         return [(b.box, b.score) for b in self.detector.detect(image)]
 
-    def outputs(self, image: np.ndarray, boxes: list) -> tuple[list, list | None]:
-        """The models' outputs for the boxes (box, score): for each, (each reader's character probabilities,
-        state probabilities), and the texts where the state's name is printed (None: not read)."""
+    def outputs(self, image: np.ndarray, boxes: list) -> list:
+        """For each box (box, score): (each reader's character probabilities, state probabilities)."""
         plain = [b for b, _ in boxes]
         outputs = self.recogniser.read(image, plain)
         if self.text is not None and outputs:
-            outputs = [((chars, text), states) for text, (chars, states) in zip(self.text.read(image, plain), outputs)]
-        else:
-            outputs = [((chars,), states) for chars, states in outputs]
-        names = None
-        if self.names is not None:
-            # the printed name is read only where the box gives a plate big enough to show it: the text
-            # recogniser costs more than the plate reader, and a frame has more boxes than plates
-            plates = [i for i, ((box, score), (probs, states)) in enumerate(zip(boxes, outputs))
-                      if box[3] >= self.settings.state_name_min_height
-                      and self._reading(box, score, probs, states) is not None]
-            texts = self.names.read(image, [plain[i] for i in plates])
-            names = [None] * len(boxes)
-            for i, text in zip(plates, texts):
-                names[i] = text
-        return outputs, names
+            return [((chars, text), states) for text, (chars, states) in zip(self.text.read(image, plain), outputs)]
+        return [((chars,), states) for chars, states in outputs]
 
-    def readings(self, boxes: list, outputs: list, names: list | None = None) -> list[PlateReading]:
-        """The plates of a frame from its boxes (box, detector score), the reader's outputs for them and the
-        texts read where states print their names (None, or None for a box: not read), most likely first. Pure: the rules can
-        be tried on stored outputs."""
+    def names_of(self, image: np.ndarray, boxes: list, found: list) -> list | None:
+        """For each box, the texts where the state's name is printed, read only where the box gives a plate
+        (`found`: its candidates, or None) big enough to show it: the text recogniser costs more than the
+        readers, and a frame has more boxes than plates. None where names are not read."""
+        if self.names is None:
+            return None
+        wanted = [i for i, ((box, _), candidates) in enumerate(zip(boxes, found))
+                  if candidates and box[3] >= self.settings.state_name_min_height]
+        names = [None] * len(boxes)
+        for i, texts in zip(wanted, self.names.read(image, [boxes[i][0] for i in wanted])):
+            names[i] = texts
+        return names
+
+    def candidates(self, probs) -> list | None:
+        """The ranked candidates of one box from its readers' character probabilities; None if it is no plate."""
+        found = [c for c in joint_candidates(list(probs), self.settings.candidates, o_as_zero=self.settings.o_as_zero)
+                 if is_valid_plate(c.text)]
+        if not found or looks_like_year(found[0].text):
+            return None
+        if not is_a_plate(list(probs), found[0], self.settings.min_confidence, self.settings.o_as_zero):
+            return None
+        return found
+
+    def readings(self, boxes: list, outputs: list, names: list | None = None, found: list | None = None) -> list[PlateReading]:
+        """The plates of a frame from its boxes (box, detector score), the readers' outputs for them, the texts
+        read where states print their names (None, or None for a box: not read) and each box's candidates
+        (`candidates`, worked out here if not given), most likely first. Pure: the rules can be tried on
+        stored outputs."""
         readings = []
         for i, ((box, score), (probs, states)) in enumerate(zip(boxes, outputs)):
+            candidates = self.candidates(probs) if found is None else found[i]
+            if candidates is None:
+                continue
             if names is not None and names[i] is not None:
                 states = fuse_states(states, name_scores(names[i]), self.settings.state_name_sharpness)
-            reading = self._reading(box, score, probs, states)
-            if reading is not None:
-                readings.append((score * reading.confidence, reading))
+            reading = self._reading(box, candidates, states)
+            readings.append((score * reading.confidence, reading))
         readings.sort(key=lambda item: item[0], reverse=True)
         return [r for _, r in readings[: self.settings.max_plates]]
 
-    def _reading(self, box, score: float, probs: np.ndarray, states: np.ndarray) -> PlateReading | None:
-        candidates = [c for c in joint_candidates(list(probs), self.settings.candidates, o_as_zero=self.settings.o_as_zero)
-                      if is_valid_plate(c.text)]
-        if not candidates or looks_like_year(candidates[0].text):
-            return None
-        if not is_a_plate(list(probs), candidates[0], self.settings.min_confidence, self.settings.o_as_zero):
-            return None
+    def _reading(self, box, candidates: list, states: np.ndarray) -> PlateReading:
         k = int(states.argmax())
         state, state_p = STATE_CODES[k], float(states[k])
         if state_p >= self.settings.state_for_format:
