@@ -185,9 +185,6 @@ def test_8k_grey_and_16bit_frames_are_read_or_give_nothing(tmp_path: Path):
     assert rows[2]["plates"] == [] and "error" not in rows[2]
 
 
-@pytest.mark.xfail(strict=False, reason="the retrained reader reads the rendered year 2012, which the detector boxes, "
-                   "as 2L2 (0.71); on the validation photographs 6 of 34 plate-free frames still give a read "
-                   "(docs/reading.md)")
 def test_signs_badges_and_sticker_years_are_not_read_as_plates(reader):
     scene = render_scene([("7ABC123", "California")], size=(1280, 720), plate_width=200)
     cv2.putText(scene, "NO PARKING ANY TIME", (60, 120), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (20, 20, 20), 4)

@@ -186,7 +186,7 @@ def publish_detector(params, out: Path, run, figures: dict, config: dict) -> str
 TEXT_LICENCE_NOTE = """\
 The starting weights are the PP-OCRv6 recogniser (small) as shipped in the rapidocr 3.10.0 wheel
 (PaddleOCR, Apache-2.0); the fine-tuned weights keep its notice (Apache-2.0) beside the AGPL-3.0 view
-above.
+below.
 """
 
 
