@@ -110,3 +110,20 @@ class SampleWorkers:
         for p in self.processes:
             p.terminate()
         return False
+
+
+def recipe_parser(name: str, *, steps: int, batch: int, lr: float, every: int, seed: int):
+    """The options every recipe takes, with its own defaults; a recipe adds its own after these."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"scripts/train {name}")
+    parser.add_argument("--data", default=None, help="the shared plate photographs (../shared/data/us-plates)")
+    parser.add_argument("--run", default=f"training/runs/{name}", help="checkpoints and log")
+    parser.add_argument("--out", default="models", help="where the ONNX file, card and manifest entry go")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--every", type=int, default=every, help="steps between checkpoints and validation")
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--workers", type=int, default=1)
+    return parser

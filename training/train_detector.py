@@ -7,7 +7,6 @@ synthetic and real train-part plates pasted in; reported on the validation part'
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from training import nets
-from training.loop import Run, SampleWorkers, train
+from training.loop import Run, SampleWorkers, recipe_parser, train
 
 
 def _worker(args) -> None:
@@ -70,16 +69,7 @@ def evaluate(predict, params, val, min_score: float = 0.3) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/train detector")
-    parser.add_argument("--data", default=None, help="the shared plate photographs (../shared/data/us-plates)")
-    parser.add_argument("--run", default="training/runs/detector")
-    parser.add_argument("--out", default="models")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--every", type=int, default=250)
-    parser.add_argument("--seed", type=int, default=20261202)
-    parser.add_argument("--workers", type=int, default=1)
+    parser = recipe_parser("detector", steps=3000, batch=16, lr=3e-3, every=250, seed=20261202)
     args = parser.parse_args(argv)
 
     import jax

@@ -9,7 +9,6 @@ model card and manifest entry are written only when the run completes and its ex
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import random
 import sys
@@ -22,7 +21,7 @@ from edge_agent.recognise.crops import READER_CHANNELS, READER_SIZE
 from edge_agent.recognise.runtime import PLATE_ALPHABET
 from edge_agent.recognise.plate import US_STATES
 from training import nets
-from training.loop import Run, progress
+from training.loop import Run, progress, recipe_parser
 
 STATES = tuple(sorted(US_STATES))
 MAX_LABEL = 10
@@ -88,13 +87,7 @@ def validation_set(data_dir: str | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/train reader")
-    parser.add_argument("--data", default=None, help="the shared plate photographs (../shared/data/us-plates)")
-    parser.add_argument("--run", default="training/runs/reader", help="checkpoints and log")
-    parser.add_argument("--out", default="models", help="where the ONNX file, card and manifest entry go")
-    parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser = recipe_parser("reader", steps=5000, batch=64, lr=2e-3, every=250, seed=20261202)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     # tried on 2026-12-03 with 0.2, 0.6 and weight decay 5e-4 (docs/reading.md): frames +4, state +2 points,
     # crops -8 of 188; the committed reader is the run without them
@@ -110,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ema", type=float, default=0.0,
                         help="keep a running average of the weights with this decay (0.999: about the last 1000 "
                              "steps); it is validated beside the weights and is what gets exported")
-    parser.add_argument("--every", type=int, default=250, help="steps between checkpoints and validation")
     parser.add_argument("--synthetic-share", type=float, default=0.3)
-    parser.add_argument("--seed", type=int, default=20261202)
-    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
     import jax

@@ -12,7 +12,6 @@ same graph with the new weights), its card and its manifest entry are written wh
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from edge_agent.recognise.crops import TEXT_READER_SIZE
 from edge_agent.recognise.runtime import PLATE_ALPHABET
-from training.loop import Run, SampleWorkers, train
+from training.loop import Run, SampleWorkers, recipe_parser, train
 from training.train_reader import MAX_LABEL, encode, greedy
 
 BASE = "state-name-reader"  # the manifest's PP-OCR recogniser, the starting point
@@ -108,18 +107,9 @@ def evaluate(predict, params, val) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/train text")
-    parser.add_argument("--data", default=None, help="the shared plate photographs (../shared/data/us-plates)")
-    parser.add_argument("--run", default="training/runs/text", help="checkpoints and log")
-    parser.add_argument("--out", default="models", help="where the ONNX file, card and manifest entry go")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser = recipe_parser("text", steps=1500, batch=32, lr=3e-4, every=100, seed=20261204)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--every", type=int, default=100, help="steps between checkpoints and validation")
     parser.add_argument("--synthetic-share", type=float, default=0.3)
-    parser.add_argument("--seed", type=int, default=20261204)
-    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
     import jax
