@@ -60,20 +60,10 @@ def _name_scores(names, crops, height=None):
     return np.array(rows)
 
 
-def _log_likelihood_ratio(scores, truth, sharpness: float) -> float:
-    """Mean log-likelihood of the true states under softmax(sharpness * scores), against the uniform's."""
-    import numpy as np
-
-    z = sharpness * scores
-    z = z - z.max(axis=1, keepdims=True)
-    ll = z[np.arange(len(truth)), truth] - np.log(np.exp(z).sum(axis=1))
-    return float(ll.mean() + np.log(scores.shape[1]))
-
-
 def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
     import numpy as np
 
-    from edge_agent.recognise.statename import fit_sharpness
+    from edge_agent.recognise.statename import fit_sharpness, name_log_likelihood
 
     truth = np.array([t for _, t in train_crops])
     sharpness = fit_sharpness(_name_scores(reader.names, train_crops), truth)
@@ -85,7 +75,8 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
     min_height = None
     print(f"{'plate height':>12} | train: mean log-likelihood ratio against chance")
     for height in HEIGHTS:
-        llr = _log_likelihood_ratio(_name_scores(reader.names, train_crops, height), truth, sharpness)
+        scores = _name_scores(reader.names, train_crops, height)
+        llr = name_log_likelihood(scores, truth, sharpness) + np.log(scores.shape[1])  # against chance
         print(f"{height:>12} | {llr:+.3f}")
         if min_height is None and llr > 0:
             min_height = height

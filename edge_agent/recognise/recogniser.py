@@ -56,8 +56,8 @@ class PlateTextReader:
         self.session = make_session(Path(model), options)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape[1:]) if len(inputs) == 1 else []
-        if len(shape) != 3 or shape[:2] != [3, TEXT_READER_SIZE[0]] or shape[2] not in (TEXT_READER_SIZE[1], None) \
-                and not isinstance(shape[2], str):  # the width may be left free
+        width_fits = len(shape) == 3 and (shape[2] == TEXT_READER_SIZE[1] or not isinstance(shape[2], int))  # or free
+        if not width_fits or shape[:2] != [3, TEXT_READER_SIZE[0]]:
             raise ModelError(f"{model}: plate text reader input must be (N, 3, {TEXT_READER_SIZE[0]}, {TEXT_READER_SIZE[1]}), "
                              f"got {[(i.name, i.shape) for i in inputs]}")
         if len(outputs) != 1 or outputs[0].shape[-1] != 1 + len(PLATE_ALPHABET):

@@ -19,9 +19,9 @@ import numpy as np
 
 from edge_agent.errors import ModelError
 from edge_agent.recognise.plate import US_STATES
+from edge_agent.recognise.recogniser import STATE_CODES
 from edge_agent.recognise.runtime import RuntimeOptions, make_session
 
-STATE_CODES = tuple(sorted(US_STATES))
 # How each state's name is printed, letters only; DC's plates say "Washington, D.C." and carry the slogan
 # "Taxation without representation".
 PRINTED_NAMES: dict[str, tuple[str, ...]] = {
@@ -108,19 +108,20 @@ def fuse_states(head: np.ndarray, scores: np.ndarray, sharpness: float) -> np.nd
     return fused / total if total > 0 else head
 
 
+def name_log_likelihood(score_rows: np.ndarray, truth: Sequence[int], sharpness: float) -> float:
+    """Mean log-likelihood of the true states (indices) under softmax(sharpness * scores), the name's own
+    distribution; log(51) above it is chance."""
+    truth = np.asarray(truth)
+    z = sharpness * score_rows
+    z = z - z.max(axis=1, keepdims=True)
+    return float((z[np.arange(len(truth)), truth] - np.log(np.exp(z).sum(axis=1))).mean())
+
+
 def fit_sharpness(score_rows: np.ndarray, truth: Sequence[int], grid=np.arange(0.5, 60.01, 0.5)) -> float:
     """The sharpness that makes softmax(sharpness * scores) likeliest for the true states (maximum
     likelihood over a grid), from the name scores alone: the head plays no part, so it may be fitted on
     the train part that the head has learned by heart."""
-    truth = np.asarray(truth)
-    best, best_ll = float(grid[0]), -np.inf
-    for s in grid:
-        z = s * score_rows
-        z = z - z.max(axis=1, keepdims=True)
-        ll = float((z[np.arange(len(truth)), truth] - np.log(np.exp(z).sum(axis=1))).sum())
-        if ll > best_ll:
-            best, best_ll = float(s), ll
-    return best
+    return float(max(grid, key=lambda s: name_log_likelihood(score_rows, truth, s)))
 
 
 def band_boxes(box: tuple[float, float, float, float]) -> list[tuple[float, float, float, float]]:
