@@ -166,6 +166,20 @@ def test_a_plate_crop_given_whole_is_read(reader):
     assert found.text == "4GHT271"
 
 
+def test_a_close_photograph_of_a_car_is_searched_for_its_plate(reader):
+    # small and of a plate's shape, so first read whole as a crop; that reads nothing, so the detector looks
+    photo = render_scene([("5TRK442", "California")], size=(300, 200), plate_width=90)
+    (found,) = reader.read(photo)
+    assert found.text == "5TRK442"
+    x, y, w, h = found.box
+    assert w < 150 and _overlaps(found.box, (100, 140, 90, 45))
+
+
+def test_a_big_plate_is_read_once_however_many_boxes_the_detector_puts_on_it(reader):
+    photo = render_scene([("5TRK442", "California")], size=(300, 200), plate_width=130)
+    assert [p.text for p in reader.read(photo)] == ["5TRK442"]
+
+
 def test_8k_grey_and_16bit_frames_are_read_or_give_nothing(tmp_path: Path):
     plate = render_plate("6WNP018", width=1400)
     huge = np.full((4320, 7680, 3), 120, np.uint8)

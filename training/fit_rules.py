@@ -97,9 +97,8 @@ def _outputs(reader, items):
             image = as_bgr8(decode_image(item.path))
         except ImageError:
             continue
-        boxes = reader.boxes(image)
-        outputs = reader.outputs(image, boxes)
-        out.append((item, boxes, outputs, reader.names_of(image, boxes, [reader.candidates(p) for p, _ in outputs])))
+        boxes, outputs, found = reader.read_boxes(image)
+        out.append((item, boxes, outputs, reader.names_of(image, boxes, found)))
     return out
 
 

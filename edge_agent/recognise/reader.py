@@ -78,20 +78,40 @@ class PlateReader:
     def read(self, image: np.ndarray) -> list[PlateReading]:
         """Plates in a BGR image, most likely first."""
         image = as_bgr8(image)
-        boxes = self.boxes(image)
+        boxes, outputs, found = self.read_boxes(image)
         if not boxes:
             return []
-        outputs = self.outputs(image, boxes)
-        found = [self.candidates(probs) for probs, _ in outputs]
         return self.readings(boxes, outputs, self.names_of(image, boxes, found), found)
 
-    def boxes(self, image: np.ndarray) -> list:
-        """The boxes (box, score) to read: the detector's, or the whole of a small picture of a plate's shape."""
+    def read_boxes(self, image: np.ndarray) -> tuple[list, list, list]:
+        """The boxes (box, score) read in a BGR image, the readers' outputs for them (`outputs`) and each box's
+        candidates (`candidates`). A small picture of a plate's shape is read whole; where that gives no
+        plate (a close photograph of a car's back, not a crop), the detector searches it as a frame."""
+        whole = self.whole_picture(image)
+        if whole is not None:
+            boxes = [whole]
+            outputs = self.outputs(image, boxes)
+            found = [self.candidates(probs) for probs, _ in outputs]
+            if found[0] is not None:
+                return boxes, outputs, found
+        boxes = self.boxes(image)
+        if not boxes:
+            return [], [], []
+        outputs = self.outputs(image, boxes)
+        return boxes, outputs, [self.candidates(probs) for probs, _ in outputs]
+
+    @staticmethod
+    def whole_picture(image: np.ndarray) -> tuple | None:
+        """The whole picture as a box (box, score) where it is small and of a plate's shape; else None."""
         height, width = image.shape[:2]
-        if min(height, width) < 8:
+        if min(height, width) >= 8 and CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1] and width <= CROP_MAX_WIDTH:
+            return (0.0, 0.0, float(width), float(height)), 1.0
+        return None
+
+    def boxes(self, image: np.ndarray) -> list:
+        """The detector's boxes (box, score) in a frame."""
+        if min(image.shape[:2]) < 8:
             return []
-        if CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1] and width <= CROP_MAX_WIDTH:
-            return [((0.0, 0.0, float(width), float(height)), 1.0)]
         return [(b.box, b.score) for b in self.detector.detect(image)]
 
     def outputs(self, image: np.ndarray, boxes: list) -> list:
@@ -140,7 +160,12 @@ class PlateReader:
             reading = self._reading(box, candidates, states)
             readings.append((score * reading.confidence, reading))
         readings.sort(key=lambda item: item[0], reverse=True)
-        return [r for _, r in readings[: self.settings.max_plates]]
+        kept: list[PlateReading] = []
+        for _, reading in readings:
+            # the detector can box a big plate more than once: the box that reads best stands for it
+            if not any(_same_plate(reading.box, other.box) for other in kept):
+                kept.append(reading)
+        return kept[: self.settings.max_plates]
 
     def _reading(self, box, candidates: list, states: np.ndarray) -> PlateReading:
         k = int(states.argmax())
@@ -151,3 +176,11 @@ class PlateReader:
         x, y, w, h = box
         return PlateReading(best.text, best.confidence, (int(x), int(y), max(1, int(w)), max(1, int(h))),
                             tuple(candidates), state, round(state_p, 4))
+
+
+def _same_plate(box, other) -> bool:
+    """Whether two boxes hold the same plate: most of the smaller lies inside the larger."""
+    x, y, w, h = box
+    ox, oy, ow, oh = other
+    overlap = max(0, min(x + w, ox + ow) - max(x, ox)) * max(0, min(y + h, oy + oh) - max(y, oy))
+    return overlap > 0.5 * min(w * h, ow * oh)
