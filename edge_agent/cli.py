@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--dataset", required=True, metavar="DIR")
     acc.add_argument("--json", action="store_true")
     acc.add_argument("--limit", type=int, default=0, help="only the first N images")
-    acc.add_argument("--show-misses", action="store_true", help="print each image read wrongly")
+    acc.add_argument("--show-misses", action="store_true", help="print each image read wrongly, and each whose state is wrong")
     acc.add_argument("--part", choices=("all", "train", "validation"), default="all",
                      help="the part of the committed train/validation split of the shared photographs")
     acc.set_defaults(func=cmd_bench_accuracy)
@@ -829,6 +829,9 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
         first = plates[0].text if plates else ""
         if args.show_misses and first != item.plate:
             console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
+        state = plates[0].state if plates else None
+        if args.show_misses and item.state and state != item.state:
+            console.error(f"state miss {item.path.name}: label {item.state}, read {state or 'none'}")
 
     with bar:
         result = {"part": args.part, **bench_accuracy(reader, items, show), **_measured_on(config)}
