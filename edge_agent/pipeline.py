@@ -522,7 +522,7 @@ class Agent:
         self.refresh_hotlist()
         at = frame.captured_at.timestamp()
         if self.motion is None or self.motion.should_read(frame.camera_id, frame.image, at):
-            return read_in(self.regions.get(frame.camera_id, WHOLE_FRAME), self.reader.read, frame.image)
+            return read_in(self.regions.get(frame.camera_id, WHOLE_FRAME), self.reader.read_frame, frame.image)
         return []
 
     def process(self, frame: Frame) -> list[Read]:

@@ -81,7 +81,7 @@ def _models() -> list[Check]:
         verify_model(spec)
     reader = PlateReader()
     scene = render_scene([(SELFTEST_PLATE, "California")], size=(1280, 720), seed=7)
-    readings = reader.read(scene)
+    readings = reader.read_frame(scene)
     texts = [r.text for r in readings]
     if SELFTEST_PLATE in texts:
         return [Check("models", PASS, f"{len(specs)} models verified (sha256); read the rendered plate {SELFTEST_PLATE}")]

@@ -24,12 +24,12 @@ def test_region_reads_only_its_part_and_boxes_stay_in_frame_pixels(reader):
     lower = Region(0.0, 0.5, 1.0, 1.0)
     view, dx, dy = lower.view(scene)
     assert view.base is scene or view.base is scene.base  # a view of the frame, not a copy
-    (plate,) = moved_to_frame(reader.read(view), dx, dy)
+    (plate,) = moved_to_frame(reader.read_frame(view), dx, dy)
     assert plate.text == "5TRK442"
     x, y, w, h = plate.box
     assert 680 <= x <= 760 and 460 <= y <= 560  # in frame pixels: the plate's top is at 480
     upper, _, _ = Region(0.0, 0.0, 1.0, 0.5).view(scene)
-    assert reader.read(upper) == []
+    assert reader.read_frame(upper) == []
 
 
 def test_motion_gate_skips_still_frames_and_reads_changed_ones():

@@ -161,9 +161,18 @@ def test_a_rendered_california_plate_is_read_as_california(reader):
     assert reader.read(scene)[0].state == "CA"
 
 
-def test_a_plate_crop_given_whole_is_read(reader):
-    (found,) = reader.read(render_plate("4GHT271", width=200))
+@pytest.mark.parametrize("width", [200, 900, 2400])
+def test_a_picture_of_a_plate_is_read_whole_at_any_size(reader, width):
+    # another system's crop, or a close photograph of a plate: the detector learned plates in scenes
+    (found,) = reader.read(render_plate("4GHT271", width=width))
     assert found.text == "4GHT271"
+
+
+def test_a_camera_frame_is_read_by_the_detector_s_boxes_alone(reader):
+    scene = render_scene([("7ABC123", "California")], size=(1280, 720), plate_width=160)
+    (frame,) = reader.read_frame(scene)
+    (picture,) = reader.read(scene)
+    assert frame.text == picture.text == "7ABC123" and frame.box == picture.box
 
 
 def test_a_close_photograph_of_a_car_is_searched_for_its_plate(reader):

@@ -394,5 +394,5 @@ def _redacted(jpeg: bytes, plate: str, reader) -> bytes:
     from edge_agent.imaging import encode_jpeg, mask_boxes
 
     scene = decode_image_bytes(np.frombuffer(jpeg, np.uint8), "scene image")
-    others = [r.box for r in reader.read(scene) if r.text != plate]
+    others = [r.box for r in reader.read_frame(scene) if r.text != plate]
     return encode_jpeg(mask_boxes(scene, others), 90)

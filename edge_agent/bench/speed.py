@@ -44,14 +44,14 @@ def bench_speed(reader: PlateReader, frames: Iterable[np.ndarray], region: Regio
         if limit and len(latencies) >= limit:
             break
         if warm < warmup:  # ONNX Runtime allocates on its first runs at a size
-            read_in(region, reader.read, frame)
+            read_in(region, reader.read_frame, frame)
             warm += 1
             continue
         sizes.add((frame.shape[1], frame.shape[0]))
         if wall_start is None:
             wall_start = time.perf_counter()
         start, cpu_start = time.perf_counter(), time.process_time()
-        readings = read_in(region, reader.read, frame)
+        readings = read_in(region, reader.read_frame, frame)
         passes += tracker.update("bench", time.perf_counter(), readings, index)
         latencies.append((time.perf_counter() - start) * 1000)
         cpu += time.process_time() - cpu_start

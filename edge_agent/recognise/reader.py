@@ -27,9 +27,8 @@ from edge_agent.records import PlateReading
 
 # A picture that is itself a plate (a crop from another system's detector, a photograph of a plate) is read
 # whole: the detector learned plates in scenes, at most a third of its input wide, and a crop enlarged to
-# its input is three times that. A small picture of a plate's shape is such a picture.
+# its input is three times that. A picture of a plate's shape, at any size, may be such a picture.
 CROP_ASPECT = (1.3, 3.5)
-CROP_MAX_WIDTH = 480
 # Two rules beside the models, each fitted by `scripts/train rules` on the train part of the shared
 # photographs (never the validation part, where they are reported; see docs/reading.md):
 # - the state's serial formats re-rank a reading's candidates only where the state head is at least this
@@ -76,18 +75,27 @@ class PlateReader:
             self.names = StateNameReader(names, settings.runtime)
 
     def read(self, image: np.ndarray) -> list[PlateReading]:
-        """Plates in a BGR image, most likely first."""
+        """Plates in a BGR picture of any kind (a file: a frame, a photograph of a car or of a plate, another
+        system's crop), most likely first."""
+        return self._read(image, picture=True)
+
+    def read_frame(self, image: np.ndarray) -> list[PlateReading]:
+        """Plates in a camera's frame, most likely first: the detector's boxes alone. A patrol camera sees
+        scenes, never a plate filling its frame, so reading the whole frame as one would only cost time."""
+        return self._read(image, picture=False)
+
+    def _read(self, image: np.ndarray, picture: bool) -> list[PlateReading]:
         image = as_bgr8(image)
-        boxes, outputs, found = self.read_boxes(image)
+        boxes, outputs, found = self.read_boxes(image, picture)
         if not boxes:
             return []
         return self.readings(boxes, outputs, self.names_of(image, boxes, found), found)
 
-    def read_boxes(self, image: np.ndarray) -> tuple[list, list, list]:
+    def read_boxes(self, image: np.ndarray, picture: bool = True) -> tuple[list, list, list]:
         """The boxes (box, score) read in a BGR image, the readers' outputs for them (`outputs`) and each box's
-        candidates (`candidates`). A small picture of a plate's shape is read whole; where that gives no
-        plate (a close photograph of a car's back, not a crop), the detector searches it as a frame."""
-        whole = self.whole_picture(image)
+        candidates (`candidates`). A picture (not a camera's frame) of a plate's shape is read whole first;
+        where that gives no plate (a frame, a close photograph of a car's back), the detector searches it."""
+        whole = self.whole_picture(image) if picture else None
         if whole is not None:
             boxes = [whole]
             outputs = self.outputs(image, boxes)
@@ -102,9 +110,9 @@ class PlateReader:
 
     @staticmethod
     def whole_picture(image: np.ndarray) -> tuple | None:
-        """The whole picture as a box (box, score) where it is small and of a plate's shape; else None."""
+        """The whole picture as a box (box, score) where it is of a plate's shape; else None."""
         height, width = image.shape[:2]
-        if min(height, width) >= 8 and CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1] and width <= CROP_MAX_WIDTH:
+        if min(height, width) >= 8 and CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1]:
             return (0.0, 0.0, float(width), float(height)), 1.0
         return None
 
