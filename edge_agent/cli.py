@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--show-misses", action="store_true", help="print each image read wrongly, and each whose state is wrong")
     acc.add_argument("--part", choices=("all", "train", "validation"), default="all",
                      help="the part of the committed train/validation split of the shared photographs")
+    acc.add_argument("--look", default="as-is",
+                     help="see each image otherwise first (bench.LOOKS): grey as at night, half or double the "
+                          "resolution, jpeg20, dark, blur, tilt8")
     acc.set_defaults(func=cmd_bench_accuracy)
     fr = bsub.add_parser("false-reads", parents=[common],
                          help="reads left on labelled frames once their plate is painted out (badges, signs, stamps)")
@@ -834,7 +837,7 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
             console.error(f"state miss {item.path.name}: label {item.state}, read {state or 'none'}")
 
     with bar:
-        result = {"part": args.part, **bench_accuracy(reader, items, show), **_measured_on(config)}
+        result = {"part": args.part, **bench_accuracy(reader, items, show, args.look), **_measured_on(config)}
     _show_result(console, result, args.json)
     return EXIT_OK
 

@@ -50,6 +50,19 @@ def test_crops_with_groundtruth_csv_report_state(tmp_path: Path):
     assert figures["exact"] == 3 and figures["state_labelled"] == 3 and 0 <= figures["state_rate"] <= 1
 
 
+def test_a_look_sees_each_image_otherwise_and_an_unknown_look_is_a_usage_error(tmp_path: Path):
+    with (tmp_path / "groundtruth.csv").open("w", newline="") as fh:
+        fh.write("file,state,plate\n")
+        for name, plate in [("a.png", "7ABC123"), ("b.png", "5TRK442")]:
+            cv2.imwrite(str(tmp_path / name), render_plate(plate, "California", width=320))
+            fh.write(f"{name},ca,{plate}\n")
+    for look in ("grey", "double", "tilt8"):
+        figures = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", look, "--json").out)
+        assert figures["look"] == look and figures["exact"] == 2, figures
+    result = run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", "sepia")
+    assert result.code == 2 and "sepia" in result.err and "grey" in result.err
+
+
 def test_show_misses_names_each_image_whose_plate_or_state_is_wrong(tmp_path: Path):
     # a California plate labelled with another plate and another state
     cv2.imwrite(str(tmp_path / "a.png"), render_plate("7ABC123", "California", width=320))
