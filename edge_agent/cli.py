@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--part", choices=("all", "train", "validation"), default="all",
                      help="the part of the committed train/validation split of the shared photographs")
     acc.add_argument("--look", default="as-is",
-                     help="see each image otherwise first (bench.LOOKS): grey as at night, half or double the "
-                          "resolution, jpeg20, dark, blur, tilt8")
+                     help="see each image otherwise first: grey (a night camera), half or double (the resolution), "
+                          "jpeg20, dark, blur or tilt8; as-is by default")
     acc.set_defaults(func=cmd_bench_accuracy)
     fr = bsub.add_parser("false-reads", parents=[common],
                          help="reads left on labelled frames once their plate is painted out (badges, signs, stamps)")
@@ -829,12 +829,13 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
 
     def show(item, plates, ms) -> None:
         bar.update()
-        first = plates[0].text if plates else ""
-        if args.show_misses and first != item.plate:
+        if not args.show_misses:
+            return
+        first = plates[0] if plates else None
+        if (first.text if first else "") != item.plate:
             console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
-        state = plates[0].state if plates else None
-        if args.show_misses and item.state and state != item.state:
-            console.error(f"state miss {item.path.name}: label {item.state}, read {state or 'none'}")
+        if item.state and (first.state if first else None) != item.state:
+            console.error(f"state miss {item.path.name}: label {item.state}, read {(first and first.state) or 'none'}")
 
     with bar:
         result = {"part": args.part, **bench_accuracy(reader, items, show, args.look), **_measured_on(config)}

@@ -176,7 +176,7 @@ def test_a_camera_frame_is_read_by_the_detector_s_boxes_alone(reader):
 
 
 def test_a_close_photograph_of_a_car_is_searched_for_its_plate(reader):
-    # small and of a plate's shape, so first read whole as a crop; that reads nothing, so the detector looks
+    # of a plate's shape, so first read whole as a crop; that reads nothing, so the detector looks
     photo = render_scene([("5TRK442", "California")], size=(300, 200), plate_width=90)
     (found,) = reader.read(photo)
     assert found.text == "5TRK442"
