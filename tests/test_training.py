@@ -169,7 +169,7 @@ def test_text_recipe_fine_tunes_the_wheel_s_recogniser_and_exports_a_model_the_a
 
     run, out = tmp_path / "run", tmp_path / "models"
     done = _train("text", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "12",
-                  "--every", "4", "--batch", "8", "--lr", "5e-5")
+                  "--every", "4", "--batch", "8", "--lr", "5e-5", "--rearrange", "0.5", "--real-warp", "0.3")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "before fine-tuning: validation" in done.stdout
     losses = _losses(run)

@@ -3,7 +3,8 @@ millions of lines of printed text), its 18710-character output cut to blank + 0-
 on the same samples as the plate reader (synthetic plates and the train part of the shared photographs,
 `augment.sample_for_reader`), seen through `crops.text_reader_input`; reported on the validation part.
 
-    scripts/train text [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S]
+    scripts/train text [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S] [--rearrange 0.3]
+                      [--real-warp 0]
 
 What it has learned from text in general is what the 417 train crops cannot teach: the shapes of
 characters in every font and light. Checkpoints and resumes like the other recipes; the ONNX file (the
@@ -64,12 +65,17 @@ def base_model():
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, rearrange = args
     from edge_agent.recognise.crops import text_reader_input
     from training import augment, data
 
     real = data.load(Path(data_dir), "train") if data_dir else []
     frames = [s.image for s in real if s.name.endswith(".jpg")]
+    centres = None
+    if rearrange and real:
+        from training.shuffle import char_centres
+
+        centres = char_centres(real)
     rng = random.Random(seed)
     np.random.seed(seed % (2**31))
     while True:
@@ -77,7 +83,8 @@ def _worker(args) -> None:
         labels = np.zeros((batch, MAX_LABEL), np.int32)
         pads = np.ones((batch, MAX_LABEL), np.float32)
         for i in range(batch):
-            x, text, _ = augment.sample_for_reader(rng, real, frames, synthetic_share, to_input=text_reader_input)
+            x, text, _ = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp=real_warp,
+                                                   rearrange=rearrange, centres=centres, to_input=text_reader_input)
             xs[i] = x
             code = encode(text)
             labels[i, :len(code)] = code
@@ -110,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = recipe_parser("text", steps=1500, batch=32, lr=3e-4, every=100, seed=20261204)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--synthetic-share", type=float, default=0.3)
+    parser.add_argument("--real-warp", type=float, default=0.0,
+                        help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
+    parser.add_argument("--rearrange", type=float, default=0.3,
+                        help="share of real plates seen with their characters rearranged (training/shuffle.py)")
     args = parser.parse_args(argv)
 
     import jax
@@ -149,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     val = validation_set(args.data)
     if step == 0 and val is not None:
         print(f"before fine-tuning: validation {evaluate(predict, params, val)}", flush=True)
-    worker_args = [(args.data, args.seed * 1000 + step + i, args.batch, args.synthetic_share) for i in range(args.workers)]
+    worker_args = [(args.data, args.seed * 1000 + step + i, args.batch, args.synthetic_share, args.real_warp,
+                    args.rearrange) for i in range(args.workers)]
     with SampleWorkers(_worker, worker_args, maxsize=6) as batches:
         params, opt_state = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
                                   lambda p: evaluate(predict, p, val))
