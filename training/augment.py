@@ -4,12 +4,13 @@ would see it through a detector's box, in any light and any weather a patrol cam
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_agent.recognise.crops import reader_input, reader_window
-from training import render
+from training import data, render
 from training.data import Sample
 
 
@@ -121,6 +122,27 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
     small = photometric(small, rng)
     x, y, w, h = box
     return to_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
+
+
+def real_plate_options(parser, *, rearrange: float) -> None:
+    """The options of the reader recipes that say how the real plates are seen (`sample_for_reader`)."""
+    parser.add_argument("--real-warp", type=float, default=0.0,
+                        help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
+    parser.add_argument("--rearrange", type=float, default=rearrange,
+                        help="share of real plates seen with their characters rearranged (training/shuffle.py)")
+
+
+def reader_sources(data_dir, rearrange: float):
+    """What `sample_for_reader` draws from: the train part's samples, its frames (backgrounds), and where
+    each real plate's characters sit (None unless some are to be rearranged)."""
+    real = data.load(Path(data_dir), "train") if data_dir else []
+    frames = [s.image for s in real if s.name.endswith(".jpg")]
+    centres = None
+    if rearrange and real:
+        from training.shuffle import char_centres
+
+        centres = char_centres(real)
+    return real, frames, centres
 
 
 def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float,

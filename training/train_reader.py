@@ -33,15 +33,9 @@ def encode(text: str) -> list[int]:
 
 def _worker(args) -> None:
     queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange = args
-    from training import augment, data
+    from training import augment
 
-    real = data.load(Path(data_dir), "train") if data_dir else []
-    frames = [s.image for s in real if s.name.endswith(".jpg")]
-    centres = None
-    if rearrange and real:
-        from training.shuffle import char_centres
-
-        centres = char_centres(real)
+    real, frames, centres = augment.reader_sources(data_dir, rearrange)
     rng = random.Random(seed)
     np.random.seed(seed % (2**31))
     while True:
@@ -87,6 +81,8 @@ def validation_set(data_dir: str | None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training import augment
+
     parser = recipe_parser("reader", steps=5000, batch=64, lr=2e-3, every=250, seed=20261202)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     # tried on 2026-12-03 with 0.2, 0.6 and weight decay 5e-4 (docs/reading.md): frames +4, state +2 points,
@@ -94,12 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout before the character and state heads")
     parser.add_argument("--state-dropout", type=float, default=None,
                         help="dropout before the state head alone (default: --dropout)")
-    parser.add_argument("--real-warp", type=float, default=0.0,
-                        help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
+    augment.real_plate_options(parser, rearrange=0.0)
     parser.add_argument("--warp-below", type=float, default=None,
                         help="warp only real plates narrower than this many pixels in their photograph")
-    parser.add_argument("--rearrange", type=float, default=0.0,
-                        help="share of real plates seen with their characters rearranged (training/shuffle.py)")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="keep a running average of the weights with this decay (0.999: about the last 1000 "
                              "steps); it is validated beside the weights and is what gets exported")

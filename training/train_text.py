@@ -67,15 +67,9 @@ def base_model():
 def _worker(args) -> None:
     queue, data_dir, seed, batch, synthetic_share, real_warp, rearrange = args
     from edge_agent.recognise.crops import text_reader_input
-    from training import augment, data
+    from training import augment
 
-    real = data.load(Path(data_dir), "train") if data_dir else []
-    frames = [s.image for s in real if s.name.endswith(".jpg")]
-    centres = None
-    if rearrange and real:
-        from training.shuffle import char_centres
-
-        centres = char_centres(real)
+    real, frames, centres = augment.reader_sources(data_dir, rearrange)
     rng = random.Random(seed)
     np.random.seed(seed % (2**31))
     while True:
@@ -114,13 +108,12 @@ def evaluate(predict, params, val) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training import augment
+
     parser = recipe_parser("text", steps=1500, batch=32, lr=3e-4, every=100, seed=20261204)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--synthetic-share", type=float, default=0.3)
-    parser.add_argument("--real-warp", type=float, default=0.0,
-                        help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
-    parser.add_argument("--rearrange", type=float, default=0.3,
-                        help="share of real plates seen with their characters rearranged (training/shuffle.py)")
+    augment.real_plate_options(parser, rearrange=0.3)
     args = parser.parse_args(argv)
 
     import jax
