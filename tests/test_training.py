@@ -163,19 +163,34 @@ def test_a_rearranged_real_plate_reads_as_its_new_text(small_data: Path):
     assert changed >= 10 and read >= 0.8 * changed  # seams and squeezed repeats cost a few
 
 
-def test_text_recipe_fine_tunes_the_wheel_s_recogniser_and_exports_a_model_the_agent_loads(small_data: Path, tmp_path: Path):
+def test_text_recipe_fine_tunes_the_wheel_s_recogniser_twice_and_exports_the_average_the_agent_loads(small_data: Path, tmp_path: Path):
+    import pickle
+
+    import onnx
+    from onnx import numpy_helper
+
     from edge_agent.recognise.models import load_manifest, verify_model
     from edge_agent.recognise.recogniser import PlateTextReader
 
     run, out = tmp_path / "run", tmp_path / "models"
     done = _train("text", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "12",
-                  "--every", "4", "--batch", "8", "--lr", "5e-5", "--rearrange", "0.5", "--real-warp", "0.3")
+                  "--every", "4", "--batch", "8", "--lr", "5e-5", "--rearrange", "0.5", "--real-warp", "0.3",
+                  "--seeds", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "before fine-tuning: validation" in done.stdout
-    losses = _losses(run)
+    first, second = run / "seed-20261204", run / "seed-20261205"
+    losses = _losses(first)
     assert len(losses) == 3 and losses[-1] < losses[0]
+    assert len(_losses(second)) == 3  # twelve steps of batch 8 are too few to see a loss fall every time
     spec = load_manifest(out / "manifest.toml")["plate-text-reader"]
     (probs,) = PlateTextReader(verify_model(spec)).read(render_plate("7ABC123"), [(0, 0, 360, 180)])
     assert probs.shape == (20, 37) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    # the published weights are the two runs' last weights averaged
+    trained = [pickle.loads((r / "checkpoint.pkl").read_bytes())["params"] for r in (first, second)]
+    published = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(out / "plate-text-reader.onnx")).graph.initializer}
+    name = max(trained[0], key=lambda k: trained[0][k].size)
+    assert not np.allclose(trained[0][name], trained[1][name])
+    assert np.allclose(published[name].ravel(), ((trained[0][name] + trained[1][name]) / 2).ravel(), atol=1e-6)
     card = (out / "plate-text-reader.md").read_text()
+    assert "2 runs (seeds 20261204 to 20261205) with their weights averaged" in card
     assert spec.sha256 in card and "Apache-2.0" in card and "AGPL-3.0" in card

@@ -120,11 +120,18 @@ def check_export(onnx_bytes: bytes, predict, params, sample: np.ndarray, expecte
             raise SystemExit(f"export check: output {name} differs from training's by {np.abs(got - np.asarray(want)).max()}")
 
 
+def _seeds(config: dict) -> str:
+    runs = config.get("seeds", 1)
+    if runs == 1:
+        return f"seed {config.get('seed')}"
+    return f"{runs} runs (seeds {config.get('seed')} to {config.get('seed') + runs - 1}) with their weights averaged"
+
+
 def card_text(title: str, summary: str, run, figures: dict, config: dict, macs: int, extra: str = "") -> str:
     log = run.log()
     lines = [f"# {title}", "", summary, "",
              f"- sha256: `{{sha256}}`",
-             f"- trained: {datetime.date.today().isoformat()}, {len(log)} checkpoints, {config.get('steps')} steps, seed {config.get('seed')}",
+             f"- trained: {datetime.date.today().isoformat()}, {len(log)} checkpoints, {config.get('steps')} steps, " + _seeds(config),
              f"- multiply-accumulates per input: {macs / 1e6:.1f} M",
              "- recipe: " + ", ".join(f"{k}={v}" for k, v in sorted(config.items()) if k not in ("run", "out")),
              "- data: synthetic plates (`training/render.py`) and the train part of the committed split "

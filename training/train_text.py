@@ -3,12 +3,15 @@ millions of lines of printed text), its 18710-character output cut to blank + 0-
 on the same samples as the plate reader (synthetic plates and the train part of the shared photographs,
 `augment.sample_for_reader`), seen through `crops.text_reader_input`; reported on the validation part.
 
-    scripts/train text [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S] [--rearrange 0.3]
-                      [--real-warp 0]
+    scripts/train text [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S] [--seeds 2]
+                      [--rearrange 0.3] [--real-warp 0]
 
 What it has learned from text in general is what the 417 train crops cannot teach: the shapes of
-characters in every font and light. Checkpoints and resumes like the other recipes; the ONNX file (the
-same graph with the new weights), its card and its manifest entry are written when the run completes.
+characters in every font and light. It fine-tunes `--seeds` times (seeds S, S+1, ...: other samples in
+another order, each run in RUN/seed-S) and averages the runs' weights, a "model soup": runs fine-tuned
+from one pretrained model stay in one basin, and their average reads better than either at no cost a
+plate. Each run checkpoints and resumes like the other recipes; the ONNX file (the same graph with the
+averaged weights), its card and its manifest entry are written when every run has completed.
 """
 
 from __future__ import annotations
@@ -107,14 +110,24 @@ def evaluate(predict, params, val) -> dict:
     return {"val_exact": exact, "val_n": len(plates), "val_exact_rate": round(exact / len(plates), 4)}
 
 
+def average_weights(trees: list):
+    """The element-wise mean of runs' parameter trees (the same structure and shapes)."""
+    import jax
+
+    return jax.tree_util.tree_map(lambda *leaves: sum(leaves) / len(leaves), *trees)
+
+
 def main(argv: list[str] | None = None) -> int:
     from training import augment
 
     parser = recipe_parser("text", steps=1500, batch=32, lr=3e-4, every=100, seed=20261204)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--synthetic-share", type=float, default=0.3)
+    parser.add_argument("--seeds", type=int, default=2, help="runs fine-tuned (seeds S, S+1, ...) and averaged")
     augment.real_plate_options(parser, rearrange=0.3)
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
 
     import jax
     import jax.numpy as jnp
@@ -128,12 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         check_folder(Path(args.data))
     model = base_model()
     graph = OnnxGraph(model)
-    run = Run(Path(args.run), vars(args))
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, min(200, args.steps // 10 + 1), args.steps, args.lr * 0.02)
     optimiser = optax.chain(optax.clip_by_global_norm(5.0), optax.adamw(schedule, weight_decay=args.weight_decay))
-    params = jax.tree_util.tree_map(jnp.asarray, graph.params())
-    opt_state = optimiser.init(params)
-    step, params, opt_state = run.resume(params, opt_state)
+    pretrained = jax.tree_util.tree_map(jnp.asarray, graph.params())
 
     def logits_of(p, xs):
         return graph(p, xs)[0]
@@ -151,19 +161,28 @@ def main(argv: list[str] | None = None) -> int:
 
     predict = jax.jit(logits_of)
     val = validation_set(args.data)
-    if step == 0 and val is not None:
-        print(f"before fine-tuning: validation {evaluate(predict, params, val)}", flush=True)
-    worker_args = [(args.data, args.seed * 1000 + step + i, args.batch, args.synthetic_share, args.real_warp,
-                    args.rearrange) for i in range(args.workers)]
-    with SampleWorkers(_worker, worker_args, maxsize=6) as batches:
-        params, opt_state = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
-                                  lambda p: evaluate(predict, p, val))
-    figure = evaluate(predict, params, val)
+    if val is not None:
+        print(f"before fine-tuning: validation {evaluate(predict, pretrained, val)}", flush=True)
+    one_run = {k: v for k, v in vars(args).items() if k != "seeds"}
+    runs, figures = [], {}
+    for seed in range(args.seed, args.seed + args.seeds):
+        print(f"run {len(runs) + 1} of {args.seeds}: seed {seed}", flush=True)
+        run = Run(Path(args.run) / f"seed-{seed}", {**one_run, "seed": seed})
+        step, params, opt_state = run.resume(pretrained, optimiser.init(pretrained))
+        worker_args = [(args.data, seed * 1000 + step + i, args.batch, args.synthetic_share, args.real_warp,
+                        args.rearrange) for i in range(args.workers)]
+        with SampleWorkers(_worker, worker_args, maxsize=6) as batches:
+            params, _ = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
+                              lambda p: evaluate(predict, p, val))
+        runs.append(params)
+        figures.update({f"seed {seed} {k}": v for k, v in evaluate(predict, params, val).items() if k != "val_n"})
+    params = average_weights(runs) if len(runs) > 1 else runs[0]
+    figures.update(evaluate(predict, params, val))
+    print(f"averaged weights of {len(runs)} runs: validation {figures}", flush=True)
     from training.publish import publish_text_reader
 
-    publish_text_reader(model, graph, params, Path(args.out), run, figure, vars(args))
+    publish_text_reader(model, graph, params, Path(args.out), run, figures, vars(args))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
