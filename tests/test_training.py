@@ -194,3 +194,34 @@ def test_text_recipe_fine_tunes_the_wheel_s_recogniser_twice_and_exports_the_ave
     card = (out / "plate-text-reader.md").read_text()
     assert "2 runs (seeds 20261204 to 20261205) with their weights averaged" in card
     assert spec.sha256 in card and "Apache-2.0" in card and "AGPL-3.0" in card
+
+
+def test_synthetic_plates_drawn_as_dies_press_them_read_as_their_labels():
+    """The die look (tall condensed pressed print over a picture, `render.render(die_look=...)`) still shows
+    its label: the committed readers, trained without it, read most of them as their serial."""
+    import random
+
+    from edge_agent.recognise.reader import PlateReader
+    from training import render
+
+    reader, rng = PlateReader(), random.Random(11)
+    read, states = 0, set()
+    for _ in range(30):
+        plate, serial, state = render.render(rng, die_look=1.0)
+        assert plate.shape[1] >= 240 and plate.shape[0] >= 120  # a dealer frame adds to it
+        found = reader.read(plate)
+        read += bool(found) and found[0].text == serial
+        states.add(state)
+    print(f"die-look plates read as their serial: {read} of 30, {len(states)} states")
+    assert read >= 22 and len(states) >= 10
+
+
+def test_a_run_resumes_after_an_option_is_added_at_its_off_value_and_refuses_other_settings(tmp_path: Path):
+    from training.loop import Run
+
+    Run(tmp_path / "run", {"seed": 1, "lr": 0.002, "steps": 100})
+    Run(tmp_path / "run", {"seed": 1, "lr": 0.002, "steps": 200, "die_look": 0.0})  # a newer recipe, option off
+    with pytest.raises(SystemExit, match="other settings"):
+        Run(tmp_path / "run", {"seed": 1, "lr": 0.002, "steps": 200, "die_look": 0.7})
+    with pytest.raises(SystemExit, match="other settings"):
+        Run(tmp_path / "run", {"seed": 2, "lr": 0.002, "steps": 200, "die_look": 0.0})

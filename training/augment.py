@@ -29,9 +29,10 @@ def backgrounds(frames: list[np.ndarray], rng: random.Random, w: int, h: int) ->
     return (colour + noise).clip(0, 255).astype(np.uint8)
 
 
-def synthetic_scene(rng: random.Random, frames: list[np.ndarray], plate_width: int | None = None):
+def synthetic_scene(rng: random.Random, frames: list[np.ndarray], plate_width: int | None = None,
+                    die_look: float = 0.0):
     """A rendered plate warped onto a background: (image, plate box, serial, state)."""
-    plate, serial, state = render.render(rng, width=rng.choice([200, 240, 300]))
+    plate, serial, state = render.render(rng, width=rng.choice([200, 240, 300]), die_look=die_look)
     ph, pw = plate.shape[:2]
     target_w = plate_width or rng.randint(60, 260)
     s = target_w / pw
@@ -130,6 +131,8 @@ def real_plate_options(parser, *, rearrange: float) -> None:
                         help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
     parser.add_argument("--rearrange", type=float, default=rearrange,
                         help="share of real plates seen with their characters rearranged (training/shuffle.py)")
+    parser.add_argument("--die-look", type=float, default=0.0,
+                        help="share of synthetic plates drawn as dies press them, over a picture (render.render)")
 
 
 def reader_sources(data_dir, rearrange: float):
@@ -147,11 +150,12 @@ def reader_sources(data_dir, rearrange: float):
 
 def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float,
                       real_warp: float = 0.0, warp_below: float | None = None, rearrange: float = 0.0,
-                      centres: dict[str, list[float]] | None = None, to_input=reader_input):
+                      centres: dict[str, list[float]] | None = None, to_input=reader_input,
+                      die_look: float = 0.0):
     """(input, plate text, state code or None) drawn from synthetic or real plates; with `rearrange`, that
     share of the real plates has its characters rearranged (`shuffle.rearranged`, no state)."""
     if not real or rng.random() < synthetic_share:
-        image, box, serial, state = synthetic_scene(rng, frames)
+        image, box, serial, state = synthetic_scene(rng, frames, die_look=die_look)
         # beside real crops, no state: the synthetic looks are not the states' real designs, and teaching
         # the state head them would be label noise; it learns the designs from the real crops alone (with
         # synthetic plates alone it has nothing else, and learns the rendered names and colours)

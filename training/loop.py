@@ -32,7 +32,9 @@ class Run:
         saved = self.folder / "config.json"
         if saved.is_file():
             before = json.loads(saved.read_text())
-            changed = {k: (before.get(k), v) for k, v in config.items() if k not in ("steps", "run", "out") and before.get(k) != v}
+            # an option added since the run began, left off (0, None, False), is what the run was made with
+            changed = {k: (before.get(k), v) for k, v in config.items()
+                       if k not in ("steps", "run", "out") and before.get(k) != v and (k in before or v)}
             if changed:
                 raise SystemExit(f"{self.folder}: resuming a run made with other settings {changed}; use another --run")
         saved.write_text(json.dumps(config, indent=1))

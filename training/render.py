@@ -4,6 +4,8 @@ Every plate is drawn from a style (field and print colours, the state name above
 a serial in one of its state's formats, then dressed with what real plates carry: registration stickers,
 a dealer frame, stacked characters beside the number, bolts, dirt. Label: the serial only (stickers,
 frames, stacked characters and state names are not part of the plate number, as in the shared labels).
+With `die_look`, a share of them is drawn as real plates look: tall condensed characters pressed into the
+metal (raised edges lit on one side), groups apart, over a coloured band, hills or a sky.
 """
 
 from __future__ import annotations
@@ -98,8 +100,10 @@ def _state_text(rng: random.Random, state: str) -> str:
 
 
 def render(rng: random.Random, serial: str | None = None, style: Style | None = None,
-           width: int = 240) -> tuple[np.ndarray, str, str]:
-    """(BGR plate image about width x width/2, serial, state code)."""
+           width: int = 240, die_look: float = 0.0) -> tuple[np.ndarray, str, str]:
+    """(BGR plate image about width x width/2, serial, state code). `die_look`: the share of plates drawn as
+    the states' dies press them (`_die_print`, `_pressed`) over a picture (`_scenery`), not flat print."""
+    die = die_look > 0 and rng.random() < die_look  # no draw at 0: the recipes without it stay as they were
     style = style or random_style(rng)
     serial = serial or random_serial(rng, style.state)
     height = width // 2
@@ -114,10 +118,13 @@ def render(rng: random.Random, serial: str | None = None, style: Style | None = 
             x, y = rng.randint(-width // 2, width), rng.randint(-height // 2, height)
             r = rng.randint(height // 4, height)
             draw.ellipse([x, y, x + r * 2, y + r], fill=colour)
+    if die and rng.random() < 0.6:
+        _scenery(draw, field, width, height, rng)
     if rng.random() < 0.8:
         draw.rectangle([1, 1, width - 2, height - 2], outline=style.ink, width=rng.randint(1, 4))
     # the state's name, and a slogan on the other edge
-    name_font = _font(rng.choice(label_fonts + plate_fonts), int(height * rng.uniform(0.13, 0.22)))
+    name_face = rng.choice(label_fonts + plate_fonts)
+    name_font = _font(name_face, int(height * (rng.uniform(0.15, 0.26) if die else rng.uniform(0.13, 0.22))))
     name = _state_text(rng, style.state)
     name_y = height * rng.uniform(0.03, 0.08) if style.name_at_top else height * rng.uniform(0.78, 0.84)
     nw = draw.textlength(name, font=name_font)
@@ -132,30 +139,19 @@ def render(rng: random.Random, serial: str | None = None, style: Style | None = 
         draw.text(((width - sw) / 2, sy), slogan, fill=style.name_ink, font=slogan_font)
     # the serial
     font_path = rng.choice(plate_fonts)
-    char_h = height * rng.uniform(0.42, 0.56)
-    font = _font(font_path, int(char_h * 1.25))
-    gap_kind = rng.random()
-    groups = _groups(serial, rng)
-    sep = "" if gap_kind < 0.45 else " " if gap_kind < 0.75 else "-" if gap_kind < 0.9 else "·"
-    text = sep.join(groups)
-    left_room = 0.0
-    stacked = rng.random() < 0.1
-    if stacked:
-        left_room = width * 0.12
-    tw = draw.textlength(text, font=font)
-    limit = (width - left_room) * rng.uniform(0.78, 0.92)
-    if tw > limit:
-        font = _font(font_path, int(char_h * 1.25 * limit / tw))
-        tw = draw.textlength(text, font=font)
-    bbox = draw.textbbox((0, 0), text, font=font)
-    th = bbox[3] - bbox[1]
-    x = left_room + (width - left_room - tw) / 2 + rng.uniform(-width * 0.03, width * 0.03)
-    y = (height - th) / 2 - bbox[1] + height * rng.uniform(-0.04, 0.06)
-    draw.text((x, y), text, fill=style.ink, font=font)
+    if die:
+        stacked = rng.random() < 0.1
+        mask, top, bottom = _die_print((width, height), _groups(serial, rng), font_path, rng,
+                                       width * 0.12 if stacked else 0.0)
+        image = Image.fromarray(_pressed(np.asarray(image), mask, style.ink, rng))
+        draw = ImageDraw.Draw(image)
+    else:
+        top, bottom, stacked = _flat_print(draw, serial, font_path, style.ink, rng, width, height)
     if stacked:  # two small characters stacked beside the number (DP, a county code): not part of it
+        th = bottom - top
         small = _font(rng.choice(plate_fonts), int(th * 0.45))
         for i, ch in enumerate(rng.choice(["DP", "DV", "TR", "AM", "CL"])):
-            draw.text((width * 0.04, y + bbox[1] + i * th * 0.52), ch, fill=style.ink, font=small)
+            draw.text((width * 0.04, top + i * th * 0.52), ch, fill=style.ink, font=small)
     if rng.random() < 0.5:  # registration stickers in the corners
         for _ in range(rng.randint(1, 2)):
             sw_, sh_ = int(width * rng.uniform(0.1, 0.16)), int(height * rng.uniform(0.14, 0.22))
@@ -176,6 +172,32 @@ def render(rng: random.Random, serial: str | None = None, style: Style | None = 
     if rng.random() < 0.3:
         plate = _dirt(plate, rng)
     return plate, serial, style.state
+
+
+def _flat_print(draw: ImageDraw.ImageDraw, serial: str, font_path, ink, rng: random.Random, width: int,
+                height: int) -> tuple[float, float, bool]:
+    """The serial printed flat in the font as it is; (top, bottom, whether characters are stacked beside it)."""
+    char_h = height * rng.uniform(0.42, 0.56)
+    font = _font(font_path, int(char_h * 1.25))
+    gap_kind = rng.random()
+    groups = _groups(serial, rng)
+    sep = "" if gap_kind < 0.45 else " " if gap_kind < 0.75 else "-" if gap_kind < 0.9 else "·"
+    text = sep.join(groups)
+    left_room = 0.0
+    stacked = rng.random() < 0.1
+    if stacked:
+        left_room = width * 0.12
+    tw = draw.textlength(text, font=font)
+    limit = (width - left_room) * rng.uniform(0.78, 0.92)
+    if tw > limit:
+        font = _font(font_path, int(char_h * 1.25 * limit / tw))
+        tw = draw.textlength(text, font=font)
+    bbox = draw.textbbox((0, 0), text, font=font)
+    th = bbox[3] - bbox[1]
+    x = left_room + (width - left_room - tw) / 2 + rng.uniform(-width * 0.03, width * 0.03)
+    y = (height - th) / 2 - bbox[1] + height * rng.uniform(-0.04, 0.06)
+    draw.text((x, y), text, fill=ink, font=font)
+    return y + bbox[1], y + bbox[1] + th, stacked
 
 
 def _groups(serial: str, rng: random.Random) -> list[str]:
@@ -213,3 +235,76 @@ def _dirt(plate: np.ndarray, rng: random.Random) -> np.ndarray:
     dirt = np.array([rng.randint(40, 110)] * 3, np.float32)
     out = plate.astype(np.float32) * (1 - strength * mask[..., None]) + dirt * strength * mask[..., None]
     return out.clip(0, 255).astype(np.uint8)
+
+
+def _die_print(draw_size: tuple[int, int], groups: list[str], font_path, rng: random.Random,
+               left_room: float) -> tuple[np.ndarray, float, float]:
+    """The serial as the states' plate dies press it: tall, condensed characters across most of the plate,
+    the groups apart (a gap, a dash or a small shape between them). (mask 0-1 of the print, top, bottom)."""
+    width, height = draw_size
+    char_h = height * rng.uniform(0.46, 0.6)
+    font = _font(font_path, int(char_h * 1.3))
+    layers = []
+    for g in groups:
+        box = font.getbbox(g)
+        layer = Image.new("L", (box[2] - box[0] + 2, box[3] - box[1] + 2), 0)
+        ImageDraw.Draw(layer).text((1 - box[0], 1 - box[1]), g, fill=255, font=font)
+        squeeze = rng.uniform(0.55, 0.85)  # die faces are about half as wide as they are tall
+        layers.append(layer.resize((max(1, int(layer.width * squeeze)), layer.height), Image.BILINEAR))
+    th = max(layer.height for layer in layers)
+    gap = th * rng.uniform(0.25, 0.7) if len(layers) > 1 else 0.0
+    total = sum(layer.width for layer in layers) + gap * (len(layers) - 1)
+    room = (width - left_room) * rng.uniform(0.8, 0.95)
+    scale = min(1.0, room / total, height * 0.66 / th)
+    layers = [layer.resize((max(1, int(layer.width * scale)), max(1, int(layer.height * scale))), Image.BILINEAR)
+              for layer in layers]
+    gap, total, th = gap * scale, total * scale, th * scale
+    mask = Image.new("L", (width, height), 0)
+    x = left_room + (width - left_room - total) / 2 + rng.uniform(-width * 0.02, width * 0.02)
+    top = (height - th) / 2 + height * rng.uniform(-0.03, 0.06)
+    draw = ImageDraw.Draw(mask)
+    for i, layer in enumerate(layers):
+        mask.paste(layer, (int(x), int(top)), layer)
+        x += layer.width
+        if i < len(layers) - 1:
+            mark = rng.random()
+            cx, cy, r = x + gap / 2, top + th / 2, th * 0.12
+            if mark < 0.3:  # a dash
+                draw.rectangle([cx - r * 1.5, cy - r * 0.4, cx + r * 1.5, cy + r * 0.4], fill=255)
+            elif mark < 0.5:  # a heart, a star, a state's outline: a small shape
+                points = [(cx + r * (1.6 if k % 2 == 0 else 0.7) * np.cos(np.pi * k / 5 - np.pi / 2),
+                           cy + r * (1.6 if k % 2 == 0 else 0.7) * np.sin(np.pi * k / 5 - np.pi / 2)) for k in range(10)]
+                draw.polygon(points, fill=255)
+            x += gap
+    return np.asarray(mask, np.float32) / 255.0, top, top + th
+
+
+def _pressed(plate: np.ndarray, mask: np.ndarray, ink: tuple[int, int, int], rng: random.Random) -> np.ndarray:
+    """Print pressed into metal: the paint, and the raised edges lit from one side and shaded on the other."""
+    paint = np.array(ink[::-1], np.float32)
+    out = plate.astype(np.float32) * (1 - mask[..., None]) + paint * mask[..., None]
+    relief = cv2.GaussianBlur(mask, (0, 0), max(0.6, plate.shape[0] * 0.012))
+    angle = rng.uniform(0, 2 * np.pi)
+    slope = (np.cos(angle) * cv2.Sobel(relief, cv2.CV_32F, 1, 0, ksize=3)
+             + np.sin(angle) * cv2.Sobel(relief, cv2.CV_32F, 0, 1, ksize=3))
+    out += slope[..., None] * rng.uniform(10, 45)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def _scenery(draw: ImageDraw.ImageDraw, field: tuple[int, int, int], width: int, height: int, rng: random.Random) -> None:
+    """The pictures behind many states' print: a coloured band, hills or a skyline, a gradient sky."""
+    kind = rng.random()
+    tint = tuple(int(np.clip(c + rng.randint(-90, 60), 0, 255)) for c in field)
+    if kind < 0.35:  # a band of colour along the top, where the name sits
+        draw.rectangle([0, 0, width, int(height * rng.uniform(0.12, 0.28))], fill=tint)
+    elif kind < 0.7:  # hills, mountains or a skyline along the bottom
+        points = [(0, height)]
+        for x in np.linspace(0, width, rng.randint(4, 9)):
+            points.append((float(x), height * rng.uniform(0.55, 0.85)))
+        points.append((width, height))
+        draw.polygon(points, fill=tint)
+    else:  # a sky darkening towards the top
+        for y in range(0, int(height * 0.5)):
+            a = 1 - y / (height * 0.5)
+            colour = tuple(int(c * (1 - 0.5 * a) + t * 0.5 * a) for c, t in zip(field, tint))
+            draw.line([(0, y), (width, y)], fill=colour)

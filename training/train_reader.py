@@ -32,7 +32,7 @@ def encode(text: str) -> list[int]:
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange, die_look = args
     from training import augment
 
     real, frames, centres = augment.reader_sources(data_dir, rearrange)
@@ -45,7 +45,7 @@ def _worker(args) -> None:
         states = np.full(batch, -1, np.int32)
         for i in range(batch):
             x, text, state = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp, warp_below,
-                                                       rearrange, centres)
+                                                       rearrange, centres, die_look=die_look)
             xs[i] = x
             code = encode(text)
             labels[i, :len(code)] = code
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     queue = ctx.Queue(maxsize=8)
     workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
                                                    args.synthetic_share, args.real_warp, args.warp_below,
-                                                   args.rearrange),), daemon=True) for i in range(args.workers)]
+                                                   args.rearrange, args.die_look),), daemon=True) for i in range(args.workers)]
     for w in workers:
         w.start()
     started, losses = time.time(), []
