@@ -125,8 +125,9 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
     return to_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
 
 
-def real_plate_options(parser, *, rearrange: float) -> None:
-    """The options of the reader recipes that say how the real plates are seen (`sample_for_reader`)."""
+def reader_sample_options(parser, *, rearrange: float) -> None:
+    """The options of the reader recipes that say how their plates are seen (`sample_for_reader`): the real
+    ones warped or rearranged, the synthetic ones drawn as dies press them."""
     parser.add_argument("--real-warp", type=float, default=0.0,
                         help="share of real plates seen turned, stretched, sheared and tilted (augment.seen_otherwise)")
     parser.add_argument("--rearrange", type=float, default=rearrange,

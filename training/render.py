@@ -123,7 +123,7 @@ def render(rng: random.Random, serial: str | None = None, style: Style | None = 
     if rng.random() < 0.8:
         draw.rectangle([1, 1, width - 2, height - 2], outline=style.ink, width=rng.randint(1, 4))
     # the state's name, and a slogan on the other edge
-    name_face = rng.choice(label_fonts + plate_fonts)
+    name_face = rng.choice(label_fonts + plate_fonts)  # drawn before its size, as before die_look
     name_font = _font(name_face, int(height * (rng.uniform(0.15, 0.26) if die else rng.uniform(0.13, 0.22))))
     name = _state_text(rng, style.state)
     name_y = height * rng.uniform(0.03, 0.08) if style.name_at_top else height * rng.uniform(0.78, 0.84)
@@ -272,8 +272,9 @@ def _die_print(draw_size: tuple[int, int], groups: list[str], font_path, rng: ra
             if mark < 0.3:  # a dash
                 draw.rectangle([cx - r * 1.5, cy - r * 0.4, cx + r * 1.5, cy + r * 0.4], fill=255)
             elif mark < 0.5:  # a heart, a star, a state's outline: a small shape
-                points = [(cx + r * (1.6 if k % 2 == 0 else 0.7) * np.cos(np.pi * k / 5 - np.pi / 2),
-                           cy + r * (1.6 if k % 2 == 0 else 0.7) * np.sin(np.pi * k / 5 - np.pi / 2)) for k in range(10)]
+                radii = [r * (1.6 if k % 2 == 0 else 0.7) for k in range(10)]
+                angles = [np.pi * k / 5 - np.pi / 2 for k in range(10)]
+                points = [(cx + q * np.cos(a), cy + q * np.sin(a)) for q, a in zip(radii, angles)]
                 draw.polygon(points, fill=255)
             x += gap
     return np.asarray(mask, np.float32) / 255.0, top, top + th

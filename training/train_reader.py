@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout before the character and state heads")
     parser.add_argument("--state-dropout", type=float, default=None,
                         help="dropout before the state head alone (default: --dropout)")
-    augment.real_plate_options(parser, rearrange=0.0)
+    augment.reader_sample_options(parser, rearrange=0.0)
     parser.add_argument("--warp-below", type=float, default=None,
                         help="warp only real plates narrower than this many pixels in their photograph")
     parser.add_argument("--ema", type=float, default=0.0,

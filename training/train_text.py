@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--seeds", type=int, default=2, help="runs fine-tuned (seeds S, S+1, ...) and averaged")
-    augment.real_plate_options(parser, rearrange=0.3)
+    augment.reader_sample_options(parser, rearrange=0.3)
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
