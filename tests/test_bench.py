@@ -138,7 +138,7 @@ def test_part_keeps_one_side_of_the_committed_split_and_the_figures_say_what_mac
     for part, count in sides.items():
         figures = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--part", part, "--json").out)
         assert figures["images"] == count and figures["part"] == part
-        assert figures["cores"] >= 1 and figures["cpu"] and "intra_op_threads" in figures
+        assert figures["cores"] >= 1 and figures["cpu"] and figures["cpu_id"] and "intra_op_threads" in figures
         assert figures["cpu_s_per_image"] > 0
 
 
@@ -197,3 +197,18 @@ def test_real_photographs_without_their_plate_give_few_reads():
     figures = _bench_on_shared("false-reads", "endtoend")
     assert figures["frames"] == 34
     assert figures["frames_with_a_read"] <= ENDTOEND_FALSE_READS_CEILING, figures["reads"]
+
+
+def test_figures_name_the_cpu_generation_where_the_machine_names_only_its_brand():
+    from edge_agent.bench import describe_cpu, machine
+
+    epyc = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: fpu sse avx2 avx512f\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n")
+    assert describe_cpu(epyc) == {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 17", "simd": "avx512"}
+    pi5 = ("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes crc32 asimddp\n"
+           "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\nprocessor\t: 1\nCPU part\t: 0xd0b\n\n"
+           "Revision\t: d04170\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n")
+    assert describe_cpu(pi5) == {"cpu": "Raspberry Pi 5 Model B Rev 1.0", "cpu_id": "implementer 0x41 part 0xd0b",
+                                 "simd": "neon"}
+    here = machine()
+    assert here["cpu"] and here["cpu_id"] and here["cores"] >= 1

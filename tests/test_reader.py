@@ -216,6 +216,16 @@ def test_signs_badges_and_sticker_years_are_not_read_as_plates(reader):
     assert [p.text for p in reader.read(scene)] == ["7ABC123"]
 
 
+def test_the_text_reader_reads_only_boxes_where_the_plate_reader_reads_a_plate(reader):
+    # the text reader costs ten times the plate reader: a box of bare wall is not worth its time
+    scene = np.full((480, 640, 3), 110, np.uint8)
+    scene[200:320, 300:540] = render_plate("5TRK442", width=240)
+    plate, wall = (300.0, 200.0, 240.0, 120.0), (20.0, 20.0, 200.0, 100.0)
+    (plate_probs, _), (wall_probs, _) = reader.outputs(scene, [(plate, 0.9), (wall, 0.9)])
+    assert len(plate_probs) == 2 and len(wall_probs) == 1
+    assert reader.candidates(plate_probs)[0].text == "5TRK442" and reader.candidates(wall_probs) is None
+
+
 
 
 def test_the_reader_sees_a_plate_box_as_a_normalised_colour_strip_and_a_grey_image_as_three_equal_channels():

@@ -367,6 +367,37 @@ def test_status_is_retained_with_a_last_will_when_the_unit_dies(tmp_path: Path, 
         watcher.close()
 
 
+def test_the_goodbye_is_the_last_status_however_late_another_thread_reports(tmp_path: Path, mosquitto):
+    # the sync thread reports its status after each drain; one that finishes as the unit stops must not
+    # leave the station showing a unit that has gone as online
+    seed_reads(tmp_path / "unit", 1)
+    config = load_config(unit_config(tmp_path, mosquitto.url))
+    sync = MqttSync(config, Database.in_data_dir(config.data_dir), status=lambda: {"storage": "ok", "waiting": 0})
+    sync.start()
+    assert sync.connected.wait(10)
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(0.002):
+            sync.publish_status()
+
+    reporter = threading.Thread(target=report)
+    reporter.start()
+    time.sleep(0.2)
+    try:
+        sync.stop()
+    finally:
+        time.sleep(0.2)
+        done.set()
+        reporter.join()
+    watcher = Subscriber(mosquitto.port, f"alpr/v1/{AGENCY}/{UNIT}/status")
+    try:
+        assert watcher.wait_for(lambda m: m and m[-1][2])
+        assert json.loads(watcher.messages[-1][1])["state"] == "offline"
+    finally:
+        watcher.close()
+
+
 # --- security: TLS with a client certificate, passwords, signed batches ----------------------------
 
 

@@ -19,7 +19,8 @@ from edge_agent.imaging import as_bgr8
 from edge_agent.recognise.detector import PlateDetector
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
-from edge_agent.recognise.plate import is_a_plate, is_valid_plate, joint_candidates, looks_like_year
+from edge_agent.recognise.plate import (is_a_plate, is_valid_plate, joint_candidates, looks_like_year,
+                                       plate_candidates)
 from edge_agent.recognise.recogniser import STATE_CODES, PlateRecogniser, PlateTextReader
 from edge_agent.recognise.statename import StateNameReader, fuse_states, name_scores
 from edge_agent.recognise.runtime import RuntimeOptions
@@ -126,9 +127,17 @@ class PlateReader:
         """For each box (box, score): (each reader's character probabilities, state probabilities)."""
         plain = [b for b, _ in boxes]
         outputs = self.recogniser.read(image, plain)
-        if self.text is not None and outputs:
-            return [((chars, text), states) for text, (chars, states) in zip(self.text.read(image, plain), outputs)]
-        return [((chars,), states) for chars, states in outputs]
+        if self.text is None or not outputs:
+            return [((chars,), states) for chars, states in outputs]
+        # the plate reader is the first look: where it reads no plate at all (a badge, a grille, a sign) the
+        # text reader, ten times its cost, is not asked
+        worth = [i for i, (chars, _) in enumerate(outputs) if self._reads_a_plate(chars)]
+        texts = dict(zip(worth, self.text.read(image, [plain[i] for i in worth])))
+        return [((chars, texts[i]) if i in texts else (chars,), states) for i, (chars, states) in enumerate(outputs)]
+
+    def _reads_a_plate(self, chars: np.ndarray) -> bool:
+        return any(is_valid_plate(c.text) for c in plate_candidates(chars, self.settings.candidates,
+                                                                     o_as_zero=self.settings.o_as_zero))
 
     def names_of(self, image: np.ndarray, boxes: list, found: list) -> list | None:
         """For each box, the texts where the state's name is printed, read only where the box gives a plate

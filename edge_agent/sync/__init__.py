@@ -138,6 +138,10 @@ class MqttSync:
         self._sent_digests: collections.OrderedDict[str, set[str]] = collections.OrderedDict()  # batch id -> payloads' sha256
         self._settled: collections.deque[str] = collections.deque(maxlen=10_000)  # batches acknowledged lately
         self._drain_lock = threading.Lock()
+        # the status and the goodbye go out one at a time, and nothing after the goodbye: a report that
+        # finishes as the unit stops would otherwise leave the station showing it online
+        self._status_lock = threading.Lock()
+        self._said_goodbye = False
         # batches published and not yet answered, kept from one drain to the next: a drain that ends on its
         # deadline leaves some out, and the next must wait for their answers, not publish them again
         self._in_flight: dict[str, float] = {}
@@ -271,11 +275,17 @@ class MqttSync:
         except Exception as exc:  # the status is informative; never let it stop the link
             log.warning("status not gathered: %s", exc)
             fields = {}
-        self.client.publish(self.topics.status, self._status_payload("online", fields), qos=1, retain=True)
+        with self._status_lock:
+            if not self._said_goodbye:
+                self.client.publish(self.topics.status, self._status_payload("online", fields), qos=1, retain=True)
 
     def stop(self) -> None:
-        if self.connected.is_set():
-            info = self.client.publish(self.topics.status, self._status_payload("offline", {}), qos=1, retain=True)
+        with self._status_lock:
+            self._said_goodbye = True
+            info = None
+            if self.connected.is_set():
+                info = self.client.publish(self.topics.status, self._status_payload("offline", {}), qos=1, retain=True)
+        if info is not None:
             try:
                 info.wait_for_publish(2.0)
             except (RuntimeError, ValueError):
