@@ -33,6 +33,7 @@ from edge_agent.hotlist.storage import hotlist_age_s, open_hotlist_db
 from edge_agent.imaging import boxed, crop_box, encode_jpeg
 from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.recognise.reader import PlateReader, ReaderSettings
+from edge_agent.recognise.statename import NamesSeen
 from edge_agent.recognise.tracker import Pass, PlateTracker, TrackerSettings
 from edge_agent.records import Frame, PlateReading, Read
 from edge_agent.service import (CameraState, Notifier, WorkerState, cpu_temperature_c, disk_use, health,
@@ -195,6 +196,7 @@ class Agent:
         self.repeats = RepeatFilter(rc.repeat_window_s)
         self.tracker: PlateTracker[Frame] = PlateTracker(tracker_settings(config))
         self.motion = MotionGate(rc.motion_min_changed) if rc.motion_gate else None
+        self._names_seen: dict[str, NamesSeen] = collections.defaultdict(NamesSeen)  # by camera
         self.regions = {c.id: Region(*c.region) for c in config.cameras}
         self.summary = RunSummary()
         self.sync = None
@@ -522,7 +524,9 @@ class Agent:
         self.refresh_hotlist()
         at = frame.captured_at.timestamp()
         if self.motion is None or self.motion.should_read(frame.camera_id, frame.image, at):
-            return read_in(self.regions.get(frame.camera_id, WHOLE_FRAME), self.reader.read_frame, frame.image)
+            seen = self._names_seen[frame.camera_id]
+            return read_in(self.regions.get(frame.camera_id, WHOLE_FRAME),
+                           lambda image: self.reader.read_frame(image, seen=seen), frame.image)
         return []
 
     def process(self, frame: Frame) -> list[Read]:

@@ -217,7 +217,8 @@ def test_signs_badges_and_sticker_years_are_not_read_as_plates(reader):
 
 
 def test_the_text_reader_reads_only_boxes_where_the_plate_reader_reads_a_plate(reader):
-    # the text reader costs ten times the plate reader: a box of bare wall is not worth its time
+    # the text reader costs eight times the plate reader (0.5 against 0.06 GMAC): a box of bare wall is not
+    # worth its time
     scene = np.full((480, 640, 3), 110, np.uint8)
     scene[200:320, 300:540] = render_plate("5TRK442", width=240)
     plate, wall = (300.0, 200.0, 240.0, 120.0), (20.0, 20.0, 200.0, 100.0)

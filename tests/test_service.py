@@ -98,14 +98,14 @@ class FaultyReader:
         self.hung_at: float | None = None
         self.release = threading.Event()
 
-    def read_frame(self, image):
+    def read_frame(self, image, seen=None):
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("onnxruntime: injected failure")
         if self.calls == self.hang_on:
             self.hung_at = time.monotonic()
             self.release.wait(60)  # hangs, as a stuck driver call would
-        return self.real.read_frame(image)
+        return self.real.read_frame(image, seen=seen)
 
 
 def test_recognition_that_fails_or_hangs_is_replaced_within_5_s_and_no_stored_read_is_lost(tmp_path: Path, clip, reader):

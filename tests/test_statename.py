@@ -147,3 +147,46 @@ def test_a_unit_configured_without_the_name_reading_gives_the_head_s_state():
     assert reader.names is None
     (read,) = reader.read(render_plate("7ABC123", state="California", width=300))
     assert read.text == "7ABC123" and read.state in STATE_CODES
+
+
+def test_names_seen_are_kept_for_a_pass_and_the_oldest_go_first():
+    from edge_agent.recognise.statename import NamesSeen
+
+    now = [100.0]
+    seen = NamesSeen(ttl_s=10.0, size=2, clock=lambda: now[0])
+    seen.put("7ABC123", ["CALIFORNIA", ""])
+    now[0] += 9.0
+    assert seen.get("7ABC123") == ["CALIFORNIA", ""] and seen.get("4XYZ890") is None
+    now[0] += 2.0  # the pass is long gone
+    assert seen.get("7ABC123") is None
+    for plate in ("A1", "B2", "C3"):
+        seen.put(plate, ["TEXAS"])
+    assert seen.get("A1") is None and seen.get("B2") == seen.get("C3") == ["TEXAS"]
+
+
+def test_a_plate_s_name_read_clearly_is_not_read_again_on_the_next_frames_of_its_pass(reader):
+    from edge_agent.recognise.statename import NamesSeen
+
+    scene = np.full((720, 1280, 3), 90, np.uint8)
+    scene[300:450, 500:800] = render_plate("7ABC123", state="California", width=300)
+    blank = np.full((720, 1280, 3), 90, np.uint8)  # a plate with no name: nothing to remember
+    blank[300:450, 500:800] = render_plate("4XYZ890", state="", width=300)
+    calls = []
+    original = reader.names.read
+    reader.names.read = lambda image, boxes: calls.append(len(boxes)) or original(image, boxes)
+    seen = NamesSeen()
+    try:
+        alone = reader.read_frame(scene)
+        calls.clear()
+        frames = [reader.read_frame(scene, seen=seen) for _ in range(3)]
+        named_calls = list(calls)
+        calls.clear()
+        unnamed = [reader.read_frame(blank, seen=seen) for _ in range(2)]
+    finally:
+        del reader.names.read
+    assert [(r.text, r.state) for r in alone] == [("7ABC123", "CA")]
+    assert all([(r.text, r.state, r.state_confidence) for r in f] == [(r.text, r.state, r.state_confidence)
+                                                                    for r in alone] for f in frames)
+    assert seen.get("7ABC123") is not None and seen.get("4XYZ890") is None
+    assert len(named_calls) == 3 and named_calls[0] and not any(named_calls[1:])  # the first frame only
+    assert [r.text for r in unnamed[1]] == ["4XYZ890"] and len(calls) == 2 and all(calls)  # every frame

@@ -1,7 +1,8 @@
 """`edge-agent bench speed`: recognition speed and memory over a video or a folder of frames.
 
 Frames are decoded ahead of the clock (a capture thread does that in the
-agent), then each goes through the region gate, the reader and the tracker as
+agent), then each goes through the region gate, the reader (keeping the state
+names it read clearly, as the agent does for each camera) and the tracker as
 in `Agent.process`. Latency is wall time per frame; CPU time counts every
 thread of the process, so on a 2-core unit a frame can cost more CPU seconds
 than wall seconds.
@@ -21,6 +22,7 @@ from edge_agent.capture.gate import Region, read_in
 from edge_agent.config import camera_for_path
 from edge_agent.errors import EdgeAgentError
 from edge_agent.recognise.reader import PlateReader
+from edge_agent.recognise.statename import NamesSeen
 from edge_agent.recognise.tracker import PlateTracker, TrackerSettings
 
 
@@ -34,6 +36,11 @@ def source_frames(source: str, on_error: ErrorHandler) -> Iterator[np.ndarray]:
 def bench_speed(reader: PlateReader, frames: Iterable[np.ndarray], region: Region = Region(), warmup: int = 2,
                 limit: int = 0, tracker_settings: TrackerSettings = TrackerSettings()) -> dict:
     tracker: PlateTracker[int] = PlateTracker(tracker_settings)
+    seen = NamesSeen()  # as the agent keeps for each camera
+
+    def read(image: np.ndarray):
+        return reader.read_frame(image, seen=seen)
+
     latencies: list[float] = []
     cpu = 0.0
     passes = []
@@ -44,14 +51,14 @@ def bench_speed(reader: PlateReader, frames: Iterable[np.ndarray], region: Regio
         if limit and len(latencies) >= limit:
             break
         if warm < warmup:  # ONNX Runtime allocates on its first runs at a size
-            read_in(region, reader.read_frame, frame)
+            read_in(region, read, frame)
             warm += 1
             continue
         sizes.add((frame.shape[1], frame.shape[0]))
         if wall_start is None:
             wall_start = time.perf_counter()
         start, cpu_start = time.perf_counter(), time.process_time()
-        readings = read_in(region, reader.read_frame, frame)
+        readings = read_in(region, read, frame)
         passes += tracker.update("bench", time.perf_counter(), readings, index)
         latencies.append((time.perf_counter() - start) * 1000)
         cpu += time.process_time() - cpu_start

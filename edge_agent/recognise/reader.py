@@ -22,7 +22,7 @@ from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require
 from edge_agent.recognise.plate import (is_a_plate, is_valid_plate, joint_candidates, looks_like_year,
                                        plate_candidates)
 from edge_agent.recognise.recogniser import STATE_CODES, PlateRecogniser, PlateTextReader
-from edge_agent.recognise.statename import StateNameReader, fuse_states, name_scores
+from edge_agent.recognise.statename import NamesSeen, StateNameReader, fuse_states, name_decides, name_scores
 from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.records import PlateReading
 
@@ -80,17 +80,18 @@ class PlateReader:
         system's crop), most likely first."""
         return self._read(image, picture=True)
 
-    def read_frame(self, image: np.ndarray) -> list[PlateReading]:
+    def read_frame(self, image: np.ndarray, seen: NamesSeen | None = None) -> list[PlateReading]:
         """Plates in a camera's frame, most likely first: the detector's boxes alone. A patrol camera sees
-        scenes, never a plate filling its frame, so reading the whole frame as one would only cost time."""
-        return self._read(image, picture=False)
+        scenes, never a plate filling its frame, so reading the whole frame as one would only cost time.
+        `seen`: the camera's names read clearly on its last frames, not read again."""
+        return self._read(image, picture=False, seen=seen)
 
-    def _read(self, image: np.ndarray, picture: bool) -> list[PlateReading]:
+    def _read(self, image: np.ndarray, picture: bool, seen: NamesSeen | None = None) -> list[PlateReading]:
         image = as_bgr8(image)
         boxes, outputs, found = self.read_boxes(image, picture)
         if not boxes:
             return []
-        return self.readings(boxes, outputs, self.names_of(image, boxes, found), found)
+        return self.readings(boxes, outputs, self.names_of(image, boxes, found, seen), found)
 
     def read_boxes(self, image: np.ndarray, picture: bool = True) -> tuple[list, list, list]:
         """The boxes (box, score) read in a BGR image, the readers' outputs for them (`outputs`) and each box's
@@ -130,7 +131,7 @@ class PlateReader:
         if self.text is None or not outputs:
             return [((chars,), states) for chars, states in outputs]
         # the plate reader is the first look: where it reads no plate at all (a badge, a grille, a sign) the
-        # text reader, ten times its cost, is not asked
+        # text reader, eight times its multiply-adds, is not asked
         worth = [i for i, (chars, _) in enumerate(outputs) if self._reads_a_plate(chars)]
         texts = dict(zip(worth, self.text.read(image, [plain[i] for i in worth])))
         return [((chars, texts[i]) if i in texts else (chars,), states) for i, (chars, states) in enumerate(outputs)]
@@ -139,17 +140,24 @@ class PlateReader:
         return any(is_valid_plate(c.text) for c in plate_candidates(chars, self.settings.candidates,
                                                                      o_as_zero=self.settings.o_as_zero))
 
-    def names_of(self, image: np.ndarray, boxes: list, found: list) -> list | None:
+    def names_of(self, image: np.ndarray, boxes: list, found: list, seen: NamesSeen | None = None) -> list | None:
         """For each box, the texts where the state's name is printed, read only where the box gives a plate
-        (`found`: its candidates, or None) big enough to show it: the text recogniser costs more than the
-        readers, and a frame has more boxes than plates. None where names are not read."""
+        (`found`: its candidates, or None) big enough to show it, and its reading's name is not in `seen`:
+        the text recogniser costs more than the readers, and a frame has more boxes than plates. None where
+        names are not read."""
         if self.names is None:
             return None
         wanted = [i for i, ((box, _), candidates) in enumerate(zip(boxes, found))
                   if candidates and box[3] >= self.settings.state_name_min_height]
-        names = [None] * len(boxes)
-        for i, texts in zip(wanted, self.names.read(image, [boxes[i][0] for i in wanted])):
+        names: list = [None] * len(boxes)
+        if seen is not None:
+            for i in wanted:
+                names[i] = seen.get(found[i][0].text)
+        unread = [i for i in wanted if names[i] is None]
+        for i, texts in zip(unread, self.names.read(image, [boxes[i][0] for i in unread])):
             names[i] = texts
+            if seen is not None and name_decides(name_scores(texts), self.settings.state_name_sharpness):
+                seen.put(found[i][0].text, texts)
         return names
 
     def candidates(self, probs) -> list | None:

@@ -11,6 +11,8 @@ top and bottom bands; `name_scores` says how well each state's printed name is f
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -91,16 +93,26 @@ def name_scores(texts: Sequence[str]) -> np.ndarray:
     return scores
 
 
+def name_distribution(scores: np.ndarray, sharpness: float) -> np.ndarray:
+    """The printed name's own state distribution: softmax(sharpness * scores)."""
+    evidence = sharpness * scores
+    weights = np.exp(evidence - evidence.max())
+    return weights / weights.sum()
+
+
+def name_decides(scores: np.ndarray, sharpness: float) -> bool:
+    """Whether the name read is more likely right than wrong (above one half), and so decides the state."""
+    return bool(name_distribution(scores, sharpness).max() > 0.5)
+
+
 def fuse_states(head: np.ndarray, scores: np.ndarray, sharpness: float) -> np.ndarray:
     """The state distribution from the head's (51,) and the printed name's scores.
 
-    The name's own distribution is softmax(sharpness * scores). Where it is more likely right than wrong
-    (above one half) it decides: the head's probabilities are not calibrated (it has learned its train
-    crops by heart and is as sure of a design it never saw, such as a state's new issue); elsewhere it
-    weighs into the head's (their product, normalised). Nothing read leaves the head as it is."""
-    evidence = sharpness * scores
-    weights = np.exp(evidence - evidence.max())
-    name = weights / weights.sum()
+    Where the name decides (`name_decides`) its distribution is the state's: the head's probabilities are
+    not calibrated (it has learned its train crops by heart and is as sure of a design it never saw, such
+    as a state's new issue); elsewhere it weighs into the head's (their product, normalised). Nothing read
+    leaves the head as it is."""
+    name = name_distribution(scores, sharpness)
     if name.max() > 0.5:
         return name
     fused = head * name
@@ -122,6 +134,31 @@ def fit_sharpness(score_rows: np.ndarray, truth: Sequence[int], grid=np.arange(0
     likelihood over a grid), from the name scores alone: the head plays no part, so it may be fitted on
     the train part that the head has learned by heart."""
     return float(max(grid, key=lambda s: name_log_likelihood(score_rows, truth, s)))
+
+
+class NamesSeen:
+    """The printed names one camera has read clearly on its recent frames, by the plate's reading.
+
+    A plate is on many frames of a pass, and its name, once read clearly enough to decide the state, would
+    give the same answer at 25 ms a frame again; a name that did not decide is read again on the next
+    frame, where the plate is often nearer. Entries go after `ttl_s` (longer than a pass) and the oldest
+    beyond `size`, so it stays small whatever drives past."""
+
+    def __init__(self, ttl_s: float = 10.0, size: int = 64, clock=time.monotonic):
+        self.ttl_s, self.size, self.clock = ttl_s, size, clock
+        self._seen: OrderedDict[str, tuple[list[str], float]] = OrderedDict()
+
+    def get(self, plate: str) -> list[str] | None:
+        entry = self._seen.get(plate)
+        if entry is None or self.clock() - entry[1] > self.ttl_s:
+            return None
+        return entry[0]
+
+    def put(self, plate: str, texts: list[str]) -> None:
+        self._seen[plate] = (texts, self.clock())
+        self._seen.move_to_end(plate)
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
 
 
 def band_boxes(box: tuple[float, float, float, float]) -> list[tuple[float, float, float, float]]:
