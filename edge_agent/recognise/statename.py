@@ -102,7 +102,11 @@ def name_distribution(scores: np.ndarray, sharpness: float) -> np.ndarray:
 
 def name_decides(scores: np.ndarray, sharpness: float) -> bool:
     """Whether the name read is more likely right than wrong (above one half), and so decides the state."""
-    return bool(name_distribution(scores, sharpness).max() > 0.5)
+    return _decides(name_distribution(scores, sharpness))
+
+
+def _decides(name: np.ndarray) -> bool:
+    return bool(name.max() > 0.5)
 
 
 def fuse_states(head: np.ndarray, scores: np.ndarray, sharpness: float) -> np.ndarray:
@@ -113,7 +117,7 @@ def fuse_states(head: np.ndarray, scores: np.ndarray, sharpness: float) -> np.nd
     as a state's new issue); elsewhere it weighs into the head's (their product, normalised). Nothing read
     leaves the head as it is."""
     name = name_distribution(scores, sharpness)
-    if name.max() > 0.5:
+    if _decides(name):
         return name
     fused = head * name
     total = fused.sum()
