@@ -69,7 +69,7 @@ def evaluate(predict, params, val, min_score: float = 0.3) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = recipe_parser("detector", steps=3000, batch=16, lr=3e-3, every=250, seed=20261202)
+    parser = recipe_parser("detector", steps=5400, batch=16, lr=3e-3, every=600, seed=20261202)
     args = parser.parse_args(argv)
 
     import jax

@@ -30,14 +30,14 @@ from edge_agent.records import PlateReading
 # whole: the detector learned plates in scenes, at most a third of its input wide, and a crop enlarged to
 # its input is three times that. A picture of a plate's shape, at any size, may be such a picture.
 CROP_ASPECT = (1.3, 3.5)
-# Two rules beside the models, each fitted by `scripts/train rules` on the train part of the shared
+# The rules beside the models, each fitted by `scripts/train rules` on the train part of the shared
 # photographs (never the validation part, where they are reported; see docs/reading.md):
 # - the state's serial formats re-rank a reading's candidates only where the state head is at least this
 #   sure (a format of the wrong state would push the right reading down);
 # - whether letter O is read as digit 0 (one glyph on most plates) with the O spelling kept second;
 # - how sharply the state's printed name, where it is read, outweighs the state head (statename.py), and
 #   the least plate height (pixels) at which reading it tells the state better than chance.
-STATE_FOR_FORMAT = 0.7
+STATE_FOR_FORMAT = 0.9
 O_AS_ZERO = False
 STATE_NAME_SHARPNESS = 21.5
 STATE_NAME_MIN_HEIGHT = 28
