@@ -38,20 +38,11 @@ def _worker(args) -> None:
         queue.put((np.stack(xs), np.stack(heats), np.stack(regs), np.stack(masks)))
 
 
-def iou(a, b) -> float:
-    ax0, ay0, aw, ah = a
-    bx0, by0, bw, bh = b
-    ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
-    iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
-    inter = ix * iy
-    return inter / max(1e-6, aw * ah + bw * bh - inter)
-
-
 def evaluate(predict, params, val, min_score: float = 0.3) -> dict:
     """Of the validation frames' labelled plates: found as the best box, found among the boxes (IoU >= 0.4),
     and the boxes given per frame."""
     from edge_agent.recognise.crops import detector_input
-    from edge_agent.recognise.detector import decode
+    from edge_agent.recognise.detector import box_iou, decode
 
     if not val:
         return {}
@@ -61,7 +52,7 @@ def evaluate(predict, params, val, min_score: float = 0.3) -> dict:
         out = np.asarray(predict(params, blob))[0]
         boxes = decode(out, scale, s.image.shape[:2], min_score, 8)
         boxes_total += len(boxes)
-        hits = [iou(b.box, s.box) >= 0.4 for b in boxes]
+        hits = [box_iou(b.box, s.box) >= 0.4 for b in boxes]
         first += bool(hits and hits[0])
         anywhere += any(hits)
     return {"val_frames": len(val), "val_first": first, "val_found": anywhere,

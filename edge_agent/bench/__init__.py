@@ -18,6 +18,7 @@ import numpy as np
 from edge_agent.bench.split import PARTS, load_split, part_of
 from edge_agent.capture import decode_image
 from edge_agent.errors import EdgeAgentError, ImageError
+from edge_agent.recognise.detector import box_iou
 from edge_agent.recognise.plate import normalise_plate
 from edge_agent.recognise.reader import PlateReader
 
@@ -187,14 +188,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+# Of the labelled plate's width: a plate's box narrower than this is counted as cutting its ends.
+BOX_NARROW = 0.9
+
+
 def bench_accuracy(reader: PlateReader, items: list[LabelledImage],
                    on_result: Callable[[LabelledImage, list, float], None] | None = None, look: str = "as-is") -> dict:
     """Exact and top-3 rates of the first plate reported per image, timing, memory and state accuracy; each
-    image seen as `look` (`LOOKS`) before it is timed."""
+    image seen as `look` (`LOOKS`) before it is timed. Where images are labelled with the plate's box (frames),
+    as they are: how well the boxes read fit it (the mean IoU of the best, 0 where none overlaps) and how
+    many of them are narrower than BOX_NARROW of the plate."""
     if look not in LOOKS:
         raise EdgeAgentError(f"look must be one of {', '.join(LOOKS)}, not {look!r}")
-    exact = top3 = state_right = state_total = errors = 0
+    exact = top3 = state_right = state_total = errors = narrow = 0
     times: list[float] = []
+    overlaps: list[float] = []
     cpu = 0.0
     for item in items:
         try:
@@ -214,6 +222,11 @@ def bench_accuracy(reader: PlateReader, items: list[LabelledImage],
         if item.state:
             state_total += 1
             state_right += bool(first and first.state == item.state)
+        if item.box is not None and look == "as-is":  # a look may move the plate from its labelled box
+            iou, box = max(((box_iou(p.box, item.box), p.box) for p in plates), default=(0.0, None))
+            overlaps.append(iou)
+            # a box much narrower than its plate cuts the characters at its ends
+            narrow += bool(box is not None and iou > 0 and box[2] < BOX_NARROW * item.box[2])
         if on_result:
             on_result(item, plates, times[-1])
     n = len(items)
@@ -230,6 +243,9 @@ def bench_accuracy(reader: PlateReader, items: list[LabelledImage],
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "unreadable_files": errors,
     }
+    if overlaps:
+        result["box_iou_mean"] = round(float(np.mean(overlaps)), 3)
+        result["boxes_narrow"] = narrow
     if state_total:
         result["state_rate"] = round(state_right / state_total, 4)
         result["state_labelled"] = state_total
