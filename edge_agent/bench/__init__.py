@@ -226,7 +226,7 @@ def bench_accuracy(reader: PlateReader, items: list[LabelledImage],
             iou, box = max(((box_iou(p.box, item.box), p.box) for p in plates), default=(0.0, None))
             overlaps.append(iou)
             # a box much narrower than its plate cuts the characters at its ends
-            narrow += bool(box is not None and iou > 0 and box[2] < BOX_NARROW * item.box[2])
+            narrow += bool(iou > 0 and box[2] < BOX_NARROW * item.box[2])
         if on_result:
             on_result(item, plates, times[-1])
     n = len(items)

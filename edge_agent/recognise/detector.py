@@ -22,14 +22,17 @@ class PlateBox:
     score: float
 
 
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two boxes (x, y, width, height)."""
+def box_intersection(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """The area two boxes (x, y, width, height) share."""
     ax0, ay0, aw, ah = a
     bx0, by0, bw, bh = b
-    ix = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
-    iy = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
-    inter = ix * iy
-    return inter / max(1e-6, aw * ah + bw * bh - inter)
+    return max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0)) * max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two boxes (x, y, width, height)."""
+    inter = box_intersection(a, b)
+    return inter / max(1e-6, a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.imaging import as_bgr8
-from edge_agent.recognise.detector import PlateDetector
+from edge_agent.recognise.detector import PlateDetector, box_intersection
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
 from edge_agent.recognise.plate import (is_a_plate, is_valid_plate, joint_candidates, looks_like_year,
@@ -205,7 +205,4 @@ class PlateReader:
 
 def _same_plate(box, other) -> bool:
     """Whether two boxes hold the same plate: most of the smaller lies inside the larger."""
-    x, y, w, h = box
-    ox, oy, ow, oh = other
-    overlap = max(0, min(x + w, ox + ow) - max(x, ox)) * max(0, min(y + h, oy + oh) - max(y, oy))
-    return overlap > 0.5 * min(w * h, ow * oh)
+    return box_intersection(box, other) > 0.5 * min(box[2] * box[3], other[2] * other[3])
