@@ -178,6 +178,29 @@ def test_two_readers_that_disagree_share_the_confidence_and_noise_gets_none():
     assert all(c.confidence < 0.05 for c in joint_candidates(noise))
 
 
+def test_a_reader_weighted_less_counts_for_less_and_at_zero_not_at_all():
+    from edge_agent.recognise.plate import joint_candidates
+
+    # the first reader sure of a V that the second, less sure, reads as U
+    first = _peaked(_columns("AUP2403", 32), 32, sure=0.99)
+    second = _peaked(_columns("AVP2403", 20), 20, sure=0.9)
+    assert joint_candidates([first, second])[0].text == "AUP2403"
+    assert joint_candidates([first, second], weights=(1.0, 1.0)) == joint_candidates([first, second])
+    assert joint_candidates([first, second], weights=(0.3, 1.0))[0].text == "AVP2403"
+    assert joint_candidates([first, second], weights=(0.0, 1.0))[0].text == "AVP2403"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.floats(0.0, 2.0))
+def test_weighted_joint_confidences_are_ranked_and_at_most_one_in_all(seed, weight):
+    from edge_agent.recognise.plate import joint_candidates
+
+    rng = np.random.default_rng(seed)
+    sets = [rng.dirichlet(np.ones(37) * 0.2, size=32), rng.dirichlet(np.ones(37) * 0.2, size=20)]
+    confidences = [c.confidence for c in joint_candidates(sets, weights=(weight, 1.0))]
+    assert confidences == sorted(confidences, reverse=True) and sum(confidences) <= 1.0 + 1e-3
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**31))
 def test_joint_confidences_are_ranked_and_at_most_one_in_all(seed):

@@ -136,10 +136,10 @@ def reader_sample_options(parser, *, rearrange: float) -> None:
                         help="share of synthetic plates drawn as dies press them, over a picture (render.render)")
 
 
-def reader_sources(data_dir, rearrange: float):
-    """What `sample_for_reader` draws from: the train part's samples, its frames (backgrounds), and where
-    each real plate's characters sit (None unless some are to be rearranged)."""
-    real = data.load(Path(data_dir), "train") if data_dir else []
+def reader_sources(data_dir, rearrange: float, leave_out: tuple[int, int] | None = None):
+    """What `sample_for_reader` draws from: the train part's samples (without fold `leave_out`), its frames
+    (backgrounds), and where each real plate's characters sit (None unless some are to be rearranged)."""
+    real = data.load(Path(data_dir), "train", leave_out=leave_out) if data_dir else []
     frames = [s.image for s in real if s.name.endswith(".jpg")]
     centres = None
     if rearrange and real:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.bench.split import load_split, part_of
+from edge_agent.bench.split import fold_of, load_split, part_of
 
 
 class DataError(SystemExit):
@@ -72,9 +72,11 @@ def check_folder(data_dir: Path) -> None:
                 raise DataError(f"{image}: no {image.with_suffix('.txt').name} beside it")
 
 
-def load(data_dir: Path, part: str, kinds: tuple[str, ...] = ("crops", "endtoend")) -> list[Sample]:
+def load(data_dir: Path, part: str, kinds: tuple[str, ...] = ("crops", "endtoend"),
+         leave_out: tuple[int, int] | None = None) -> list[Sample]:
     """The samples of one part ('train' or 'validation') of the committed split; files the split does not
-    list (another agency's photographs) go by the same hash of their plate text."""
+    list (another agency's photographs) go by the same hash of their plate text. `leave_out` (K, N): without
+    the plates of fold K of N (`split.fold_of`)."""
     data_dir = Path(data_dir)
     check_folder(data_dir)
     split = load_split()
@@ -83,7 +85,7 @@ def load(data_dir: Path, part: str, kinds: tuple[str, ...] = ("crops", "endtoend
         with (data_dir / "crops" / "groundtruth.csv").open(newline="") as fh:
             for row in csv.DictReader(fh):
                 plate = row["plate"].strip().upper()
-                if split.get(("crops", row["file"]), part_of(plate)) != part:
+                if split.get(("crops", row["file"]), part_of(plate)) != part or _left_out(plate, leave_out):
                     continue
                 image = _read(data_dir / "crops" / row["file"])
                 h, w = image.shape[:2]
@@ -92,9 +94,14 @@ def load(data_dir: Path, part: str, kinds: tuple[str, ...] = ("crops", "endtoend
     if "endtoend" in kinds and (data_dir / "endtoend").is_dir():
         for label in sorted((data_dir / "endtoend").glob("*.txt")):
             fields = label.read_text().split()
-            if split.get(("endtoend", fields[0]), part_of(fields[5].upper())) != part:
+            plate = fields[5].upper()
+            if split.get(("endtoend", fields[0]), part_of(plate)) != part or _left_out(plate, leave_out):
                 continue
             image = _read(data_dir / "endtoend" / fields[0])
             x, y, w, h = (float(v) for v in fields[1:5])
-            out.append(Sample(image, fields[5].upper(), None, (x, y, w, h), fields[0]))
+            out.append(Sample(image, plate, None, (x, y, w, h), fields[0]))
     return out
+
+
+def _left_out(plate: str, leave_out: tuple[int, int] | None) -> bool:
+    return leave_out is not None and fold_of(plate, leave_out[1]) == leave_out[0]

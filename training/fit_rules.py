@@ -1,13 +1,17 @@
 """Fits the rules that stand beside the models (`edge_agent.recognise.reader`) on the train part of the
 shared photographs, and reports every choice on the validation part.
 
-    scripts/train rules --data ../shared/data/us-plates
+    scripts/train rules --data ../shared/data/us-plates [--fold-models K/N=DIR ...]
 
 First the state's printed name (`statename.py`), from the text recogniser's readings of the train crops
 alone (the state head plays no part: it has learned the train part by heart): STATE_NAME_SHARPNESS, the
 likeliest sharpness of the name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
 name, read off the train crops scaled down to it, tells the state better than chance (a mean
-log-likelihood above the uniform's). Then STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each
+log-likelihood above the uniform's). Then, given models trained without a fold of the train part
+(`scripts/train reader|text --leave-out K/N --out DIR`), PLATE_READER_WEIGHT: those models read the fold
+they never saw, and the weight is the one with the most exact first readings there (then the most in the
+top three, then the likeliest true plates); the committed readers have learned the train part by heart and
+read it alike at every weight. Then STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each
 image once, the rules are tried on their stored outputs, and the choice is the one with the most exact
 first readings on the train part (then the most in the top three). The validation figures are printed
 beside each choice and play no part in it. Put the chosen values into reader.py.
@@ -23,6 +27,7 @@ from pathlib import Path
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 1.01: the formats never re-rank
 HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE_NAME_MIN_HEIGHT
+WEIGHTS = (0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)  # tried for PLATE_READER_WEIGHT
 
 
 def _crops(items):
@@ -113,9 +118,67 @@ def _score(reader, outputs) -> tuple[int, int, int]:
     return exact, top3, state
 
 
+def _truth_log_likelihood(reader, outputs, floor: float = 1e-4) -> float:
+    """Mean log confidence of the true plate among the first reading's candidates (`floor` where absent)."""
+    import math
+
+    total = 0.0
+    for item, boxes, result, names in outputs:
+        plates = reader.readings(boxes, result, names)
+        confidence = {c.text: c.confidence for c in plates[0].candidates} if plates else {}
+        total += math.log(max(floor, confidence.get(item.plate, 0.0)))
+    return total / max(1, len(outputs))
+
+
+def fold_reader(reader, folder: Path):
+    """A copy of `reader` whose plate reader and text reader are those trained into `folder` (its manifest)."""
+    import copy
+
+    from edge_agent.recognise.models import load_manifest, require, verify_model
+    from edge_agent.recognise.recogniser import PlateRecogniser, PlateTextReader
+
+    manifest = folder / "manifest.toml"
+    models = load_manifest(manifest)
+    other = copy.copy(reader)
+    other.recogniser = PlateRecogniser(verify_model(require(models, "plate-reader", manifest)), reader.settings.runtime)
+    other.text = PlateTextReader(verify_model(require(models, "plate-text-reader", manifest)), reader.settings.runtime)
+    return other
+
+
+def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> float:
+    """PLATE_READER_WEIGHT from the folds' readings by the models trained without them."""
+    import dataclasses
+
+    from edge_agent.bench import load_dataset
+    from edge_agent.bench.split import fold_of
+
+    held = []
+    for (k, n), folder in fold_models:
+        items = [i for kind in ("crops", "endtoend") for i in load_dataset(data / kind, part="train")
+                 if fold_of(i.plate, n) == k]
+        held += _outputs(fold_reader(reader, folder), items)
+        print(f"fold {k}/{n}: {len(items)} train images read by the models of {folder}", flush=True)
+    base = reader.settings
+    rows = []
+    for weight in WEIGHTS:
+        reader.settings = dataclasses.replace(base, plate_reader_weight=weight)
+        rows.append((weight, _score(reader, held)[:2], _truth_log_likelihood(reader, held), _score(reader, validation)[:2]))
+    reader.settings = base
+    print(f"{'weight':>6} | folds unseen: exact / top3 (of {len(held)}), mean log-likelihood of the truth | "
+          f"validation exact / top3 (of {len(validation)}), committed models")
+    for weight, (exact, top3), ll, (v_exact, v_top3) in rows:
+        print(f"{weight:>6} | {exact:>5} / {top3:<5} {ll:+.3f} | {v_exact:>5} / {v_top3}")
+    weight = max(rows, key=lambda r: (r[1], r[2]))[0]
+    print(f"PLATE_READER_WEIGHT: {weight}")
+    return weight
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/train rules")
     parser.add_argument("--data", required=True, help="the shared plate photographs (../shared/data/us-plates)")
+    parser.add_argument("--fold-models", type=_fold_models, action="append", default=[], metavar="K/N=DIR",
+                        help="a folder of a plate reader and text reader trained with --leave-out K/N (repeat "
+                             "for each fold); without any, PLATE_READER_WEIGHT is not fitted")
     args = parser.parse_args(argv)
 
     from edge_agent.bench import load_dataset
@@ -134,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         items = [i for kind in ("crops", "endtoend") for i in load_dataset(Path(args.data) / kind, part=part)]
         parts[part] = _outputs(reader, items)
         print(f"{part}: {len(parts[part])} images read", flush=True)
+    weight = reader.settings.plate_reader_weight
+    if args.fold_models:
+        weight = fit_reader_weight(reader, Path(args.data), args.fold_models, parts["validation"])
+        reader.settings = base = dataclasses.replace(base, plate_reader_weight=weight)
     rows = []
     for threshold, o_as_zero in itertools.product(THRESHOLDS, (True, False)):
         reader.settings = dataclasses.replace(base, state_for_format=threshold, o_as_zero=o_as_zero)
@@ -147,9 +214,22 @@ def main(argv: list[str] | None = None) -> int:
               f"{val[0]:>5} / {val[1]} / {val[2]}")
     (threshold, o_as_zero), train, val = max(rows, key=lambda r: (r[1][0], r[1][1]))
     print(f"chosen on the train part: STATE_NAME_SHARPNESS = {sharpness}, STATE_NAME_MIN_HEIGHT = {min_height}, "
-          f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
+          f"PLATE_READER_WEIGHT = {weight}, STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
           f"(train {train[0]}/{n_train} exact; validation {val[0]}/{n_val} exact, {val[1]} top 3)")
     return 0
+
+
+def _fold_models(text: str) -> tuple[tuple[int, int], Path]:
+    import argparse
+
+    from training.loop import fold
+
+    spec, sep, folder = text.partition("=")
+    if not sep or not folder:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N=DIR")
+    if not (Path(folder) / "manifest.toml").is_file():
+        raise argparse.ArgumentTypeError(f"{folder}: no manifest.toml (train there with --out {folder})")
+    return fold(spec), Path(folder)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ class Run:
         if saved.is_file():
             before = json.loads(saved.read_text())
             # an option added since the run began, left off (0, None, False), is what the run was made with
-            changed = {k: (before.get(k), v) for k, v in config.items()
+            now = json.loads(json.dumps(config))  # as saved: a tuple (--leave-out) reads back as a list
+            changed = {k: (before.get(k), v) for k, v in now.items()
                        if k not in ("steps", "run", "out") and before.get(k) != v and (k in before or v)}
             if changed:
                 raise SystemExit(f"{self.folder}: resuming a run made with other settings {changed}; use another --run")
@@ -129,3 +130,28 @@ def recipe_parser(name: str, *, steps: int, batch: int, lr: float, every: int, s
     parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument("--workers", type=int, default=1)
     return parser
+
+
+def leave_out_option(parser) -> None:
+    parser.add_argument("--leave-out", type=fold, default=None, metavar="K/N",
+                        help="train without fold K of N of the train part (a model for fitting rules on what it "
+                             "never saw: `scripts/train rules --fold-models`); needs --out other than models")
+
+
+def fold(text: str) -> tuple[int, int]:
+    """'K/N' (0 <= K < N) as (K, N)."""
+    import argparse
+
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N, such as 0/2") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: K must be from 0 to N-1")
+    return k, n
+
+
+def check_out(parser, args) -> None:
+    """A model trained without a fold of the train part is for fitting rules, never the agent's."""
+    if args.leave_out is not None and Path(args.out).resolve() == Path("models").resolve():
+        parser.error("--leave-out needs --out other than models: such a model is not the agent's")

@@ -21,7 +21,7 @@ from edge_agent.recognise.crops import READER_CHANNELS, READER_SIZE
 from edge_agent.recognise.runtime import PLATE_ALPHABET
 from edge_agent.recognise.plate import US_STATES
 from training import nets
-from training.loop import Run, progress, recipe_parser
+from training.loop import Run, check_out, leave_out_option, progress, recipe_parser
 
 STATES = tuple(sorted(US_STATES))
 MAX_LABEL = 10
@@ -32,10 +32,10 @@ def encode(text: str) -> list[int]:
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange, die_look = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange, die_look, leave_out = args
     from training import augment
 
-    real, frames, centres = augment.reader_sources(data_dir, rearrange)
+    real, frames, centres = augment.reader_sources(data_dir, rearrange, leave_out)
     rng = random.Random(seed)
     np.random.seed(seed % (2**31))
     while True:
@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep a running average of the weights with this decay (0.999: about the last 1000 "
                              "steps); it is validated beside the weights and is what gets exported")
     parser.add_argument("--synthetic-share", type=float, default=0.3)
+    leave_out_option(parser)
     args = parser.parse_args(argv)
+    check_out(parser, args)
 
     import jax
     import jax.numpy as jnp
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     queue = ctx.Queue(maxsize=8)
     workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
                                                    args.synthetic_share, args.real_warp, args.warp_below,
-                                                   args.rearrange, args.die_look),), daemon=True) for i in range(args.workers)]
+                                                   args.rearrange, args.die_look, args.leave_out),), daemon=True) for i in range(args.workers)]
     for w in workers:
         w.start()
     started, losses = time.time(), []

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_agent.recognise.crops import TEXT_READER_SIZE
 from edge_agent.recognise.runtime import PLATE_ALPHABET
-from training.loop import Run, SampleWorkers, recipe_parser, train
+from training.loop import Run, SampleWorkers, check_out, leave_out_option, recipe_parser, train
 from training.train_reader import MAX_LABEL, encode, greedy
 
 BASE = "state-name-reader"  # the manifest's PP-OCR recogniser, the starting point
@@ -68,11 +68,11 @@ def base_model():
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share, real_warp, rearrange, die_look = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, rearrange, die_look, leave_out = args
     from edge_agent.recognise.crops import text_reader_input
     from training import augment
 
-    real, frames, centres = augment.reader_sources(data_dir, rearrange)
+    real, frames, centres = augment.reader_sources(data_dir, rearrange, leave_out)
     rng = random.Random(seed)
     np.random.seed(seed % (2**31))
     while True:
@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-share", type=float, default=0.3)
     parser.add_argument("--seeds", type=int, default=2, help="runs fine-tuned (seeds S, S+1, ...) and averaged")
     augment.reader_sample_options(parser, rearrange=0.3)
+    leave_out_option(parser)
     args = parser.parse_args(argv)
+    check_out(parser, args)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
 
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(Path(args.run) / f"seed-{seed}", {**one_run, "seed": seed})
         step, params, opt_state = run.resume(pretrained, optimiser.init(pretrained))
         worker_args = [(args.data, seed * 1000 + step + i, args.batch, args.synthetic_share, args.real_warp,
-                        args.rearrange, args.die_look) for i in range(args.workers)]
+                        args.rearrange, args.die_look, args.leave_out) for i in range(args.workers)]
         with SampleWorkers(_worker, worker_args, maxsize=6) as batches:
             params, _ = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
                               lambda p: evaluate(predict, p, val))

@@ -22,6 +22,12 @@ def part_of(plate: str) -> str:
     return "train" if bucket < TRAIN_SHARE else "validation"
 
 
+def fold_of(plate: str, folds: int) -> int:
+    """Which of `folds` folds of its part a plate text falls in (other bits of the same hash as `part_of`),
+    for models trained without one fold to read it as they would read a plate never seen."""
+    return int(hashlib.sha256(plate.encode()).hexdigest()[8:16], 16) % folds
+
+
 def load_split(path: Path = SPLIT_FILE) -> dict[tuple[str, str], str]:
     """(set, file name) -> part, as committed."""
     with Path(path).open(newline="") as fh:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
+from typing import Sequence
+
 import numpy as np
 
 from edge_agent.recognise.runtime import PLATE_ALPHABET
@@ -172,14 +174,16 @@ def ctc_log_likelihoods(probs: np.ndarray, texts: list[str]) -> np.ndarray:
     return np.logaddexp(last, before)
 
 
-def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: bool = True) -> list[Candidate]:
+def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: bool = True,
+                     weights: Sequence[float] | None = None) -> list[Candidate]:
     """Ranked whole-plate strings from several readers' per-step probabilities (their step counts may
     differ): every reader's candidates (`plate_candidates`), each scored by how likely every reader finds it
     (its CTC likelihood, over all its paths). The readers are taken as independent experts: a candidate's
     confidence is the product of their likelihoods over that sum for all candidates plus the chance that
     the plate is none of them (the product of what each reader leaves outside the candidates). Readers
     that agree give a high confidence; print that neither reads as one string (a sign, a badge) a low one.
-    One reader gives its own candidates unchanged."""
+    `weights`: each reader's likelihoods raised to its weight (1 for all when None), so a reader surer than
+    it is right counts for less. One reader gives its own candidates unchanged."""
     if len(prob_sets) == 1:
         return plate_candidates(prob_sets[0], limit, o_as_zero=o_as_zero)
     texts = list(dict.fromkeys(c.text for probs in prob_sets
@@ -187,9 +191,11 @@ def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: boo
     if not texts:
         return []
     seen = [_o_read_as_zero(p) if o_as_zero else p for p in prob_sets]
-    likelihoods = np.exp(np.array([ctc_log_likelihoods(p, texts) for p in seen]))
-    joint = likelihoods.prod(axis=0)
-    none_of_them = float(np.prod(np.clip(1.0 - likelihoods.sum(axis=1), 0.0, 1.0)))
+    log_likelihoods = np.array([ctc_log_likelihoods(p, texts) for p in seen])
+    power = np.ones(len(seen)) if weights is None else np.asarray(weights, float)
+    joint = np.exp(power @ log_likelihoods)
+    outside = np.clip(1.0 - np.exp(log_likelihoods).sum(axis=1), 0.0, 1.0)
+    none_of_them = float(np.prod(outside ** power))
     confidence = joint / (joint.sum() + none_of_them)
     order = np.argsort(-confidence, kind="stable")[:limit]
     return [Candidate(texts[i], round(float(confidence[i]), 4)) for i in order]

@@ -36,11 +36,15 @@ CROP_ASPECT = (1.3, 3.5)
 #   sure (a format of the wrong state would push the right reading down);
 # - whether letter O is read as digit 0 (one glyph on most plates) with the O spelling kept second;
 # - how sharply the state's printed name, where it is read, outweighs the state head (statename.py), and
-#   the least plate height (pixels) at which reading it tells the state better than chance.
+#   the least plate height (pixels) at which reading it tells the state better than chance;
+# - the weight of the plate reader's likelihoods beside the text reader's in the candidates' confidence
+#   (`plate.joint_candidates`), fitted on train plates read by readers trained without them: both readers
+#   have learned the train part by heart, and on it every weight reads alike.
 STATE_FOR_FORMAT = 0.9
 O_AS_ZERO = False
 STATE_NAME_SHARPNESS = 21.5
 STATE_NAME_MIN_HEIGHT = 28
+PLATE_READER_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class ReaderSettings:
     read_state_names: bool = True  # read the state's printed name beside the state head
     state_name_sharpness: float = STATE_NAME_SHARPNESS
     state_name_min_height: float = STATE_NAME_MIN_HEIGHT
+    plate_reader_weight: float = PLATE_READER_WEIGHT  # the text reader's is 1
 
 
 class PlateReader:
@@ -162,7 +167,9 @@ class PlateReader:
 
     def candidates(self, probs) -> list | None:
         """The ranked candidates of one box from its readers' character probabilities; None if it is no plate."""
-        found = [c for c in joint_candidates(list(probs), self.settings.candidates, o_as_zero=self.settings.o_as_zero)
+        weights = (self.settings.plate_reader_weight,) + (1.0,) * (len(probs) - 1)
+        found = [c for c in joint_candidates(list(probs), self.settings.candidates, o_as_zero=self.settings.o_as_zero,
+                                             weights=weights)
                  if is_valid_plate(c.text)]
         if not found or looks_like_year(found[0].text):
             return None
