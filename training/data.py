@@ -103,5 +103,10 @@ def load(data_dir: Path, part: str, kinds: tuple[str, ...] = ("crops", "endtoend
     return out
 
 
+def in_fold(plate: str, fold: tuple[int, int]) -> bool:
+    """Whether a plate text is in fold K of N, (K, N) = `fold` (`split.fold_of`)."""
+    return fold_of(plate, fold[1]) == fold[0]
+
+
 def _left_out(plate: str, leave_out: tuple[int, int] | None) -> bool:
-    return leave_out is not None and fold_of(plate, leave_out[1]) == leave_out[0]
+    return leave_out is not None and in_fold(plate, leave_out)

@@ -150,12 +150,12 @@ def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> floa
     import dataclasses
 
     from edge_agent.bench import load_dataset
-    from edge_agent.bench.split import fold_of
+    from training.data import in_fold
 
     held = []
     for (k, n), folder in fold_models:
         items = [i for kind in ("crops", "endtoend") for i in load_dataset(data / kind, part="train")
-                 if fold_of(i.plate, n) == k]
+                 if in_fold(i.plate, (k, n))]
         held += _outputs(fold_reader(reader, folder), items)
         print(f"fold {k}/{n}: {len(items)} train images read by the models of {folder}", flush=True)
     base = reader.settings

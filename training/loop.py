@@ -153,5 +153,8 @@ def fold(text: str) -> tuple[int, int]:
 
 def check_out(parser, args) -> None:
     """A model trained without a fold of the train part is for fitting rules, never the agent's."""
-    if args.leave_out is not None and Path(args.out).resolve() == Path("models").resolve():
+    from edge_agent.recognise.models import MODELS_DIR
+
+    # the agent's folder itself, however --out names it (`models` is a link to it in a checkout)
+    if args.leave_out is not None and Path(args.out).resolve() == MODELS_DIR.resolve():
         parser.error("--leave-out needs --out other than models: such a model is not the agent's")
