@@ -158,7 +158,8 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert fold and 0 < int(fold.group(1)) < counts["train"]
     weights = re.findall(r"^\s+([\d.]+) \|\s+\d+ / \d+\s+[+-][\d.]+ \|", done.stdout, re.M)
     assert [float(w) for w in weights] == [0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5]
-    assert len(re.findall(r"^\s+[\d.]+\s+(True|False) \|", done.stdout, re.M)) == 14  # every pair tried
+    pairs = re.findall(r"^\s+[\d.]+\s+(?:True|False) \|[^|]*\|[^|]*\| +\d+ / \d+ / \d+$", done.stdout, re.M)
+    assert len(pairs) == 14  # every pair tried, the fold's readings beside
     heights = re.findall(r"^\s+(\d+) \| ([+-][\d.]+)$", done.stdout, re.M)
     assert [int(h) for h, _ in heights] == [16, 20, 24, 28, 32, 40, 48]
 

@@ -13,8 +13,9 @@ they never saw, and the weight is the one with the most exact first readings the
 top three, then the likeliest true plates); the committed readers have learned the train part by heart and
 read it alike at every weight. Then STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each
 image once, the rules are tried on their stored outputs, and the choice is the one with the most exact
-first readings on the train part (then the most in the top three). The validation figures are printed
-beside each choice and play no part in it. Put the chosen values into reader.py.
+first readings on the train part (then the most in the top three); the folds' readings, where given, are
+printed beside as a check. The validation figures are printed beside each choice and play no part in it.
+Put the chosen values into reader.py.
 """
 
 from __future__ import annotations
@@ -145,8 +146,8 @@ def fold_reader(reader, folder: Path):
     return other
 
 
-def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> float:
-    """PLATE_READER_WEIGHT from the folds' readings by the models trained without them."""
+def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> tuple[float, list]:
+    """PLATE_READER_WEIGHT from the folds' readings by the models trained without them, and those readings."""
     import dataclasses
 
     from edge_agent.bench import load_dataset
@@ -170,7 +171,7 @@ def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> floa
         print(f"{weight:>6} | {exact:>5} / {top3:<5} {ll:+.3f} | {v_exact:>5} / {v_top3}")
     weight = max(rows, key=lambda r: (r[1], r[2]))[0]
     print(f"PLATE_READER_WEIGHT: {weight}")
-    return weight
+    return weight, held
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,22 +198,24 @@ def main(argv: list[str] | None = None) -> int:
         items = [i for kind in ("crops", "endtoend") for i in load_dataset(Path(args.data) / kind, part=part)]
         parts[part] = _outputs(reader, items)
         print(f"{part}: {len(parts[part])} images read", flush=True)
-    weight = reader.settings.plate_reader_weight
+    weight, held = reader.settings.plate_reader_weight, []
     if args.fold_models:
-        weight = fit_reader_weight(reader, Path(args.data), args.fold_models, parts["validation"])
+        weight, held = fit_reader_weight(reader, Path(args.data), args.fold_models, parts["validation"])
         reader.settings = base = dataclasses.replace(base, plate_reader_weight=weight)
     rows = []
     for threshold, o_as_zero in itertools.product(THRESHOLDS, (True, False)):
         reader.settings = dataclasses.replace(base, state_for_format=threshold, o_as_zero=o_as_zero)
-        rows.append(((threshold, o_as_zero), _score(reader, parts["train"]), _score(reader, parts["validation"])))
+        rows.append(((threshold, o_as_zero), _score(reader, parts["train"]), _score(reader, parts["validation"]),
+                     _score(reader, held)))
     reader.settings = base
     n_train, n_val = len(parts["train"]), len(parts["validation"])
+    # the folds' readings (where given) are shown as a check: the choice stays with the train part's
     print(f"{'state_for_format':>16} {'o_as_zero':>9} | train exact / top3 / state (of {n_train}) | "
-          f"validation exact / top3 / state (of {n_val})")
-    for (threshold, o_as_zero), train, val in rows:
+          f"validation exact / top3 / state (of {n_val})" + (f" | folds unseen (of {len(held)})" if held else ""))
+    for (threshold, o_as_zero), train, val, folds in rows:
         print(f"{threshold:>16} {str(o_as_zero):>9} | {train[0]:>5} / {train[1]:<5} / {train[2]:<5} | "
-              f"{val[0]:>5} / {val[1]} / {val[2]}")
-    (threshold, o_as_zero), train, val = max(rows, key=lambda r: (r[1][0], r[1][1]))
+              f"{val[0]:>5} / {val[1]} / {val[2]}" + (f" | {folds[0]:>5} / {folds[1]} / {folds[2]}" if held else ""))
+    (threshold, o_as_zero), train, val, _ = max(rows, key=lambda r: (r[1][0], r[1][1]))
     print(f"chosen on the train part: STATE_NAME_SHARPNESS = {sharpness}, STATE_NAME_MIN_HEIGHT = {min_height}, "
           f"PLATE_READER_WEIGHT = {weight}, STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
           f"(train {train[0]}/{n_train} exact; validation {val[0]}/{n_val} exact, {val[1]} top 3)")
