@@ -108,27 +108,22 @@ def _outputs(reader, items):
     return out
 
 
-def _score(reader, outputs) -> tuple[int, int, int]:
-    exact = top3 = state = 0
-    for item, boxes, result, names in outputs:
-        plates = reader.readings(boxes, result, names)
-        first = plates[0] if plates else None
-        exact += bool(first and first.text == item.plate)
-        top3 += bool(first and item.plate in [c.text for c in first.candidates[:3]])
-        state += bool(first and item.state and first.state == item.state)
-    return exact, top3, state
-
-
-def _truth_log_likelihood(reader, outputs, floor: float = 1e-4) -> float:
-    """Mean log confidence of the true plate among the first reading's candidates (`floor` where absent)."""
+def _score(reader, outputs, floor: float = 1e-4) -> tuple[int, int, int, float]:
+    """Exact first readings, true plates in the top three, right states, and the mean log confidence of the
+    true plate among the first reading's candidates (`floor` where absent), from one reading of each."""
     import math
 
+    exact = top3 = state = 0
     total = 0.0
     for item, boxes, result, names in outputs:
         plates = reader.readings(boxes, result, names)
-        confidence = {c.text: c.confidence for c in plates[0].candidates} if plates else {}
+        first = plates[0] if plates else None
+        confidence = {c.text: c.confidence for c in first.candidates} if first else {}
+        exact += bool(first and first.text == item.plate)
+        top3 += bool(first and item.plate in [c.text for c in first.candidates[:3]])
+        state += bool(first and item.state and first.state == item.state)
         total += math.log(max(floor, confidence.get(item.plate, 0.0)))
-    return total / max(1, len(outputs))
+    return exact, top3, state, total / max(1, len(outputs))
 
 
 def fold_reader(reader, folder: Path):
@@ -148,8 +143,6 @@ def fold_reader(reader, folder: Path):
 
 def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> tuple[float, list]:
     """PLATE_READER_WEIGHT from the folds' readings by the models trained without them, and those readings."""
-    import dataclasses
-
     from edge_agent.bench import load_dataset
     from training.data import in_fold
 
@@ -163,7 +156,8 @@ def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> tupl
     rows = []
     for weight in WEIGHTS:
         reader.settings = dataclasses.replace(base, plate_reader_weight=weight)
-        rows.append((weight, _score(reader, held)[:2], _truth_log_likelihood(reader, held), _score(reader, validation)[:2]))
+        exact, top3, _, ll = _score(reader, held)
+        rows.append((weight, (exact, top3), ll, _score(reader, validation)[:2]))
     reader.settings = base
     print(f"{'weight':>6} | folds unseen: exact / top3 (of {len(held)}), mean log-likelihood of the truth | "
           f"validation exact / top3 (of {len(validation)}), committed models")
