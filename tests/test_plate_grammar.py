@@ -214,6 +214,55 @@ def test_joint_confidences_are_ranked_and_at_most_one_in_all(seed):
     assert joint_candidates(sets[:1]) == plate_candidates(sets[0], o_as_zero=True)
 
 
+def test_character_odds_say_which_characters_plates_are_made_of():
+    from edge_agent.recognise.plate import character_log_odds
+
+    odds = character_log_odds(["7ABC123", "4XYZ560", "1AB2345", "8CDE901"])
+    assert set(odds) == set(PLATE_ALPHABET)
+    assert odds["1"] > odds["A"] > odds["Q"] and np.isfinite(odds["Q"])  # Q never seen: rare, not impossible
+    assert character_log_odds(["ABC"]) == character_log_odds(["CBA"])  # counts, not places
+
+
+def _reads(text: str, steps: int, sure: float, where: int, other: str, other_p: float) -> np.ndarray:
+    """A reader sure of `text` but for the character at `where`, which it takes for `other` at `other_p`."""
+    probs = _peaked(_columns(text, steps), steps, sure=sure)
+    step = 2 * where
+    probs[step] = (1 - sure) / 36
+    probs[step, 1 + PLATE_ALPHABET.index(text[where])] = sure - other_p
+    probs[step, 1 + PLATE_ALPHABET.index(other)] = other_p
+    return probs
+
+
+def test_of_two_strings_the_readers_find_alike_the_one_of_plate_characters_comes_first():
+    from edge_agent.recognise.plate import character_log_odds, joint_candidates
+
+    # both readers torn between a letter I and a digit 1 at the start, the I a little likelier
+    sets = [_reads("I96XJY", 32, 0.99, 0, "1", 0.45), _reads("I96XJY", 20, 0.99, 0, "1", 0.45)]
+    odds = character_log_odds(["196XJY", "7ABC123", "1AB2345", "4XYZ560"])
+    plain = joint_candidates(sets)
+    assert plain[0].text == "I96XJY"
+    assert joint_candidates(sets, log_odds=odds, prior_weight=0.0) == plain
+    ranked = joint_candidates(sets, log_odds=odds, prior_weight=0.75)
+    assert [c.text for c in ranked[:2]] == ["196XJY", "I96XJY"]
+    # shared out among the candidates: what they hold together, against none of them, is as before
+    assert abs(sum(c.confidence for c in ranked) - sum(c.confidence for c in plain)) < 1e-3
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.floats(0.0, 3.0), st.lists(st.sampled_from(PLATE_ALPHABET), min_size=1, max_size=40))
+def test_confidences_ranked_with_the_character_prior_stay_ranked_and_keep_their_total(seed, weight, seen):
+    from edge_agent.recognise.plate import character_log_odds, joint_candidates
+
+    rng = np.random.default_rng(seed)
+    sets = [rng.dirichlet(np.ones(37) * 0.2, size=32), rng.dirichlet(np.ones(37) * 0.2, size=20)]
+    ranked = joint_candidates(sets, limit=50, log_odds=character_log_odds(["".join(seen)]), prior_weight=weight)
+    plain = joint_candidates(sets, limit=50)
+    confidences = [c.confidence for c in ranked]
+    assert confidences == sorted(confidences, reverse=True)
+    assert {c.text for c in ranked} == {c.text for c in plain}
+    assert abs(sum(confidences) - sum(c.confidence for c in plain)) < 1e-3 * (1 + len(plain))
+
+
 def test_a_box_is_a_plate_where_each_reader_reads_one_though_they_differ_and_not_where_one_reads_noise():
     from edge_agent.recognise.plate import is_a_plate, joint_candidates
     from edge_agent.records import Candidate

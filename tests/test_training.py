@@ -3,6 +3,7 @@ environment (.venv-train, made by scripts/setup-train), as `scripts/train` runs 
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import re
@@ -152,12 +153,16 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert counts["train"] > 0 and counts["validation"] > 0 and sum(counts.values()) == 18
     chosen = done.stdout.strip().splitlines()[-1]
     assert chosen.startswith("chosen on the train part: ") and "validation" in chosen
-    for rule in ("STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT", "STATE_FOR_FORMAT", "O_AS_ZERO"):
+    for rule in ("STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT", "CHARACTER_PRIOR_WEIGHT",
+                 "STATE_FOR_FORMAT", "O_AS_ZERO"):
         assert f"{rule} = " in chosen
     fold = re.search(r"^fold 0/2: (\d+) train images read", done.stdout, re.M)
     assert fold and 0 < int(fold.group(1)) < counts["train"]
     weights = re.findall(r"^\s+([\d.]+) \|\s+\d+ / \d+\s+[+-][\d.]+ \|", done.stdout, re.M)
-    assert [float(w) for w in weights] == [0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5]
+    # the plate reader's weight, then the character prior's, each tried on the fold's readings
+    assert [float(w) for w in weights] == [0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5] + [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
+    odds = re.search(r"^CHARACTER_LOG_ODDS \(the train part's \d+ plates\): (\{.*\})$", done.stdout, re.M)
+    assert odds and set(ast.literal_eval(odds.group(1))) == set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
     pairs = re.findall(r"^\s+[\d.]+\s+(?:True|False) \|[^|]*\|[^|]*\| +\d+ / \d+ / \d+$", done.stdout, re.M)
     assert len(pairs) == 14  # every pair tried, the fold's readings beside
     heights = re.findall(r"^\s+(\d+) \| ([+-][\d.]+)$", done.stdout, re.M)

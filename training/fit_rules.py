@@ -11,11 +11,13 @@ log-likelihood above the uniform's). Then, given models trained without a fold o
 (`scripts/train reader|text --leave-out K/N --out DIR`), PLATE_READER_WEIGHT: those models read the fold
 they never saw, and the weight is the one with the most exact first readings there (then the most in the
 top three, then the likeliest true plates); the committed readers have learned the train part by heart and
-read it alike at every weight. Then STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each
-image once, the rules are tried on their stored outputs, and the choice is the one with the most exact
-first readings on the train part (then the most in the top three); the folds' readings, where given, are
-printed beside as a check. The validation figures are printed beside each choice and play no part in it.
-Put the chosen values into reader.py.
+read it alike at every weight. CHARACTER_LOG_ODDS counts each character on the train part's plates, and
+CHARACTER_PRIOR_WEIGHT, how much those odds count in ranking candidates, is fitted on the folds as the weight
+is (each fold ranked with the odds of the train plates outside it). Then STATE_FOR_FORMAT and O_AS_ZERO:
+the committed models read each image once, the rules are tried on their stored outputs, and the choice is
+the one with the most exact first readings on the train part (then the most in the top three); the folds'
+readings, where given, are printed beside as a check. The validation figures are printed beside each
+choice and play no part in it. Put the chosen values into reader.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 1.01: the formats never re-rank
 HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE_NAME_MIN_HEIGHT
 WEIGHTS = (0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)  # tried for PLATE_READER_WEIGHT
+PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WEIGHT
 
 
 def _crops(items):
@@ -141,31 +144,56 @@ def fold_reader(reader, folder: Path):
     return other
 
 
-def fit_reader_weight(reader, data: Path, fold_models: list, validation) -> tuple[float, list]:
-    """PLATE_READER_WEIGHT from the folds' readings by the models trained without them, and those readings."""
+def read_folds(reader, data: Path, fold_models: list) -> list:
+    """Each fold's train images read by the models trained without it: (the character log odds of the train
+    plates outside the fold, the readings)."""
     from edge_agent.bench import load_dataset
+    from edge_agent.recognise.plate import character_log_odds
     from training.data import in_fold
 
+    train = [i for kind in ("crops", "endtoend") for i in load_dataset(data / kind, part="train")]
     held = []
-    for (k, n), folder in fold_models:
-        items = [i for kind in ("crops", "endtoend") for i in load_dataset(data / kind, part="train")
-                 if in_fold(i.plate, (k, n))]
-        held += _outputs(fold_reader(reader, folder), items)
-        print(f"fold {k}/{n}: {len(items)} train images read by the models of {folder}", flush=True)
+    for fold, folder in fold_models:
+        items = [i for i in train if in_fold(i.plate, fold)]
+        outside = character_log_odds(i.plate for i in train if not in_fold(i.plate, fold))
+        held.append((outside, _outputs(fold_reader(reader, folder), items)))
+        print(f"fold {fold[0]}/{fold[1]}: {len(items)} train images read by the models of {folder}", flush=True)
+    return held
+
+
+def _score_folds(reader, held: list) -> tuple[int, int, int, float]:
+    """`_score` over all the folds' readings, each fold's candidates ranked with the character odds of the
+    train plates outside it (the plates of the fold are as unseen by the odds as by the models)."""
+    base = reader.settings
+    exact = top3 = state = 0
+    total = 0.0
+    for outside, outputs in held:
+        reader.settings = dataclasses.replace(base, character_log_odds=outside)
+        e, t, s, ll = _score(reader, outputs)
+        exact, top3, state, total = exact + e, top3 + t, state + s, total + ll * len(outputs)
+    reader.settings = base
+    return exact, top3, state, total / max(1, sum(len(outputs) for _, outputs in held))
+
+
+def _fit_on_folds(reader, name: str, field: str, values, held: list, validation):
+    """The value of `field` (a reader setting) with the most exact first readings of the folds by the models
+    that never saw them (then the most in the top three, then the likeliest true plates); the validation
+    part's figures, with the committed models, are printed beside and play no part."""
     base = reader.settings
     rows = []
-    for weight in WEIGHTS:
-        reader.settings = dataclasses.replace(base, plate_reader_weight=weight)
-        exact, top3, _, ll = _score(reader, held)
-        rows.append((weight, (exact, top3), ll, _score(reader, validation)[:2]))
+    for value in values:
+        reader.settings = dataclasses.replace(base, **{field: value})
+        exact, top3, _, ll = _score_folds(reader, held)
+        rows.append((value, (exact, top3), ll, _score(reader, validation)[:2]))
     reader.settings = base
-    print(f"{'weight':>6} | folds unseen: exact / top3 (of {len(held)}), mean log-likelihood of the truth | "
+    n_held = sum(len(outputs) for _, outputs in held)
+    print(f"{field:>22} | folds unseen: exact / top3 (of {n_held}), mean log-likelihood of the truth | "
           f"validation exact / top3 (of {len(validation)}), committed models")
-    for weight, (exact, top3), ll, (v_exact, v_top3) in rows:
-        print(f"{weight:>6} | {exact:>5} / {top3:<5} {ll:+.3f} | {v_exact:>5} / {v_top3}")
-    weight = max(rows, key=lambda r: (r[1], r[2]))[0]
-    print(f"PLATE_READER_WEIGHT: {weight}")
-    return weight, held
+    for value, (exact, top3), ll, (v_exact, v_top3) in rows:
+        print(f"{value:>22} | {exact:>5} / {top3:<5} {ll:+.3f} | {v_exact:>5} / {v_top3}")
+    value = max(rows, key=lambda r: (r[1], r[2]))[0]
+    print(f"{name}: {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,26 +220,37 @@ def main(argv: list[str] | None = None) -> int:
         items = [i for kind in ("crops", "endtoend") for i in load_dataset(Path(args.data) / kind, part=part)]
         parts[part] = _outputs(reader, items)
         print(f"{part}: {len(parts[part])} images read", flush=True)
-    weight, held = reader.settings.plate_reader_weight, []
+    from edge_agent.recognise.plate import character_log_odds
+
+    log_odds = character_log_odds(i.plate for i, *_ in parts["train"])
+    print(f"CHARACTER_LOG_ODDS (the train part's {len(parts['train'])} plates): {log_odds}")
+    reader.settings = base = dataclasses.replace(base, character_log_odds=log_odds)
+    weight, prior_weight, held = reader.settings.plate_reader_weight, reader.settings.character_prior_weight, []
     if args.fold_models:
-        weight, held = fit_reader_weight(reader, Path(args.data), args.fold_models, parts["validation"])
+        held = read_folds(reader, Path(args.data), args.fold_models)
+        validation = parts["validation"]
+        weight = _fit_on_folds(reader, "PLATE_READER_WEIGHT", "plate_reader_weight", WEIGHTS, held, validation)
         reader.settings = base = dataclasses.replace(base, plate_reader_weight=weight)
+        prior_weight = _fit_on_folds(reader, "CHARACTER_PRIOR_WEIGHT", "character_prior_weight", PRIOR_WEIGHTS,
+                                     held, validation)
+        reader.settings = base = dataclasses.replace(base, character_prior_weight=prior_weight)
     rows = []
     for threshold, o_as_zero in itertools.product(THRESHOLDS, (True, False)):
         reader.settings = dataclasses.replace(base, state_for_format=threshold, o_as_zero=o_as_zero)
         rows.append(((threshold, o_as_zero), _score(reader, parts["train"]), _score(reader, parts["validation"]),
-                     _score(reader, held)))
+                     _score_folds(reader, held)))
     reader.settings = base
-    n_train, n_val = len(parts["train"]), len(parts["validation"])
+    n_train, n_val, n_held = len(parts["train"]), len(parts["validation"]), sum(len(o) for _, o in held)
     # the folds' readings (where given) are shown as a check: the choice stays with the train part's
     print(f"{'state_for_format':>16} {'o_as_zero':>9} | train exact / top3 / state (of {n_train}) | "
-          f"validation exact / top3 / state (of {n_val})" + (f" | folds unseen (of {len(held)})" if held else ""))
+          f"validation exact / top3 / state (of {n_val})" + (f" | folds unseen (of {n_held})" if held else ""))
     for (threshold, o_as_zero), train, val, folds in rows:
         print(f"{threshold:>16} {str(o_as_zero):>9} | {train[0]:>5} / {train[1]:<5} / {train[2]:<5} | "
               f"{val[0]:>5} / {val[1]} / {val[2]}" + (f" | {folds[0]:>5} / {folds[1]} / {folds[2]}" if held else ""))
     (threshold, o_as_zero), train, val, _ = max(rows, key=lambda r: (r[1][0], r[1][1]))
     print(f"chosen on the train part: STATE_NAME_SHARPNESS = {sharpness}, STATE_NAME_MIN_HEIGHT = {min_height}, "
-          f"PLATE_READER_WEIGHT = {weight}, STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
+          f"PLATE_READER_WEIGHT = {weight}, CHARACTER_PRIOR_WEIGHT = {prior_weight}, "
+          f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
           f"(train {train[0]}/{n_train} exact; validation {val[0]}/{n_val} exact, {val[1]} top 3)")
     return 0
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from typing import Sequence
+from collections import Counter
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -174,8 +175,18 @@ def ctc_log_likelihoods(probs: np.ndarray, texts: list[str]) -> np.ndarray:
     return np.logaddexp(last, before)
 
 
+def character_log_odds(plates: Iterable[str]) -> dict[str, float]:
+    """How much likelier each character of PLATE_ALPHABET is on a plate than at random: the log of its share
+    of the characters of `plates`, times the alphabet's size. Each count has a half added, so a character
+    never seen is rare, not impossible."""
+    counts = Counter(c for plate in plates for c in plate if c in PLATE_ALPHABET)
+    total = sum(counts.values()) + 0.5 * len(PLATE_ALPHABET)
+    return {c: round(float(np.log((counts[c] + 0.5) / total * len(PLATE_ALPHABET))), 3) for c in PLATE_ALPHABET}
+
+
 def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: bool = True,
-                     weights: Sequence[float] | None = None) -> list[Candidate]:
+                     weights: Sequence[float] | None = None, log_odds: Mapping[str, float] | None = None,
+                     prior_weight: float = 0.0) -> list[Candidate]:
     """Ranked whole-plate strings from several readers' per-step probabilities (their step counts may
     differ): every reader's candidates (`plate_candidates`), each scored by how likely every reader finds it
     (its CTC likelihood, over all its paths). The readers are taken as independent experts: a candidate's
@@ -183,7 +194,11 @@ def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: boo
     the plate is none of them (the product of what each reader leaves outside the candidates). Readers
     that agree give a high confidence; print that neither reads as one string (a sign, a badge) a low one.
     `weights`: each reader's likelihoods raised to its weight (1 for all when None), so a reader surer than
-    it is right counts for less. One reader gives its own candidates unchanged."""
+    it is right counts for less. `log_odds` (`character_log_odds`) and `prior_weight`: what the candidates
+    hold together is shared among them in proportion to their likelihood times exp(`prior_weight` x the sum
+    of their characters' log odds), so that of two strings the readers find alike the one made of the
+    characters plates are made of (digits more than I, Z or Q) comes first; the chance that the plate is
+    none of them is unchanged. One reader gives its own candidates unchanged."""
     if len(prob_sets) == 1:
         return plate_candidates(prob_sets[0], limit, o_as_zero=o_as_zero)
     texts = list(dict.fromkeys(c.text for probs in prob_sets
@@ -197,6 +212,11 @@ def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: boo
     outside = np.clip(1.0 - np.exp(log_likelihoods).sum(axis=1), 0.0, 1.0)
     none_of_them = float(np.prod(outside ** power))
     confidence = joint / (joint.sum() + none_of_them)
+    if log_odds is not None and prior_weight:
+        prior = prior_weight * np.array([sum(log_odds.get(c, 0.0) for c in text) for text in texts])
+        shared = confidence * np.exp(prior - prior.max())
+        if shared.sum() > 0:
+            confidence = shared * (confidence.sum() / shared.sum())
     order = np.argsort(-confidence, kind="stable")[:limit]
     return [Candidate(texts[i], round(float(confidence[i]), 4)) for i in order]
 

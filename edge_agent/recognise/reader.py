@@ -10,8 +10,9 @@ vote across frames (`tracker.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -39,12 +40,22 @@ CROP_ASPECT = (1.3, 3.5)
 #   the least plate height (pixels) at which reading it tells the state better than chance;
 # - the weight of the plate reader's likelihoods beside the text reader's in the candidates' confidence
 #   (`plate.joint_candidates`), fitted on train plates read by readers trained without them: both readers
-#   have learned the train part by heart, and on it every weight reads alike.
+#   have learned the train part by heart, and on it every weight reads alike;
+# - how common each character is on the train part's plates (`plate.character_log_odds`), and how much that
+#   counts in ranking the candidates (`plate.joint_candidates`), fitted as the weight above.
 STATE_FOR_FORMAT = 0.9
 O_AS_ZERO = False
 STATE_NAME_SHARPNESS = 21.5
 STATE_NAME_MIN_HEIGHT = 28
 PLATE_READER_WEIGHT = 0.1
+CHARACTER_PRIOR_WEIGHT = 0.75
+CHARACTER_LOG_ODDS = {
+    "0": 0.891, "1": 0.764, "2": 0.706, "3": 0.669, "4": 0.631, "5": 0.605, "6": 0.651, "7": 0.486, "8": 0.456,
+    "9": 0.508, "A": 0.441, "B": -0.118, "C": -0.027, "D": -0.399, "E": -0.28, "F": -0.381, "G": -0.313,
+    "H": -0.399, "I": -0.846, "J": -0.714, "K": -0.454, "L": -0.313, "M": -0.28, "N": -0.248, "O": -2.275,
+    "P": -0.454, "Q": -1.445, "R": -0.435, "S": -0.576, "T": -0.264, "U": -0.576, "V": -0.666, "W": -0.399,
+    "X": -0.642, "Y": -0.739, "Z": -0.714,
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class ReaderSettings:
     state_name_sharpness: float = STATE_NAME_SHARPNESS
     state_name_min_height: float = STATE_NAME_MIN_HEIGHT
     plate_reader_weight: float = PLATE_READER_WEIGHT  # the text reader's is 1
+    character_prior_weight: float = CHARACTER_PRIOR_WEIGHT
+    character_log_odds: Mapping[str, float] = field(default_factory=lambda: dict(CHARACTER_LOG_ODDS))
 
 
 class PlateReader:
@@ -169,7 +182,8 @@ class PlateReader:
         """The ranked candidates of one box from its readers' character probabilities; None if it is no plate."""
         weights = (self.settings.plate_reader_weight,) + (1.0,) * (len(probs) - 1)
         found = [c for c in joint_candidates(list(probs), self.settings.candidates, o_as_zero=self.settings.o_as_zero,
-                                             weights=weights)
+                                             weights=weights, log_odds=self.settings.character_log_odds,
+                                             prior_weight=self.settings.character_prior_weight)
                  if is_valid_plate(c.text)]
         if not found or looks_like_year(found[0].text):
             return None
