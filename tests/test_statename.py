@@ -109,6 +109,18 @@ def test_the_agent_reads_the_state_printed_on_a_rendered_plate(reader, text, sta
     assert (read.text, read.state) == (text, code) and read.state_confidence > 0.5
 
 
+def test_two_plates_in_one_frame_each_get_their_own_state_name(reader):
+    scene = np.full((720, 1280, 3), 90, np.uint8)
+    boxes = []
+    for (x, y), (text, state) in zip(((100, 200), (700, 380)), (("NOX218", "Arkansas"), ("KLM4567", "Texas"))):
+        plate = render_plate(text, state=state, width=300)
+        scene[y:y + plate.shape[0], x:x + plate.shape[1]] = plate
+        boxes.append((float(x), float(y), float(plate.shape[1]), float(plate.shape[0])))
+    together = reader.names.read(scene, boxes)
+    assert [_best(texts) for texts in together] == ["AR", "TX"]
+    assert together == [reader.names.read(scene, [box])[0] for box in boxes]
+
+
 def test_a_plate_too_small_to_show_its_name_is_not_given_to_the_text_recogniser(reader):
     from edge_agent.recognise.reader import STATE_NAME_MIN_HEIGHT
 
