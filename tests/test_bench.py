@@ -227,3 +227,14 @@ def test_figures_name_the_cpu_generation_where_the_machine_names_only_its_brand(
                                  "simd": "neon"}
     here = machine()
     assert here["cpu"] and here["cpu_id"] and here["cores"] >= 1
+
+
+def test_the_committed_character_odds_are_those_of_the_train_part_s_plates():
+    """CHARACTER_LOG_ODDS is what `scripts/train rules` counts on the train part, not a hand-set table."""
+    from edge_agent.bench import load_dataset
+    from edge_agent.recognise.plate import character_log_odds
+    from edge_agent.recognise.reader import CHARACTER_LOG_ODDS
+
+    data = shared_path("data", "us-plates")
+    plates = [i.plate for kind in ("crops", "endtoend") for i in load_dataset(data / kind, part="train")]
+    assert character_log_odds(plates) == CHARACTER_LOG_ODDS

@@ -222,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{part}: {len(parts[part])} images read", flush=True)
     from edge_agent.recognise.plate import character_log_odds
 
-    log_odds = character_log_odds(i.plate for i, *_ in parts["train"])
-    print(f"CHARACTER_LOG_ODDS (the train part's {len(parts['train'])} plates): {log_odds}")
+    train_plates = [i.plate for kind in ("crops", "endtoend")
+                    for i in load_dataset(Path(args.data) / kind, part="train")]
+    log_odds = character_log_odds(train_plates)
+    print(f"CHARACTER_LOG_ODDS (the train part's {len(train_plates)} plates): {log_odds}")
     reader.settings = base = dataclasses.replace(base, character_log_odds=log_odds)
     weight, prior_weight, held = reader.settings.plate_reader_weight, reader.settings.character_prior_weight, []
     if args.fold_models:
