@@ -116,9 +116,9 @@ def test_two_plates_in_one_frame_each_get_their_own_state_name(reader):
         plate = render_plate(text, state=state, width=300)
         scene[y:y + plate.shape[0], x:x + plate.shape[1]] = plate
         boxes.append((float(x), float(y), float(plate.shape[1]), float(plate.shape[0])))
-    together = reader.names.read(scene, boxes)
-    assert [_best(texts) for texts in together] == ["AR", "TX"]
-    assert together == [reader.names.read(scene, [box])[0] for box in boxes]
+    names = reader.names.read(scene, boxes)
+    assert [_best(texts) for texts in names] == ["AR", "TX"]
+    assert names == [reader.names.read(scene, [box])[0] for box in boxes]  # each as if read alone
 
 
 def test_a_plate_too_small_to_show_its_name_is_not_given_to_the_text_recogniser(reader):

@@ -144,14 +144,12 @@ def fold_reader(reader, folder: Path):
     return other
 
 
-def read_folds(reader, data: Path, fold_models: list) -> list:
-    """Each fold's train images read by the models trained without it: (the character log odds of the train
-    plates outside the fold, the readings)."""
-    from edge_agent.bench import load_dataset
+def read_folds(reader, train: list, fold_models: list) -> list:
+    """Each fold's images of the train part (`train`, labelled items) read by the models trained without it:
+    (the character log odds of the train plates outside the fold, the readings)."""
     from edge_agent.recognise.plate import character_log_odds
     from training.data import in_fold
 
-    train = [i for kind in ("crops", "endtoend") for i in load_dataset(data / kind, part="train")]
     held = []
     for fold, folder in fold_models:
         items = [i for i in train if in_fold(i.plate, fold)]
@@ -159,6 +157,10 @@ def read_folds(reader, data: Path, fold_models: list) -> list:
         held.append((outside, _outputs(fold_reader(reader, folder), items)))
         print(f"fold {fold[0]}/{fold[1]}: {len(items)} train images read by the models of {folder}", flush=True)
     return held
+
+
+def _held_count(held: list) -> int:
+    return sum(len(outputs) for _, outputs in held)
 
 
 def _score_folds(reader, held: list) -> tuple[int, int, int, float]:
@@ -172,7 +174,7 @@ def _score_folds(reader, held: list) -> tuple[int, int, int, float]:
         e, t, s, ll = _score(reader, outputs)
         exact, top3, state, total = exact + e, top3 + t, state + s, total + ll * len(outputs)
     reader.settings = base
-    return exact, top3, state, total / max(1, sum(len(outputs) for _, outputs in held))
+    return exact, top3, state, total / max(1, _held_count(held))
 
 
 def _fit_on_folds(reader, name: str, field: str, values, held: list, validation):
@@ -186,8 +188,7 @@ def _fit_on_folds(reader, name: str, field: str, values, held: list, validation)
         exact, top3, _, ll = _score_folds(reader, held)
         rows.append((value, (exact, top3), ll, _score(reader, validation)[:2]))
     reader.settings = base
-    n_held = sum(len(outputs) for _, outputs in held)
-    print(f"{field:>22} | folds unseen: exact / top3 (of {n_held}), mean log-likelihood of the truth | "
+    print(f"{field:>22} | folds unseen: exact / top3 (of {_held_count(held)}), mean log-likelihood of the truth | "
           f"validation exact / top3 (of {len(validation)}), committed models")
     for value, (exact, top3), ll, (v_exact, v_top3) in rows:
         print(f"{value:>22} | {exact:>5} / {top3:<5} {ll:+.3f} | {v_exact:>5} / {v_top3}")
@@ -215,21 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     reader.settings = dataclasses.replace(reader.settings, state_name_sharpness=sharpness,
                                           state_name_min_height=min_height)
     base = reader.settings
+    labelled = {part: [i for kind in ("crops", "endtoend") for i in load_dataset(Path(args.data) / kind, part=part)]
+                for part in ("train", "validation")}
     parts = {}
-    for part in ("train", "validation"):
-        items = [i for kind in ("crops", "endtoend") for i in load_dataset(Path(args.data) / kind, part=part)]
+    for part, items in labelled.items():
         parts[part] = _outputs(reader, items)
         print(f"{part}: {len(parts[part])} images read", flush=True)
     from edge_agent.recognise.plate import character_log_odds
 
-    train_plates = [i.plate for kind in ("crops", "endtoend")
-                    for i in load_dataset(Path(args.data) / kind, part="train")]
-    log_odds = character_log_odds(train_plates)
-    print(f"CHARACTER_LOG_ODDS (the train part's {len(train_plates)} plates): {log_odds}")
+    log_odds = character_log_odds(i.plate for i in labelled["train"])
+    print(f"CHARACTER_LOG_ODDS (the train part's {len(labelled['train'])} plates): {log_odds}")
     reader.settings = base = dataclasses.replace(base, character_log_odds=log_odds)
     weight, prior_weight, held = reader.settings.plate_reader_weight, reader.settings.character_prior_weight, []
     if args.fold_models:
-        held = read_folds(reader, Path(args.data), args.fold_models)
+        held = read_folds(reader, labelled["train"], args.fold_models)
         validation = parts["validation"]
         weight = _fit_on_folds(reader, "PLATE_READER_WEIGHT", "plate_reader_weight", WEIGHTS, held, validation)
         reader.settings = base = dataclasses.replace(base, plate_reader_weight=weight)
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(((threshold, o_as_zero), _score(reader, parts["train"]), _score(reader, parts["validation"]),
                      _score_folds(reader, held)))
     reader.settings = base
-    n_train, n_val, n_held = len(parts["train"]), len(parts["validation"]), sum(len(o) for _, o in held)
+    n_train, n_val, n_held = len(parts["train"]), len(parts["validation"]), _held_count(held)
     # the folds' readings (where given) are shown as a check: the choice stays with the train part's
     print(f"{'state_for_format':>16} {'o_as_zero':>9} | train exact / top3 / state (of {n_train}) | "
           f"validation exact / top3 / state (of {n_val})" + (f" | folds unseen (of {n_held})" if held else ""))
