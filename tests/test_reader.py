@@ -6,7 +6,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from edge_agent.recognise.reader import FoundBox
 from edge_agent.synthetic import render_plate, render_scene
 from conftest import run_cli
 
@@ -222,7 +225,7 @@ def test_the_text_reader_reads_only_boxes_where_the_plate_reader_reads_a_plate(r
     scene = np.full((480, 640, 3), 110, np.uint8)
     scene[200:320, 300:540] = render_plate("5TRK442", width=240)
     plate, wall = (300.0, 200.0, 240.0, 120.0), (20.0, 20.0, 200.0, 100.0)
-    (plate_probs, _), (wall_probs, _) = reader.outputs(scene, [(plate, 0.9), (wall, 0.9)])
+    (plate_probs, _), (wall_probs, _) = reader.outputs(scene, [FoundBox(plate, 0.9), FoundBox(wall, 0.9)])
     assert len(plate_probs) == 2 and len(wall_probs) == 1
     assert reader.candidates(plate_probs)[0].text == "5TRK442" and reader.candidates(wall_probs) is None
 
@@ -245,6 +248,66 @@ def test_the_reader_sees_a_plate_box_as_a_normalised_colour_strip_and_a_grey_ima
     assert np.abs(brighter - colour).mean() < 0.15
     # a box wholly outside the image gives a blank strip, not an error
     assert not reader_input(plate, (5000.0, 5000.0, 50.0, 20.0)).any()
+
+
+def _turned(image: np.ndarray, degrees: float, pad: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The image on a grey canvas `pad` pixels wider each side, turned `degrees` (counter-clockwise) about its
+    centre, and the upright box around the turned image."""
+    h, w = image.shape[:2]
+    canvas = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(90, 90, 90))
+    centre = (canvas.shape[1] / 2, canvas.shape[0] / 2)
+    turned = cv2.warpAffine(canvas, cv2.getRotationMatrix2D(centre, degrees, 1.0), canvas.shape[1::-1],
+                            borderMode=cv2.BORDER_REPLICATE)
+    c, s = np.cos(np.deg2rad(degrees)), abs(np.sin(np.deg2rad(degrees)))
+    bw, bh = w * c + h * s, w * s + h * c
+    return turned, (centre[0] - bw / 2, centre[1] - bh / 2, bw, bh)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(-12, 12), st.sampled_from(["7ABC123", "5TRK442", "8KLM456", "4GHT271"]))
+def test_how_far_a_plate_is_turned_is_found_to_a_degree(degrees, text):
+    from edge_agent.recognise.crops import plate_tilt
+
+    turned, box = _turned(render_plate(text, width=220), degrees, pad=60)
+    assert abs(plate_tilt(turned, box) - degrees) <= 1
+
+
+@settings(max_examples=200)
+@given(st.floats(60, 400), st.floats(1.5, 4.0), st.floats(-20, 20))
+def test_the_level_box_of_a_turned_plate_s_upright_box_is_the_plate(width, aspect, degrees):
+    from edge_agent.recognise.crops import level_box
+
+    height = width / aspect
+    c, s = np.cos(np.deg2rad(degrees)), abs(np.sin(np.deg2rad(degrees)))
+    upright = (100.0, 50.0, width * c + height * s, width * s + height * c)
+    x, y, w, h = level_box(upright, degrees)
+    assert w == pytest.approx(width, rel=1e-6) and h == pytest.approx(height, rel=1e-6)
+    assert x + w / 2 == pytest.approx(upright[0] + upright[2] / 2) and y + h / 2 == pytest.approx(upright[1] + upright[3] / 2)
+
+
+@pytest.mark.parametrize("degrees", [-12, -6, 6, 12])
+def test_the_readers_see_a_turned_plate_level(degrees):
+    from edge_agent.recognise.crops import plate_tilt, reader_input, text_reader_input
+
+    plate = render_plate("7ABC123", width=220)
+    level, box = _turned(plate, 0, pad=60)
+    turned, turned_box = _turned(plate, degrees, pad=60)
+    tilt = plate_tilt(turned, turned_box)
+    for strip in (reader_input, text_reader_input):
+        want = strip(level, box)
+        as_seen, levelled = strip(turned, turned_box), strip(turned, turned_box, tilt)
+        # resampling leaves a little; unturned, the characters and edges are elsewhere
+        assert np.abs(levelled - want).mean() < 0.5 * np.abs(as_seen - want).mean()
+
+
+def test_a_plate_turned_in_a_camera_frame_is_read_and_its_turn_reported(reader):
+    scene = render_scene([("8KLM456", "California")], size=(1280, 720), plate_width=180)
+    turned = cv2.warpAffine(scene, cv2.getRotationMatrix2D((640, 360), -14, 1.0), (1280, 720),
+                            borderMode=cv2.BORDER_REPLICATE)
+    boxes, _, _ = reader.read_boxes(turned, picture=False)
+    assert any(abs(b.tilt + 14) <= 1 for b in boxes)
+    (found,) = reader.read_frame(turned)
+    assert found.text == "8KLM456" and found.confidence > 0.9
 
 
 def test_a_text_reader_of_another_shape_stops_start_up_naming_the_file():

@@ -20,6 +20,11 @@ TEXT_READER_SIZE = (48, 160)
 # scaled to fit and padded on the right and bottom.
 DETECTOR_SIZE = (384, 640)
 DETECTOR_STRIDE = 8
+# A plate turned in the picture (the camera rolled, the road banked, the plate hung crooked) is read level:
+# the readers learned real plates nearly level, as the photographs show them. Its turn is searched within
+# TILT_RANGE degrees either way, a degree at a time, on the window's edges seen TILT_HEIGHT pixels high.
+TILT_RANGE = 15
+TILT_HEIGHT = 64
 
 
 def reader_window(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -29,10 +34,43 @@ def reader_window(box: tuple[float, float, float, float]) -> tuple[float, float,
     return x - mx, y - my, w + 2 * mx, h + 2 * my
 
 
-def _window_strip(image: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray | None:
-    """The reader's window of the box scaled to `size` (height, width), BGR (or grey) float32; parts of the
-    window outside the image repeat its edge. None where the window misses the image."""
-    x, y, w, h = reader_window(box)
+def plate_tilt(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """The degrees (counter-clockwise as seen, OpenCV's sense) by which the plate in `box` is turned: the
+    turn that lines up the window's strongest edges (the characters' tops and feet, the plate's own edges)
+    into the fewest rows. 0 for a level plate and where the window misses the image."""
+    view = _window_view(image, reader_window(box))
+    if view is None:
+        return 0.0
+    if view.ndim == 3:
+        view = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY)
+    scale = TILT_HEIGHT / view.shape[0]
+    small = cv2.resize(view, (max(8, round(view.shape[1] * scale)), TILT_HEIGHT),
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR).astype(np.float32)
+    edges = cv2.magnitude(cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3))
+    strongest = int(edges.size * 0.8)
+    ys, xs = np.nonzero(edges > np.partition(edges.ravel(), strongest)[strongest])
+    if len(xs) < 8:
+        return 0.0
+    weights = edges[ys, xs].astype(np.float64)
+    xs = (xs - small.shape[1] / 2).astype(np.float32)
+    ys = (ys - TILT_HEIGHT / 2).astype(np.float32)
+    turns = np.arange(-TILT_RANGE, TILT_RANGE + 1)
+    radians = np.deg2rad(turns).astype(np.float32)[:, np.newaxis]
+    # each point's row once the window is turned back by each candidate angle, each angle its own rows
+    half = (small.shape[1] + TILT_HEIGHT) // 2 + 2
+    span = 2 * half + 1
+    rows = (ys * np.cos(radians) + xs * np.sin(radians) + (half + 0.5)).astype(np.int32)
+    rows += (span * np.arange(len(turns), dtype=np.int32))[:, np.newaxis]
+    profiles = np.bincount(rows.ravel(), weights=np.broadcast_to(weights, rows.shape).ravel(),
+                           minlength=span * len(turns))
+    sharpness = (profiles.reshape(len(turns), span) ** 2).sum(axis=1)
+    return float(turns[int(sharpness.argmax())])
+
+
+def _window_view(image: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray | None:
+    """The pixels of a window (x, y, width, height), parts outside the image repeating its edge; None where
+    the window misses the image."""
+    x, y, w, h = window
     height, width = image.shape[:2]
     x0, y0 = int(np.floor(x)), int(np.floor(y))
     x1, y1 = max(x0 + 2, int(np.ceil(x + w))), max(y0 + 2, int(np.ceil(y + h)))
@@ -42,16 +80,72 @@ def _window_strip(image: np.ndarray, box: tuple[float, float, float, float], siz
     view = image[cy0:cy1, cx0:cx1]
     if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
         view = cv2.copyMakeBorder(view, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
+    return view
+
+
+def level_box(box: tuple[float, float, float, float], tilt: float) -> tuple[float, float, float, float]:
+    """The plate's own box, level, about the same centre, where `box` is the upright box around the plate
+    turned `tilt` degrees."""
+    x, y, w, h = box
+    c, s = np.cos(np.deg2rad(tilt)), abs(np.sin(np.deg2rad(tilt)))
+    inner_w, inner_h = (w * c - h * s) / (c * c - s * s), (h * c - w * s) / (c * c - s * s)
+    if inner_w <= 0.25 * w or inner_h <= 0.25 * h:
+        # no plate turned so much has such an upright box (a long band of print read as turned): keep its size
+        inner_w, inner_h = w, h
+    return x + (w - inner_w) / 2, y + (h - inner_h) / 2, inner_w, inner_h
+
+
+def _window_strip(image: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int],
+                  tilt: float = 0.0) -> np.ndarray | None:
+    """The reader's window of the box scaled to `size` (height, width), BGR (or grey) float32, turned back
+    level where the plate is turned `tilt` degrees; parts of the window outside the image repeat its edge.
+    None where the window misses the image."""
+    if tilt:
+        return turned_strip(image, reader_window(level_box(box, tilt)), tilt, size)
+    view = _window_view(image, reader_window(box))
+    if view is None:
+        return None
     out_h, out_w = size
     shrink = view.shape[1] > out_w or view.shape[0] > out_h
     strip = cv2.resize(view, (out_w, out_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return strip.astype(np.float32)
 
 
-def reader_input(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """(3, H, W) float32 RGB strip of the plate box, every channel normalised by the strip's grey mean and
-    spread (night infrared and daylight alike; a grey image gives three equal channels)."""
-    strip = _window_strip(image, box, READER_SIZE)
+def turned_strip(image: np.ndarray, box: tuple[float, float, float, float], tilt: float,
+                 size: tuple[int, int]) -> np.ndarray | None:
+    """The rectangle of `box`'s centre and size, turned `tilt` degrees in the image, sampled level into `size`
+    (height, width), float32; parts outside the image repeat its edge. None where it misses the image."""
+    x, y, w, h = box
+    cx, cy = x + w / 2, y + h / 2
+    out_h, out_w = size
+    # the upright part of the image that holds the turned rectangle, shrunk first (as the level path does)
+    # where the rectangle is bigger than the strip, so that the turn samples no finer than the strip
+    c, s = np.cos(np.deg2rad(tilt)), np.sin(np.deg2rad(tilt))
+    half_w, half_h = (abs(c) * w + abs(s) * h) / 2 + 1, (abs(s) * w + abs(c) * h) / 2 + 1
+    view = _window_view(image, (cx - half_w, cy - half_h, 2 * half_w, 2 * half_h))
+    if view is None:
+        return None
+    scale = min(1.0, out_h / h)
+    if scale < 1.0:
+        view = cv2.resize(view, (max(2, round(view.shape[1] * scale)), max(2, round(view.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    sx, sy = view.shape[1] / (2 * half_w), view.shape[0] / (2 * half_h)
+    # output pixel (u, v) -> the view's pixel: from the strip's centre, scaled to the rectangle, turned with it
+    ax, ay = w / out_w, h / out_h
+    turn = np.float64([[c * ax * sx, s * ay * sx], [-s * ax * sy, c * ay * sy]])
+    centre_out = np.float64([(out_w - 1) / 2, (out_h - 1) / 2])
+    centre_view = np.float64([(view.shape[1] - 1) / 2, (view.shape[0] - 1) / 2])
+    matrix = np.hstack([turn, (centre_view - turn @ centre_out)[:, np.newaxis]])
+    strip = cv2.warpAffine(view, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return strip.astype(np.float32)
+
+
+def reader_input(image: np.ndarray, box: tuple[float, float, float, float], tilt: float = 0.0) -> np.ndarray:
+    """(3, H, W) float32 RGB strip of the plate box (turned `tilt` degrees: read level), every channel
+    normalised by the strip's grey mean and spread (night infrared and daylight alike; a grey image gives
+    three equal channels)."""
+    strip = _window_strip(image, box, READER_SIZE, tilt)
     if strip is None:
         return np.zeros((READER_CHANNELS, *READER_SIZE), np.float32)
     if strip.ndim == 2:
@@ -62,10 +156,11 @@ def reader_input(image: np.ndarray, box: tuple[float, float, float, float]) -> n
     return ((strip - grey.mean()) * (1.0 / (grey.std() + 8.0))).transpose(2, 0, 1)
 
 
-def text_reader_input(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """(3, 48, 160) float32 of the plate box as the PP-OCR recogniser family takes text: BGR scaled to -1..1.
-    The window is stretched to the input (a plate is about 2:1) so that its characters get 20 CTC steps."""
-    strip = _window_strip(image, box, TEXT_READER_SIZE)
+def text_reader_input(image: np.ndarray, box: tuple[float, float, float, float], tilt: float = 0.0) -> np.ndarray:
+    """(3, 48, 160) float32 of the plate box (turned `tilt` degrees: read level) as the PP-OCR recogniser
+    family takes text: BGR scaled to -1..1. The window is stretched to the input (a plate is about 2:1) so
+    that its characters get 20 CTC steps."""
+    strip = _window_strip(image, box, TEXT_READER_SIZE, tilt)
     if strip is None:
         return np.zeros((3, *TEXT_READER_SIZE), np.float32)
     if strip.ndim == 2:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
 from edge_agent.imaging import as_bgr8
+from edge_agent.recognise.crops import plate_tilt
 from edge_agent.recognise.detector import PlateDetector, box_intersection
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
@@ -58,6 +59,15 @@ CHARACTER_LOG_ODDS = {
 }
 
 
+class FoundBox(NamedTuple):
+    """A box to read: where (x, y, width, height), how sure the detector is (1 for a whole picture), and by how
+    many degrees the plate in it is turned (`crops.plate_tilt`; it is read level)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    tilt: float = 0.0
+
+
 @dataclass(frozen=True)
 class ReaderSettings:
     runtime: RuntimeOptions = RuntimeOptions()
@@ -74,6 +84,7 @@ class ReaderSettings:
     plate_reader_weight: float = PLATE_READER_WEIGHT  # the text reader's is 1
     character_prior_weight: float = CHARACTER_PRIOR_WEIGHT
     character_log_odds: Mapping[str, float] = field(default_factory=lambda: dict(CHARACTER_LOG_ODDS))
+    level_tilted: bool = True  # read a plate turned in the picture level (`crops.plate_tilt`)
 
 
 class PlateReader:
@@ -111,22 +122,28 @@ class PlateReader:
             return []
         return self.readings(boxes, outputs, self.names_of(image, boxes, found, seen), found)
 
-    def read_boxes(self, image: np.ndarray, picture: bool = True) -> tuple[list, list, list]:
-        """The boxes (box, score) read in a BGR image, the readers' outputs for them (`outputs`) and each box's
-        candidates (`candidates`). A picture (not a camera's frame) of a plate's shape is read whole first;
-        where that gives no plate (a frame, a close photograph of a car's back), the detector searches it."""
+    def read_boxes(self, image: np.ndarray, picture: bool = True) -> tuple[list[FoundBox], list, list]:
+        """The boxes read in a BGR image, the readers' outputs for them (`outputs`) and each box's candidates
+        (`candidates`). A picture (not a camera's frame) of a plate's shape is read whole first; where that
+        gives no plate (a frame, a close photograph of a car's back), the detector searches it."""
         whole = self.whole_picture(image) if picture else None
         if whole is not None:
-            boxes = [whole]
+            boxes = self.levelled(image, [whole])
             outputs = self.outputs(image, boxes)
             found = [self.candidates(probs) for probs, _ in outputs]
             if found[0] is not None:
                 return boxes, outputs, found
-        boxes = self.boxes(image)
+        boxes = self.levelled(image, self.boxes(image))
         if not boxes:
             return [], [], []
         outputs = self.outputs(image, boxes)
         return boxes, outputs, [self.candidates(probs) for probs, _ in outputs]
+
+    def levelled(self, image: np.ndarray, boxes: list) -> list[FoundBox]:
+        """The boxes (box, score) with the turn of the plate in each, found once for all the models that read it."""
+        if not self.settings.level_tilted:
+            return [FoundBox(box, score) for box, score in boxes]
+        return [FoundBox(box, score, plate_tilt(image, box)) for box, score in boxes]
 
     @staticmethod
     def whole_picture(image: np.ndarray) -> tuple | None:
@@ -142,37 +159,40 @@ class PlateReader:
             return []
         return [(b.box, b.score) for b in self.detector.detect(image)]
 
-    def outputs(self, image: np.ndarray, boxes: list) -> list:
-        """For each box (box, score): (each reader's character probabilities, state probabilities)."""
-        plain = [b for b, _ in boxes]
-        outputs = self.recogniser.read(image, plain)
+    def outputs(self, image: np.ndarray, boxes: list[FoundBox]) -> list:
+        """For each box: (each reader's character probabilities, state probabilities)."""
+        plain, tilts = [b.box for b in boxes], [b.tilt for b in boxes]
+        outputs = self.recogniser.read(image, plain, tilts)
         if self.text is None or not outputs:
             return [((chars,), states) for chars, states in outputs]
         # the plate reader is the first look: where it reads no plate at all (a badge, a grille, a sign) the
         # text reader, eight times its multiply-adds, is not asked
         worth = [i for i, (chars, _) in enumerate(outputs) if self._reads_a_plate(chars)]
-        texts = dict(zip(worth, self.text.read(image, [plain[i] for i in worth])))
+        texts = dict(zip(worth, self.text.read(image, [plain[i] for i in worth], [tilts[i] for i in worth])))
         return [((chars, texts[i]) if i in texts else (chars,), states) for i, (chars, states) in enumerate(outputs)]
 
     def _reads_a_plate(self, chars: np.ndarray) -> bool:
         return any(is_valid_plate(c.text) for c in plate_candidates(chars, self.settings.candidates,
                                                                      o_as_zero=self.settings.o_as_zero))
 
-    def names_of(self, image: np.ndarray, boxes: list, found: list, seen: NamesSeen | None = None) -> list | None:
+    def names_of(self, image: np.ndarray, boxes: list[FoundBox], found: list,
+                 seen: NamesSeen | None = None) -> list | None:
         """For each box, the texts where the state's name is printed, read only where the box gives a plate
         (`found`: its candidates, or None) big enough to show it, and its reading's name is not in `seen`:
         the text recogniser costs more than the readers, and a frame has more boxes than plates. None where
         names are not read."""
         if self.names is None:
             return None
-        wanted = [i for i, ((box, _), candidates) in enumerate(zip(boxes, found))
-                  if candidates and box[3] >= self.settings.state_name_min_height]
+        wanted = [i for i, (b, candidates) in enumerate(zip(boxes, found))
+                  if candidates and b.box[3] >= self.settings.state_name_min_height]
         names: list = [None] * len(boxes)
         if seen is not None:
             for i in wanted:
                 names[i] = seen.get(found[i][0].text)
         unread = [i for i in wanted if names[i] is None]
-        for i, texts in zip(unread, self.names.read(image, [boxes[i][0] for i in unread])):
+        # the name bands are read upright: read level, the name recogniser's readings of nearly level plates
+        # moved (two validation states) and it read plates turned 8 degrees worse (docs/reading.md)
+        for i, texts in zip(unread, self.names.read(image, [boxes[i].box for i in unread])):
             names[i] = texts
             if seen is not None and name_decides(name_scores(texts), self.settings.state_name_sharpness):
                 seen.put(found[i][0].text, texts)
@@ -191,13 +211,14 @@ class PlateReader:
             return None
         return found
 
-    def readings(self, boxes: list, outputs: list, names: list | None = None, found: list | None = None) -> list[PlateReading]:
+    def readings(self, boxes: list[FoundBox], outputs: list, names: list | None = None,
+                 found: list | None = None) -> list[PlateReading]:
         """The plates of a frame from its boxes (box, detector score), the readers' outputs for them, the texts
         read where states print their names (None, or None for a box: not read) and each box's candidates
         (`candidates`, worked out here if not given), most likely first. Pure: the rules can be tried on
         stored outputs."""
         readings = []
-        for i, ((box, score), (probs, states)) in enumerate(zip(boxes, outputs)):
+        for i, ((box, score, _), (probs, states)) in enumerate(zip(boxes, outputs)):
             candidates = self.candidates(probs) if found is None else found[i]
             if candidates is None:
                 continue
