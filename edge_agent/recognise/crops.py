@@ -23,6 +23,7 @@ DETECTOR_STRIDE = 8
 # A plate turned in the picture (the camera rolled, the road banked, the plate hung crooked) is read level:
 # the readers learned real plates nearly level, as the photographs show them. Its turn is searched within
 # TILT_RANGE degrees either way, a degree at a time, on the window's edges seen TILT_HEIGHT pixels high.
+# Training reads its samples as they are (tilt 0): its synthetic plates are drawn sheared and turned a little.
 TILT_RANGE = 15
 TILT_HEIGHT = 64
 
