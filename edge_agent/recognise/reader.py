@@ -213,7 +213,7 @@ class PlateReader:
 
     def readings(self, boxes: list[FoundBox], outputs: list, names: list | None = None,
                  found: list | None = None) -> list[PlateReading]:
-        """The plates of a frame from its boxes (box, detector score), the readers' outputs for them, the texts
+        """The plates of a frame from its boxes (`FoundBox`), the readers' outputs for them, the texts
         read where states print their names (None, or None for a box: not read) and each box's candidates
         (`candidates`, worked out here if not given), most likely first. Pure: the rules can be tried on
         stored outputs."""
