@@ -70,11 +70,27 @@ def test_a_look_sees_each_image_otherwise_and_an_unknown_look_is_a_usage_error(t
         for name, plate in [("a.png", "7ABC123"), ("b.png", "5TRK442")]:
             cv2.imwrite(str(tmp_path / name), render_plate(plate, "California", width=320))
             fh.write(f"{name},ca,{plate}\n")
-    for look in ("grey", "double", "tilt8"):
+    for look in ("grey", "double", "tilt8", "side30"):
         figures = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", look, "--json").out)
         assert figures["look"] == look and figures["exact"] == 2, figures
     result = run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", "sepia")
     assert result.code == 2 and "sepia" in result.err and "grey" in result.err
+
+
+def test_the_side_look_narrows_the_picture_and_slants_its_level_lines_keeping_verticals_upright():
+    from edge_agent.bench import LOOKS
+
+    picture = np.full((200, 400), 255, np.uint8)
+    picture[99:101, :] = 0  # a level line
+    picture[:, 199:201] = 0  # an upright one
+    seen = LOOKS["side30"](picture)
+    assert seen.shape[1] == round(400 * np.cos(np.deg2rad(30)))
+    dark = seen < 128
+    left, right = 10, seen.shape[1] - 10  # away from the upright line: only the level line is dark there
+    rise = np.nonzero(dark[:, right])[0].mean() - np.nonzero(dark[:, left])[0].mean()
+    assert abs(rise / (right - left) - np.tan(np.deg2rad(8))) < 0.01  # slants 8 degrees down to the right
+    for y in (20, seen.shape[0] - 20):  # above and below the level line: only the upright one
+        assert abs(np.nonzero(dark[y, :])[0].mean() - (seen.shape[1] - 1) / 2) <= 1.0
 
 
 def test_show_misses_names_each_image_whose_plate_or_state_is_wrong(tmp_path: Path):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.bench import seen_from_the_side
 from edge_agent.recognise.reader import FoundBox
 from edge_agent.synthetic import render_plate, render_scene
 from conftest import run_cli
@@ -169,6 +170,15 @@ def test_a_picture_of_a_plate_is_read_whole_at_any_size(reader, width):
     # another system's crop, or a close photograph of a plate: the detector learned plates in scenes
     (found,) = reader.read(render_plate("4GHT271", width=width))
     assert found.text == "4GHT271"
+
+
+@pytest.mark.parametrize("yaw, slant", [(45, 10), (60, 8)])
+def test_a_picture_of_a_plate_seen_from_the_side_is_read_whole(reader, yaw, slant):
+    # a side camera's crop: narrower than a plate's 2:1 (at 60 degrees narrower than 1:1), its lines slanting
+    for plate, state in [("7ABC123", "California"), ("ABC1234", "New York")]:
+        picture, _ = seen_from_the_side(render_plate(plate, state, width=320), yaw, slant)
+        assert picture.shape[1] / picture.shape[0] < 1.3
+        assert [p.text for p in reader.read(picture)][:1] == [plate]
 
 
 def test_a_camera_frame_is_read_by_the_detector_s_boxes_alone(reader):

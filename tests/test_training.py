@@ -265,3 +265,17 @@ def test_a_run_resumes_after_an_option_is_added_at_its_off_value_and_refuses_oth
     Run(tmp_path / "fold", {"seed": 1, "leave_out": (0, 2)})  # saved as JSON, read back as a list: the same run
     with pytest.raises(SystemExit, match="other settings"):
         Run(tmp_path / "fold", {"seed": 1, "leave_out": (1, 2)})
+
+
+@pytest.mark.parametrize("yaw, slant", [(60, 10), (37, -12), (0, 0)])
+def test_a_frame_seen_from_the_side_keeps_its_plate_inside_the_plate_s_new_box(yaw: float, slant: float):
+    from edge_agent.bench import seen_from_the_side
+
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    frame[200:240, 400:480] = (0, 0, 255)  # the plate, red
+    seen, (moved,) = seen_from_the_side(frame, yaw, slant, boxes=[(400.0, 200.0, 80.0, 40.0)])
+    assert seen.shape[1] == round(640 * np.cos(np.deg2rad(yaw)))
+    ys, xs = np.nonzero((seen[..., 2] > 200) & (seen[..., 0] < 60))
+    x, y, w, h = moved
+    assert abs(xs.min() - x) <= 2 and abs(xs.max() + 1 - (x + w)) <= 2
+    assert abs(ys.min() - y) <= 2 and abs(ys.max() + 1 - (y + h)) <= 2

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from edge_agent.bench import seen_from_the_side
 from edge_agent.recognise.crops import DETECTOR_STRIDE
 from training import augment, fonts, render
 from training.data import Sample
@@ -64,8 +65,15 @@ def _plate_patch(rng: random.Random, crops: list[Sample]) -> np.ndarray:
     return plate
 
 
-def detector_patch(rng: random.Random, frames: list[Sample], crops: list[Sample]):
-    """(patch H x W x 3 BGR, boxes [(x, y, w, h)] in patch pixels)."""
+def side_view(rng: random.Random) -> tuple[float, float]:
+    """How a camera turned to the side (parked cars to the right or left) sees a plate: the turn of the
+    plate's face away from it (25-65 degrees) and the slope of its level lines (within 12 degrees)."""
+    return rng.uniform(25, 65), rng.uniform(-12, 12)
+
+
+def detector_patch(rng: random.Random, frames: list[Sample], crops: list[Sample], side_share: float = 0.0):
+    """(patch H x W x 3 BGR, boxes [(x, y, w, h)] in patch pixels). `side_share` of the frames and pasted plates
+    are seen from the side (`side_view`)."""
     ph, pw = PATCH
     boxes: list[tuple[float, float, float, float]] = []
     kind = rng.random()
@@ -74,8 +82,10 @@ def detector_patch(rng: random.Random, frames: list[Sample], crops: list[Sample]
         # the frame at about the detector's scale (1280 -> 640), a little nearer or farther
         scale = 0.5 * rng.uniform(0.6, 1.7)
         image = cv2.resize(s.image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        x, y, w, h = (v * scale for v in s.box)
-        canvas_boxes = [(x, y, w, h)]
+        canvas_boxes = [tuple(v * scale for v in s.box)]
+        if side_share and rng.random() < side_share:
+            image, canvas_boxes = seen_from_the_side(image, *side_view(rng), boxes=canvas_boxes)
+        x, y, w, h = canvas_boxes[0]
         ih, iw = image.shape[:2]
         if rng.random() < 0.75:  # a patch with the plate in it
             cx0 = rng.uniform(max(0, x + w - pw), max(0, min(iw - pw, x))) if iw > pw else 0
@@ -97,6 +107,10 @@ def detector_patch(rng: random.Random, frames: list[Sample], crops: list[Sample]
         h = w * plate.shape[0] / plate.shape[1] * rng.uniform(0.85, 1.15)
         cx, cy = rng.uniform(0, pw), rng.uniform(0, ph)
         q = _quad(rng, cx, cy, w, h)
+        if side_share and rng.random() < side_share:
+            yaw, slant = side_view(rng)
+            q[:, 0] = cx + (q[:, 0] - cx) * np.cos(np.deg2rad(yaw))
+            q[:, 1] += np.tan(np.deg2rad(slant)) * (q[:, 0] - cx)
         if any(_overlap(b, q) for b in boxes):
             continue
         _paste(canvas, plate, q)

@@ -2,7 +2,7 @@
 the offset and log size at each centre), trained on patches of the train part's frames and backgrounds with
 synthetic and real train-part plates pasted in; reported on the validation part's frames.
 
-    scripts/train detector [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S]
+    scripts/train detector [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S] [--side-share 0]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from training.loop import Run, SampleWorkers, recipe_parser, train
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch = args
+    queue, data_dir, seed, batch, side_share = args
     from training import data, scenes
 
     real = data.load(Path(data_dir), "train") if data_dir else []
@@ -29,7 +29,7 @@ def _worker(args) -> None:
     while True:
         xs, heats, regs, masks = [], [], [], []
         for _ in range(batch):
-            patch, boxes = scenes.detector_patch(rng, frames, crops)
+            patch, boxes = scenes.detector_patch(rng, frames, crops, side_share)
             heat, reg, mask = scenes.targets(boxes)
             xs.append(patch[..., ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0)
             heats.append(heat)
@@ -61,6 +61,8 @@ def evaluate(predict, params, val, min_score: float = 0.3) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = recipe_parser("detector", steps=5400, batch=16, lr=3e-3, every=600, seed=20261202)
+    parser.add_argument("--side-share", type=float, default=0.0,
+                        help="share of frames and pasted plates seen from the side (a side camera: narrower, sloped)")
     args = parser.parse_args(argv)
 
     import jax
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     def predict(p, xs):
         return nets.detector_net(nets.JaxOps(train=False), p, xs)
 
-    worker_args = [(args.data, args.seed * 1000 + step + i, args.batch) for i in range(args.workers)]
+    worker_args = [(args.data, args.seed * 1000 + step + i, args.batch, args.side_share) for i in range(args.workers)]
     with SampleWorkers(_worker, worker_args) as batches:
         params, opt_state = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
                                   lambda p: evaluate(predict, p, val),

@@ -30,8 +30,9 @@ from edge_agent.records import PlateReading
 
 # A picture that is itself a plate (a crop from another system's detector, a photograph of a plate) is read
 # whole: the detector learned plates in scenes, at most a third of its input wide, and a crop enlarged to
-# its input is three times that. A picture of a plate's shape, at any size, may be such a picture.
-CROP_ASPECT = (1.3, 3.5)
+# its input is three times that. A picture of a plate's shape, at any size, may be such a picture: a plate
+# is 2:1, and seen from the side it is narrower and its slanting lines make it taller (1.1:1 at 45 degrees).
+CROP_ASPECT = (1.0, 3.5)
 # The rules beside the models, each fitted by `scripts/train rules` on the train part of the shared
 # photographs (never the validation part, where they are reported; see docs/reading.md):
 # - the state's serial formats re-rank a reading's candidates only where the state head is at least this
@@ -125,19 +126,29 @@ class PlateReader:
     def read_boxes(self, image: np.ndarray, picture: bool = True) -> tuple[list[FoundBox], list, list]:
         """The boxes read in a BGR image, the readers' outputs for them (`outputs`) and each box's candidates
         (`candidates`). A picture (not a camera's frame) of a plate's shape is read whole first; where that
-        gives no plate (a frame, a close photograph of a car's back), the detector searches it."""
+        gives no plate (a frame, a close photograph of a car's back), the detector searches it. A picture of
+        another shape in whose boxes the detector finds no plate is read whole last: a plate seen steeply from
+        the side is narrower than 1:1, and fills the picture."""
         whole = self.whole_picture(image) if picture else None
         if whole is not None:
-            boxes = self.levelled(image, [whole])
-            outputs = self.outputs(image, boxes)
-            found = [self.candidates(probs) for probs, _ in outputs]
-            if found[0] is not None:
-                return boxes, outputs, found
+            read = self._read_whole(image, whole)
+            if read is not None:
+                return read
         boxes = self.levelled(image, self.boxes(image))
-        if not boxes:
-            return [], [], []
+        outputs = self.outputs(image, boxes) if boxes else []
+        found = [self.candidates(probs) for probs, _ in outputs]
+        if picture and whole is None and not any(found) and min(image.shape[:2]) >= 8:
+            read = self._read_whole(image, ((0.0, 0.0, float(image.shape[1]), float(image.shape[0])), 1.0))
+            if read is not None:
+                return read
+        return boxes, outputs, found
+
+    def _read_whole(self, image: np.ndarray, whole: tuple) -> tuple[list[FoundBox], list, list] | None:
+        """The whole picture read as one plate box, or None where it gives no plate."""
+        boxes = self.levelled(image, [whole])
         outputs = self.outputs(image, boxes)
-        return boxes, outputs, [self.candidates(probs) for probs, _ in outputs]
+        found = [self.candidates(probs) for probs, _ in outputs]
+        return (boxes, outputs, found) if found[0] is not None else None
 
     def levelled(self, image: np.ndarray, boxes: list) -> list[FoundBox]:
         """The boxes (box, score) with the turn of the plate in each, found once for all the models that read it."""
