@@ -130,15 +130,16 @@ class PlateReader:
         another shape in whose boxes the detector finds no plate is read whole last: a plate seen steeply from
         the side is narrower than 1:1, and fills the picture."""
         whole = self.whole_picture(image) if picture else None
-        if whole is not None:
+        first = whole is not None and self.plate_shaped(image)
+        if first:
             read = self._read_whole(image, whole)
             if read is not None:
                 return read
         boxes = self.levelled(image, self.boxes(image))
         outputs = self.outputs(image, boxes) if boxes else []
         found = [self.candidates(probs) for probs, _ in outputs]
-        if picture and whole is None and not any(found) and min(image.shape[:2]) >= 8:
-            read = self._read_whole(image, ((0.0, 0.0, float(image.shape[1]), float(image.shape[0])), 1.0))
+        if whole is not None and not first and not any(found):
+            read = self._read_whole(image, whole)
             if read is not None:
                 return read
         return boxes, outputs, found
@@ -158,11 +159,15 @@ class PlateReader:
 
     @staticmethod
     def whole_picture(image: np.ndarray) -> tuple | None:
-        """The whole picture as a box (box, score) where it is of a plate's shape; else None."""
+        """The whole picture as a box (box, score); None where it is too small to read."""
         height, width = image.shape[:2]
-        if min(height, width) >= 8 and CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1]:
-            return (0.0, 0.0, float(width), float(height)), 1.0
-        return None
+        return ((0.0, 0.0, float(width), float(height)), 1.0) if min(height, width) >= 8 else None
+
+    @staticmethod
+    def plate_shaped(image: np.ndarray) -> bool:
+        """Whether the picture has a plate's shape (`CROP_ASPECT`): then it is read whole before it is searched."""
+        height, width = image.shape[:2]
+        return CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1]
 
     def boxes(self, image: np.ndarray) -> list:
         """The detector's boxes (box, score) in a frame."""
