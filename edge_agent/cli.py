@@ -168,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = bsub.add_parser("speed", parents=[common], help="frames per second, latency, CPU and memory over a video or frames")
     sp.add_argument("--source", required=True, metavar="PATH", help="a video file, a folder of images or one image")
     sp.add_argument("--limit", type=int, default=0, help="time only the first N frames")
-    sp.add_argument("--camera", metavar="ID", help="use this configured camera's region (default: the whole frame)")
+    sp.add_argument("--camera", metavar="ID",
+                    help="use this configured camera's region and side view (default: the whole frame, from ahead)")
+    sp.add_argument("--side-view", action="store_true",
+                    help="read the frames as a side camera's: the side-view detector searches them too")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--baseline", choices=("generic",),
                     help="also time the generic OCR call (rapidocr, default settings, whole frame) on the same frames, "
@@ -863,12 +866,12 @@ def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.pipeline import tracker_settings
 
     config = config_for(args)
-    region = Region()
+    region, side_view = Region(), args.side_view
     if args.camera:
         camera = next((c for c in config.cameras if c.id == args.camera), None)
         if camera is None:
             raise EdgeAgentError(f"no camera {args.camera!r} in {config.source_file}")
-        region = Region(*camera.region)
+        region, side_view = Region(*camera.region), side_view or camera.side_view
     from edge_agent.progress import Progress
 
     def counted(frames, bar):
@@ -878,8 +881,9 @@ def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
 
     with Progress("bench speed", args.limit or None, "frames", console.err) as bar:
         result = bench_speed(_reader(config), counted(source_frames(args.source, console.error), bar), region,
-                             limit=args.limit, tracker_settings=tracker_settings(config))
+                             limit=args.limit, tracker_settings=tracker_settings(config), side_view=side_view)
     result.update(_measured_on(config))
+    result["side_view"] = side_view
     if args.baseline:
         from edge_agent.bench.generic import time_generic_ocr
 

@@ -41,6 +41,7 @@ class CameraConfig:
     frame_stride: int = 1  # file and video sources: read every Nth frame
     loop: bool = False  # video: start again at the end (soak runs, a bench camera), never ending
     region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # left, top, right, bottom as fractions
+    side_view: bool = False  # looks out to the side (parked cars): plates seen steeply from the side are searched too
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,7 @@ class Agent:
         self.motion = MotionGate(rc.motion_min_changed) if rc.motion_gate else None
         self._names_seen: dict[str, NamesSeen] = collections.defaultdict(NamesSeen)  # by camera
         self.regions = {c.id: Region(*c.region) for c in config.cameras}
+        self.side_views = {c.id for c in config.cameras if c.side_view}
         self.summary = RunSummary()
         self.sync = None
         self.keeper = ReadKeeper(self.db, config.storage, out, on_state=self._storage_changed,
@@ -524,9 +525,9 @@ class Agent:
         self.refresh_hotlist()
         at = frame.captured_at.timestamp()
         if self.motion is None or self.motion.should_read(frame.camera_id, frame.image, at):
-            seen = self._names_seen[frame.camera_id]
+            seen, side = self._names_seen[frame.camera_id], frame.camera_id in self.side_views
             return read_in(self.regions.get(frame.camera_id, WHOLE_FRAME),
-                           lambda image: self.reader.read_frame(image, seen=seen), frame.image)
+                           lambda image: self.reader.read_frame(image, seen=seen, side_view=side), frame.image)
         return []
 
     def process(self, frame: Frame) -> list[Read]:

@@ -254,3 +254,15 @@ def test_the_committed_character_odds_are_those_of_the_train_part_s_plates():
     data = shared_path("data", "us-plates")
     plates = [i.plate for kind in ("crops", "endtoend") for i in load_dataset(data / kind, part="train")]
     assert character_log_odds(plates) == CHARACTER_LOG_ODDS
+
+
+def test_speed_times_a_side_camera_s_frames_when_asked(tmp_path: Path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), render_scene([("5TRK442", "California")], size=(1280, 720), seed=i))
+    config = tmp_path / "unit.toml"
+    config.write_text(f'[[camera]]\nid = "right"\nsource = "folder"\npath = "{tmp_path}"\nside_view = true\n')
+    ahead = json.loads(run_cli("bench", "speed", "--source", tmp_path, "--json").out)
+    side = json.loads(run_cli("--config", config, "bench", "speed", "--source", tmp_path, "--camera", "right",
+                              "--json").out)
+    assert ahead["side_view"] is False and side["side_view"] is True
+    assert side["frames"] == ahead["frames"] == 1 and side["passes"] == ahead["passes"] == 1

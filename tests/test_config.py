@@ -33,6 +33,7 @@ def test_no_config_gives_defaults():
         ("[[camera]]\nid = 'front'\nsource = 'webcam'\n", "camera[0].source", "is not one of"),
         ("[[camera]]\nid = 'front'\nsource = 'video'\n", "camera[0].path", "is required"),
         ("[[camera]]\nsource = 'video'\n", "camera[0].id", "is required"),
+        ("[[camera]]\nid = 'right'\nsource = 'v4l2'\nside_view = 'yes'\n", "camera[0].side_view", "true or false"),
         ("[sync]\nbroker = 'http://x'\n", "sync.broker", "mqtt://host:port"),
         ("[sync]\nbroker = 'mqtt://broker.example'\n", "sync.broker", "sync.insecure = true"),
         ("[alerts]\nscreen_broker = 'mqtt://tablet'\n", "alerts.screen_broker", "plain MQTT"),

@@ -212,3 +212,35 @@ def test_no_file_under_the_data_directories_is_readable_by_other_users(tmp_path:
         assert any(p.suffix == ".sqlite3" for p in paths)
         wide = [f"{p} {stat.S_IMODE(p.stat().st_mode):04o}" for p in paths if p.stat().st_mode & 0o007]
         assert wide == []
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_a_camera_configured_as_a_side_view_reads_parked_cars_seen_steeply(tmp_path: Path):
+    from edge_agent.bench import load_dataset, seen_from_the_side
+    from conftest import shared_path
+
+    items = load_dataset(shared_path("data", "us-plates", "endtoend"), part="validation")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, item in enumerate(items):  # a side camera passing parked cars, 60 degrees off their plates
+        cv2.imwrite(str(frames / f"{i:03d}.jpg"), seen_from_the_side(cv2.imread(str(item.path)), 60, 6)[0])
+    plates = {item.plate for item in items}
+    right = {}
+    for side_view in ("false", "true"):
+        config = tmp_path / f"side-{side_view}.toml"
+        config.write_text(f"""
+[agent]
+data_dir = "data-{side_view}"
+
+[[camera]]
+id = "right"
+source = "folder"
+path = "{frames}"
+side_view = {side_view}
+""")
+        result = run_cli("run", "--config", config)
+        assert result.code == 0, result.err
+        read = {line.split()[1] for line in result.lines if line.startswith("read ")}
+        right[side_view] = len(read & plates)
+    assert right["true"] >= 20 and right["true"] > right["false"] + 5, right

@@ -101,6 +101,14 @@ def test_detector_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(sma
     boxes = detector.detect(np.zeros((720, 1280, 3), np.uint8))
     assert isinstance(boxes, list)
     assert "GMAC a frame" in (out / "plate-detector.md").read_text()
+    # the side-view detector is the same recipe published under its own name (here: the finished run again)
+    side = _train("detector", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "24",
+                  "--every", "8", "--batch", "8", "--name", "plate-detector-side")
+    assert side.returncode == 0, side.stderr[-2000:]
+    models = load_manifest(out / "manifest.toml")
+    assert models["plate-detector-side"].name == "plate-detector-side" and "plate-detector" in models
+    PlateDetector(verify_model(models["plate-detector-side"]), RuntimeOptions())
+    assert "seen steeply from the side" in (out / "plate-detector-side.md").read_text()
 
 
 def test_training_refuses_labels_that_do_not_match_their_images_and_writes_no_model(small_data: Path, tmp_path: Path):

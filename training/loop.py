@@ -35,7 +35,7 @@ class Run:
             # an option added since the run began, left off (0, None, False), is what the run was made with
             now = json.loads(json.dumps(config))  # as saved: a tuple (--leave-out) reads back as a list
             changed = {k: (before.get(k), v) for k, v in now.items()
-                       if k not in ("steps", "run", "out") and before.get(k) != v and (k in before or v)}
+                       if k not in ("steps", "run", "out", "name") and before.get(k) != v and (k in before or v)}
             if changed:
                 raise SystemExit(f"{self.folder}: resuming a run made with other settings {changed}; use another --run")
         saved.write_text(json.dumps(config, indent=1))

@@ -166,6 +166,15 @@ def publish_reader(params, out: Path, run, figures: dict, config: dict) -> str:
     return digest
 
 
+# the detectors a recipe may write: each one's description in the manifest, and what its card says first
+DETECTORS = {
+    "plate-detector": ("our plate detector: plate boxes in a whole frame", ""),
+    "plate-detector-side": ("our plate detector for plates seen steeply from the side, beside plate-detector",
+                            "Beside plate-detector, for plates seen steeply from the side (a side camera's view of "
+                            "parked cars). "),
+}
+
+
 def publish_detector(params, out: Path, run, figures: dict, config: dict) -> str:
     import jax
 
@@ -180,13 +189,14 @@ def publish_detector(params, out: Path, run, figures: dict, config: dict) -> str
     predict = jax.jit(lambda p, x: nets.detector_net(nets.JaxOps(train=False), p, x))
     check_export(onnx_bytes, predict, params, sample, expected)
     macs = _flops(onnx_bytes, shape)
-    card = card_text("plate-detector", f"Finds plates in a whole frame letterboxed into {DETECTOR_SIZE[1]}x{DETECTOR_SIZE[0]} "
+    name = config.get("name", "plate-detector")
+    description, lead = DETECTORS[name]
+    card = card_text(name, f"{lead}Finds plates in a whole frame letterboxed into {DETECTOR_SIZE[1]}x{DETECTOR_SIZE[0]} "
                      f"RGB: a centre heat map and box size on a stride-{DETECTOR_STRIDE} grid.", run, figures, config, macs,
                      extra=f"On a Raspberry Pi 5 (4 Cortex-A76 cores, about 20-30 GMAC/s from ONNX Runtime's float32 "
                            f"convolutions) {macs / 1e9:.2f} GMAC a frame predicts about {macs / 25e9 * 1000:.0f} ms.")
-    digest = publish("plate-detector", "plate-detector", "our plate detector: plate boxes in a whole frame",
-                     onnx_bytes, Path(out), card)
-    print(f"wrote {out}/plate-detector.onnx sha256 {digest}", flush=True)
+    digest = publish(name, name, description, onnx_bytes, Path(out), card)
+    print(f"wrote {out}/{name}.onnx sha256 {digest}", flush=True)
     return digest
 
 

@@ -3,6 +3,9 @@ the offset and log size at each centre), trained on patches of the train part's 
 synthetic and real train-part plates pasted in; reported on the validation part's frames.
 
     scripts/train detector [--steps N] [--data DIR] [--run DIR] [--out models/] [--seed S] [--side-share 0]
+                           [--name plate-detector]
+
+The side-view detector: `--side-share 0.3 --name plate-detector-side`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from training import nets
 from training.loop import Run, SampleWorkers, recipe_parser, train
+from training.publish import DETECTORS
 
 
 def _worker(args) -> None:
@@ -63,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = recipe_parser("detector", steps=5400, batch=16, lr=3e-3, every=600, seed=20261202)
     parser.add_argument("--side-share", type=float, default=0.0,
                         help="share of frames and pasted plates seen from the side (a side camera: narrower, sloped)")
+    parser.add_argument("--name", choices=sorted(DETECTORS), default="plate-detector",
+                        help="the model it writes: the detector, or the side-view detector beside it")
     args = parser.parse_args(argv)
 
     import jax

@@ -34,12 +34,13 @@ def source_frames(source: str, on_error: ErrorHandler) -> Iterator[np.ndarray]:
 
 
 def bench_speed(reader: PlateReader, frames: Iterable[np.ndarray], region: Region = Region(), warmup: int = 2,
-                limit: int = 0, tracker_settings: TrackerSettings = TrackerSettings()) -> dict:
+                limit: int = 0, tracker_settings: TrackerSettings = TrackerSettings(), side_view: bool = False) -> dict:
+    """`side_view`: the frames are a side camera's (`PlateReader.read_frame`)."""
     tracker: PlateTracker[int] = PlateTracker(tracker_settings)
     seen = NamesSeen()  # as the agent keeps for each camera
 
     def read(image: np.ndarray):
-        return reader.read_frame(image, seen=seen)
+        return reader.read_frame(image, seen=seen, side_view=side_view)
 
     latencies: list[float] = []
     cpu = 0.0

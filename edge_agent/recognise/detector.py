@@ -35,6 +35,17 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / max(1e-6, a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def same_plate(box: tuple[float, ...], other: tuple[float, ...]) -> bool:
+    """Whether two boxes (x, y, width, height) hold the same plate: most of the smaller lies inside the larger."""
+    return box_intersection(box, other) > 0.5 * min(box[2] * box[3], other[2] * other[3])
+
+
+def with_side_boxes(ahead: list[PlateBox], side: list[PlateBox]) -> list[PlateBox]:
+    """The boxes of the detector of plates seen from ahead, then those of the detector of plates seen from the
+    side that hold no plate the first one boxed: where both find a plate, the box is the first one's. Pure."""
+    return ahead + [b for b in side if not any(same_plate(b.box, a.box) for a in ahead)]
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 

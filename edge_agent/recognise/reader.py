@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_agent.imaging import as_bgr8
 from edge_agent.recognise.crops import plate_tilt
-from edge_agent.recognise.detector import PlateDetector, box_intersection
+from edge_agent.recognise.detector import PlateDetector, same_plate, with_side_boxes
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
 from edge_agent.recognise.plate import (is_a_plate, is_valid_plate, joint_candidates, looks_like_year,
@@ -95,6 +95,12 @@ class PlateReader:
         detector = verify_model(require(models, "plate-detector", settings.manifest))
         recogniser = verify_model(require(models, "plate-reader", settings.manifest))
         self.detector = PlateDetector(detector, settings.runtime, settings.detector_min_score, settings.max_plates * 2)
+        # plates seen steeply from the side (a side camera, parked cars) are another detector's: trained on them,
+        # the one detector lost straight views (docs/reading.md)
+        self.side = None
+        if "plate-detector-side" in models:
+            self.side = PlateDetector(verify_model(models["plate-detector-side"]), settings.runtime,
+                                      settings.detector_min_score, settings.max_plates * 2)
         self.recogniser = PlateRecogniser(recogniser, settings.runtime)
         # the fine-tuned text recogniser reads the characters where the manifest lists it
         self.text = None
@@ -110,32 +116,37 @@ class PlateReader:
         system's crop), most likely first."""
         return self._read(image, picture=True)
 
-    def read_frame(self, image: np.ndarray, seen: NamesSeen | None = None) -> list[PlateReading]:
+    def read_frame(self, image: np.ndarray, seen: NamesSeen | None = None,
+                   side_view: bool = False) -> list[PlateReading]:
         """Plates in a camera's frame, most likely first: the detector's boxes alone. A patrol camera sees
         scenes, never a plate filling its frame, so reading the whole frame as one would only cost time.
-        `seen`: the camera's names read clearly on its last frames, not read again."""
-        return self._read(image, picture=False, seen=seen)
+        `seen`: the camera's names read clearly on its last frames, not read again. `side_view`: the camera
+        looks out to the side, and the side-view detector searches its frames too."""
+        return self._read(image, picture=False, seen=seen, side_view=side_view)
 
-    def _read(self, image: np.ndarray, picture: bool, seen: NamesSeen | None = None) -> list[PlateReading]:
+    def _read(self, image: np.ndarray, picture: bool, seen: NamesSeen | None = None,
+              side_view: bool = False) -> list[PlateReading]:
         image = as_bgr8(image)
-        boxes, outputs, found = self.read_boxes(image, picture)
+        boxes, outputs, found = self.read_boxes(image, picture, side_view)
         if not boxes:
             return []
         return self.readings(boxes, outputs, self.names_of(image, boxes, found, seen), found)
 
-    def read_boxes(self, image: np.ndarray, picture: bool = True) -> tuple[list[FoundBox], list, list]:
+    def read_boxes(self, image: np.ndarray, picture: bool = True,
+                   side_view: bool = False) -> tuple[list[FoundBox], list, list]:
         """The boxes read in a BGR image, the readers' outputs for them (`outputs`) and each box's candidates
         (`candidates`). A picture (not a camera's frame) of a plate's shape is read whole first; where that
-        gives no plate (a frame, a close photograph of a car's back), the detector searches it. A picture of
-        another shape in whose boxes the detector finds no plate is read whole last: a plate seen steeply from
-        the side is narrower than 1:1, and fills the picture."""
+        gives no plate (a frame, a close photograph of a car's back), the detectors search it: a picture may be
+        taken from any side, a camera's frame (`side_view` False) from ahead. A picture of another shape in
+        whose boxes the detectors find no plate is read whole last: a plate seen steeply from the side is
+        narrower than 1:1, and fills the picture."""
         whole = self.whole_picture(image) if picture else None
         first = whole is not None and self.plate_shaped(image)
         if first:
             read = self._read_whole(image, whole)
             if read is not None:
                 return read
-        boxes = self.levelled(image, self.boxes(image))
+        boxes = self.levelled(image, self.boxes(image, side_view=picture or side_view))
         outputs = self.outputs(image, boxes) if boxes else []
         found = [self.candidates(probs) for probs, _ in outputs]
         if whole is not None and not first and not any(found):
@@ -169,11 +180,14 @@ class PlateReader:
         height, width = image.shape[:2]
         return CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1]
 
-    def boxes(self, image: np.ndarray) -> list:
-        """The detector's boxes (box, score) in a frame."""
+    def boxes(self, image: np.ndarray, side_view: bool = False) -> list:
+        """The detector's boxes (box, score) in a frame, and with `side_view`, the side-view detector's beside."""
         if min(image.shape[:2]) < 8:
             return []
-        return [(b.box, b.score) for b in self.detector.detect(image)]
+        found = self.detector.detect(image)
+        if side_view and self.side is not None:
+            found = with_side_boxes(found, self.side.detect(image))
+        return [(b.box, b.score) for b in found]
 
     def outputs(self, image: np.ndarray, boxes: list[FoundBox]) -> list:
         """For each box: (each reader's character probabilities, state probabilities)."""
@@ -246,7 +260,7 @@ class PlateReader:
         kept: list[PlateReading] = []
         for _, reading in readings:
             # the detector can box a big plate more than once: the box that reads best stands for it
-            if not any(_same_plate(reading.box, other.box) for other in kept):
+            if not any(same_plate(reading.box, other.box) for other in kept):
                 kept.append(reading)
         return kept[: self.settings.max_plates]
 
@@ -260,7 +274,3 @@ class PlateReader:
         return PlateReading(best.text, best.confidence, (int(x), int(y), max(1, int(w)), max(1, int(h))),
                             tuple(candidates), state, round(state_p, 4))
 
-
-def _same_plate(box, other) -> bool:
-    """Whether two boxes hold the same plate: most of the smaller lies inside the larger."""
-    return box_intersection(box, other) > 0.5 * min(box[2] * box[3], other[2] * other[3])
