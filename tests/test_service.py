@@ -98,14 +98,14 @@ class FaultyReader:
         self.hung_at: float | None = None
         self.release = threading.Event()
 
-    def read_frame(self, image, seen=None):
+    def read_frame(self, image, seen=None, side_view=False):
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("onnxruntime: injected failure")
         if self.calls == self.hang_on:
             self.hung_at = time.monotonic()
             self.release.wait(60)  # hangs, as a stuck driver call would
-        return self.real.read_frame(image, seen=seen)
+        return self.real.read_frame(image, seen=seen, side_view=side_view)
 
 
 def test_recognition_that_fails_or_hangs_is_replaced_within_5_s_and_no_stored_read_is_lost(tmp_path: Path, clip, reader):

@@ -20,7 +20,7 @@ class _Faulty:
         self.fault_at = self.back_at = None
         self.release = threading.Event()
 
-    def read_frame(self, image, seen=None):
+    def read_frame(self, image, seen=None, side_view=False):
         self.calls += 1
         if self.calls == self.on_call:
             self.fault_at = time.monotonic()
@@ -29,7 +29,7 @@ class _Faulty:
             self.release.wait(60)  # hangs, as a stuck driver call would
         elif self.fault_at is not None and self.back_at is None:
             self.back_at = time.monotonic()
-        return self.real.read_frame(image, seen=seen)
+        return self.real.read_frame(image, seen=seen, side_view=side_view)
 
 
 def bench_restart(work: Path | None = None) -> dict:
