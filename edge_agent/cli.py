@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the part of the committed train/validation split of the shared photographs")
     acc.add_argument("--look", default="as-is",
                      help="see each image otherwise first: grey (a night camera), half or double (the resolution), "
-                          "jpeg20, dark, blur or tilt8; as-is by default")
+                          "jpeg20, dark, blur, tilt8, side30 (a side camera) or motion9 (streaked as it passes); "
+                          "as-is by default")
     acc.set_defaults(func=cmd_bench_accuracy)
     fr = bsub.add_parser("false-reads", parents=[common],
                          help="reads left on labelled frames once their plate is painted out (badges, signs, stamps)")

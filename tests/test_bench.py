@@ -70,7 +70,7 @@ def test_a_look_sees_each_image_otherwise_and_an_unknown_look_is_a_usage_error(t
         for name, plate in [("a.png", "7ABC123"), ("b.png", "5TRK442")]:
             cv2.imwrite(str(tmp_path / name), render_plate(plate, "California", width=320))
             fh.write(f"{name},ca,{plate}\n")
-    for look in ("grey", "double", "tilt8", "side30"):
+    for look in ("grey", "double", "tilt8", "side30", "motion9"):
         figures = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", look, "--json").out)
         assert figures["look"] == look and figures["exact"] == 2, figures
     result = run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", "sepia")
@@ -266,3 +266,13 @@ def test_speed_times_a_side_camera_s_frames_when_asked(tmp_path: Path):
                               "--json").out)
     assert ahead["side_view"] is False and side["side_view"] is True
     assert side["frames"] == ahead["frames"] == 1 and side["passes"] == ahead["passes"] == 1
+
+
+def test_the_motion_look_streaks_the_picture_along_the_road_only():
+    from edge_agent.bench import LOOKS
+
+    picture = np.zeros((60, 60), np.uint8)
+    picture[30, 30] = 255
+    seen = LOOKS["motion9"](picture)
+    assert list(np.nonzero(seen[30])[0]) == list(range(26, 35))  # 9 px along the row
+    assert not seen[:30].any() and not seen[31:].any()  # nothing above or below
