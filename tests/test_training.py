@@ -65,7 +65,7 @@ def test_reader_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(small
 
     run, out = tmp_path / "run", tmp_path / "models"
     done = _train("reader", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "24",
-                  "--every", "8", "--batch", "16", "--rearrange", "0.5", "--ema", "0.9")
+                  "--every", "8", "--batch", "16", "--rearrange", "0.5", "--ema", "0.9", "--streak", "0.2")
     assert done.returncode == 0, done.stderr[-2000:]
     losses = _losses(run)
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -78,7 +78,7 @@ def test_reader_recipe_lowers_its_loss_and_exports_a_model_the_agent_loads(small
     assert spec.sha256 in card and "AGPL-3.0" in card
     # a second call resumes the run where it stopped
     again = _train("reader", "--data", str(small_data), "--run", str(run), "--out", str(out), "--steps", "32",
-                   "--every", "8", "--batch", "16", "--rearrange", "0.5", "--ema", "0.9")
+                   "--every", "8", "--batch", "16", "--rearrange", "0.5", "--ema", "0.9", "--streak", "0.2")
     assert again.returncode == 0 and "resuming" in again.stdout and len(_losses(run)) == 4
     # the running average of the weights (--ema) is validated beside them and kept across the resume
     last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
@@ -287,3 +287,4 @@ def test_a_frame_seen_from_the_side_keeps_its_plate_inside_the_plate_s_new_box(y
     x, y, w, h = moved
     assert abs(xs.min() - x) <= 2 and abs(xs.max() + 1 - (x + w)) <= 2
     assert abs(ys.min() - y) <= 2 and abs(ys.max() + 1 - (y + h)) <= 2
+

@@ -54,8 +54,9 @@ def synthetic_scene(rng: random.Random, frames: list[np.ndarray], plate_width: i
     return canvas, (float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0)), serial, state
 
 
-def photometric(region: np.ndarray, rng: random.Random) -> np.ndarray:
-    """Light, optics and encoding: colour or night infrared, contrast, blur, noise, glare, JPEG."""
+def photometric(region: np.ndarray, rng: random.Random, longest_streak: int = 9) -> np.ndarray:
+    """Light, optics and encoding: colour or night infrared, contrast, blur, motion blur (streaks of 3 to
+    `longest_streak` px), noise, glare, JPEG."""
     img = region.astype(np.float32)
     if rng.random() < 0.25:  # grey-scale infrared look: plates bright, paint dark, low contrast
         weights = np.array([rng.uniform(0.0, 0.3), rng.uniform(0.1, 0.5), rng.uniform(0.4, 1.0)], np.float32)
@@ -80,7 +81,7 @@ def photometric(region: np.ndarray, rng: random.Random) -> np.ndarray:
     if r < 0.25:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.6))
     elif r < 0.4:  # motion blur along the road
-        k = rng.randint(3, 9)
+        k = rng.randint(3, max(3, longest_streak))
         kernel = np.zeros((k, k), np.float32)
         kernel[k // 2, :] = 1.0 / k
         angle = rng.uniform(-20, 20)
@@ -104,9 +105,11 @@ def jitter_box(box, rng: random.Random, amount: float = 0.06):
     return x + left, y + top, max(4.0, w - left + right), max(3.0, h - top + bottom)
 
 
-def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 220), to_input=reader_input) -> np.ndarray:
+def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 220), to_input=reader_input,
+                  streak: float = 0.0) -> np.ndarray:
     """The reader's (1, H, W) input for the plate at `box`, through a jittered box, at a random size,
-    after `photometric`."""
+    after `photometric`; with `streak`, its motion blur streaks up to that share of the plate's width (else
+    3-9 px at any size)."""
     box = jitter_box(box, rng)
     wx, wy, ww, wh = reader_window(box)
     # the region around the window, at the resolution the plate is seen at
@@ -120,8 +123,8 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
     scale = min(4.0, seen_w / max(box[2], 1.0))
     small = cv2.resize(region, (max(2, int(region.shape[1] * scale)), max(2, int(region.shape[0] * scale))),
                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    small = photometric(small, rng)
     x, y, w, h = box
+    small = photometric(small, rng, max(9, round(streak * w * scale)) if streak else 9)
     return to_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
 
 
@@ -134,6 +137,8 @@ def reader_sample_options(parser, *, rearrange: float) -> None:
                         help="share of real plates seen with their characters rearranged (training/shuffle.py)")
     parser.add_argument("--die-look", type=float, default=0.0,
                         help="share of synthetic plates drawn as dies press them, over a picture (render.render)")
+    parser.add_argument("--streak", type=float, default=0.0,
+                        help="motion blur streaks up to this share of the plate's width (0: 3-9 px at any size)")
 
 
 def reader_sources(data_dir, rearrange: float, leave_out: tuple[int, int] | None = None):
@@ -152,15 +157,16 @@ def reader_sources(data_dir, rearrange: float, leave_out: tuple[int, int] | None
 def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.ndarray], synthetic_share: float,
                       real_warp: float = 0.0, warp_below: float | None = None, rearrange: float = 0.0,
                       centres: dict[str, list[float]] | None = None, to_input=reader_input,
-                      die_look: float = 0.0):
+                      die_look: float = 0.0, streak: float = 0.0):
     """(input, plate text, state code or None) drawn from synthetic or real plates; with `rearrange`, that
-    share of the real plates has its characters rearranged (`shuffle.rearranged`, no state)."""
+    share of the real plates has its characters rearranged (`shuffle.rearranged`, no state); `streak`:
+    `reader_sample`'s."""
     if not real or rng.random() < synthetic_share:
         image, box, serial, state = synthetic_scene(rng, frames, die_look=die_look)
         # beside real crops, no state: the synthetic looks are not the states' real designs, and teaching
         # the state head them would be label noise; it learns the designs from the real crops alone (with
         # synthetic plates alone it has nothing else, and learns the rendered names and colours)
-        return reader_sample(image, box, rng, to_input=to_input), serial, state if not real else None
+        return reader_sample(image, box, rng, to_input=to_input, streak=streak), serial, state if not real else None
     s = rng.choice(real)
     image, box, text, state = s.image, s.box, s.plate, s.state
     if rearrange and centres and s.name in centres and rng.random() < rearrange:
@@ -175,7 +181,7 @@ def sample_for_reader(rng: random.Random, real: list[Sample], frames: list[np.nd
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
         m = cv2.getRotationMatrix2D((cx, cy), rng.gauss(0, 4), 1.0)
         image = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    return reader_sample(image, box, rng, width_range=(40, 200), to_input=to_input), text, state
+    return reader_sample(image, box, rng, width_range=(40, 200), to_input=to_input, streak=streak), text, state
 
 
 def seen_otherwise(image: np.ndarray, box, rng: random.Random):

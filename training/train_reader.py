@@ -32,7 +32,7 @@ def encode(text: str) -> list[int]:
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange, die_look, leave_out = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, warp_below, rearrange, die_look, leave_out, streak = args
     from training import augment
 
     real, frames, centres = augment.reader_sources(data_dir, rearrange, leave_out)
@@ -45,7 +45,7 @@ def _worker(args) -> None:
         states = np.full(batch, -1, np.int32)
         for i in range(batch):
             x, text, state = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp, warp_below,
-                                                       rearrange, centres, die_look=die_look)
+                                                       rearrange, centres, die_look=die_look, streak=streak)
             xs[i] = x
             code = encode(text)
             labels[i, :len(code)] = code
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     queue = ctx.Queue(maxsize=8)
     workers = [ctx.Process(target=_worker, args=((queue, args.data, args.seed * 1000 + step + i, args.batch,
                                                    args.synthetic_share, args.real_warp, args.warp_below,
-                                                   args.rearrange, args.die_look, args.leave_out),), daemon=True) for i in range(args.workers)]
+                                                   args.rearrange, args.die_look, args.leave_out, args.streak),), daemon=True)
+               for i in range(args.workers)]
     for w in workers:
         w.start()
     started, losses = time.time(), []

@@ -68,7 +68,7 @@ def base_model():
 
 
 def _worker(args) -> None:
-    queue, data_dir, seed, batch, synthetic_share, real_warp, rearrange, die_look, leave_out = args
+    queue, data_dir, seed, batch, synthetic_share, real_warp, rearrange, die_look, leave_out, streak = args
     from edge_agent.recognise.crops import text_reader_input
     from training import augment
 
@@ -82,7 +82,7 @@ def _worker(args) -> None:
         for i in range(batch):
             x, text, _ = augment.sample_for_reader(rng, real, frames, synthetic_share, real_warp=real_warp,
                                                    rearrange=rearrange, centres=centres, to_input=text_reader_input,
-                                                   die_look=die_look)
+                                                   die_look=die_look, streak=streak)
             xs[i] = x
             code = encode(text)
             labels[i, :len(code)] = code
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(Path(args.run) / f"seed-{seed}", {**one_run, "seed": seed})
         step, params, opt_state = run.resume(pretrained, optimiser.init(pretrained))
         worker_args = [(args.data, seed * 1000 + step + i, args.batch, args.synthetic_share, args.real_warp,
-                        args.rearrange, args.die_look, args.leave_out) for i in range(args.workers)]
+                        args.rearrange, args.die_look, args.leave_out, args.streak) for i in range(args.workers)]
         with SampleWorkers(_worker, worker_args, maxsize=6) as batches:
             params, _ = train(run, step, args.steps, args.every, params, opt_state, train_step, batches,
                               lambda p: evaluate(predict, p, val))
