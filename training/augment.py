@@ -124,7 +124,7 @@ def reader_sample(image: np.ndarray, box, rng: random.Random, width_range=(36, 2
     small = cv2.resize(region, (max(2, int(region.shape[1] * scale)), max(2, int(region.shape[0] * scale))),
                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     x, y, w, h = box
-    small = photometric(small, rng, max(9, round(streak * w * scale)) if streak else 9)
+    small = photometric(small, rng, max(9, round(streak * w * scale)))  # streak 0: 3-9 px, as at any size
     return to_input(small, ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale))
 
 

@@ -118,7 +118,7 @@ class PlateReader:
 
     def read_frame(self, image: np.ndarray, seen: NamesSeen | None = None,
                    side_view: bool = False) -> list[PlateReading]:
-        """Plates in a camera's frame, most likely first: the detector's boxes alone. A patrol camera sees
+        """Plates in a camera's frame, most likely first: the detectors' boxes alone. A patrol camera sees
         scenes, never a plate filling its frame, so reading the whole frame as one would only cost time.
         `seen`: the camera's names read clearly on its last frames, not read again. `side_view`: the camera
         looks out to the side, and the side-view detector searches its frames too."""
