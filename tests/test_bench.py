@@ -70,7 +70,7 @@ def test_a_look_sees_each_image_otherwise_and_an_unknown_look_is_a_usage_error(t
         for name, plate in [("a.png", "7ABC123"), ("b.png", "5TRK442")]:
             cv2.imwrite(str(tmp_path / name), render_plate(plate, "California", width=320))
             fh.write(f"{name},ca,{plate}\n")
-    for look in ("grey", "double", "tilt8", "side30", "motion9"):
+    for look in ("grey", "double", "tilt8", "side30", "motion9", "motion9-noisy"):
         figures = json.loads(run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", look, "--json").out)
         assert figures["look"] == look and figures["exact"] == 2, figures
     result = run_cli("bench", "accuracy", "--dataset", tmp_path, "--look", "sepia")
@@ -276,3 +276,13 @@ def test_the_motion_look_streaks_the_picture_along_the_road_only():
     seen = LOOKS["motion9"](picture)
     assert list(np.nonzero(seen[30])[0]) == list(range(26, 35))  # 9 px along the row
     assert not seen[:30].any() and not seen[31:].any()  # nothing above or below
+
+
+def test_the_noisy_motion_look_is_the_motion_look_through_a_sensor_s_noise_and_jpeg():
+    from edge_agent.bench import LOOKS
+
+    picture = np.zeros((64, 96, 3), np.uint8)
+    picture[:, 40:56] = 200
+    streaked, noisy = LOOKS["motion9"](picture).astype(float), LOOKS["motion9-noisy"](picture).astype(float)
+    assert 1.0 < np.abs(noisy - streaked).mean() < 8.0  # a few grey levels off everywhere, no more
+    assert (LOOKS["motion9-noisy"](picture) == LOOKS["motion9-noisy"](picture)).all()  # the same each run

@@ -131,7 +131,7 @@ def test_a_plate_too_small_to_show_its_name_is_not_given_to_the_text_recogniser(
     scene[400:400 + small.shape[0], 600:600 + small.shape[1]] = small
     calls = []
     original = reader.names.read
-    reader.names.read = lambda image, boxes: calls.append(boxes) or original(image, boxes)
+    reader.names.read = lambda image, boxes, streaks=None: calls.append(boxes) or original(image, boxes, streaks)
     try:
         reader.read(scene)
     finally:
@@ -185,7 +185,7 @@ def test_a_plate_s_name_read_clearly_is_not_read_again_on_the_next_frames_of_its
     blank[300:450, 500:800] = render_plate("4XYZ890", state="", width=300)
     calls = []
     original = reader.names.read
-    reader.names.read = lambda image, boxes: calls.append(len(boxes)) or original(image, boxes)
+    reader.names.read = lambda image, boxes, streaks=None: calls.append(len(boxes)) or original(image, boxes, streaks)
     seen = NamesSeen()
     try:
         alone = reader.read_frame(scene)

@@ -13,11 +13,12 @@ they never saw, and the weight is the one with the most exact first readings the
 top three, then the likeliest true plates); the committed readers have learned the train part by heart and
 read it alike at every weight. CHARACTER_LOG_ODDS counts each character on the train part's plates, and
 CHARACTER_PRIOR_WEIGHT, how much those odds count in ranking candidates, is fitted on the folds as the weight
-is (each fold ranked with the odds of the train plates outside it). Then STATE_FOR_FORMAT and O_AS_ZERO:
-the committed models read each image once, the rules are tried on their stored outputs, and the choice is
+is (each fold ranked with the odds of the train plates outside it); so are the rules that find and undo a
+passing plate's streak (`crops.STREAK_*`), on the folds seen as taken and streaked (`fit_streaks`). Then
+STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each image once, the rules are tried on their stored outputs, and the choice is
 the one with the most exact first readings on the train part (then the most in the top three); the folds'
 readings, where given, are printed beside as a check. The validation figures are printed beside each
-choice and play no part in it. Put the chosen values into reader.py.
+choice and play no part in it. Put the chosen values into reader.py (the streaks' into crops.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 1.01: the formats never r
 HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE_NAME_MIN_HEIGHT
 WEIGHTS = (0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)  # tried for PLATE_READER_WEIGHT
 PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WEIGHT
+# how a passing plate's streak is found and undone (`crops.streak_length`, `crops.unstreaked`): each tried in
+# turn, the others at their best so far, on the folds seen as taken and streaked (`bench.LOOKS`)
+STREAK_GRIDS = (("STREAK_TALLEST", (40, 60, 80, 120, 10000)), ("STREAK_DEPTH", (0.3, 0.4, 0.5)),
+                ("STREAK_CONTRAST", (0.15, 0.2, 0.25, 0.3)), ("STREAK_NOISE", (0.003, 0.01, 0.03)))
+STREAK_LOOKS = ("as-is", "motion9", "motion9-noisy")
 
 
 def _crops(items):
@@ -94,8 +100,9 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
     return sharpness, min_height
 
 
-def _outputs(reader, items):
-    """Per image: its label and (boxes, outputs, names), read once."""
+def _outputs(reader, items, look: str = "as-is"):
+    """Per image (seen as `look`, `bench.LOOKS`): its label and (boxes, outputs, names), read once."""
+    from edge_agent.bench import LOOKS
     from edge_agent.capture import decode_image
     from edge_agent.errors import ImageError
     from edge_agent.imaging import as_bgr8
@@ -103,7 +110,7 @@ def _outputs(reader, items):
     out = []
     for item in items:
         try:
-            image = as_bgr8(decode_image(item.path))
+            image = as_bgr8(LOOKS[look](decode_image(item.path)))
         except ImageError:
             continue
         boxes, outputs, found = reader.read_boxes(image)
@@ -144,9 +151,9 @@ def fold_reader(reader, folder: Path):
     return other
 
 
-def read_folds(reader, train: list, fold_models: list) -> list:
-    """Each fold's images of the train part (`train`, labelled items) read by the models trained without it:
-    (the character log odds of the train plates outside the fold, the readings)."""
+def read_folds(reader, train: list, fold_models: list, look: str = "as-is", quiet: bool = False) -> list:
+    """Each fold's images of the train part (`train`, labelled items, seen as `look`) read by the models
+    trained without it: (the character log odds of the train plates outside the fold, the readings)."""
     from edge_agent.recognise.plate import character_log_odds
     from training.data import in_fold
 
@@ -154,8 +161,9 @@ def read_folds(reader, train: list, fold_models: list) -> list:
     for fold, folder in fold_models:
         items = [i for i in train if in_fold(i.plate, fold)]
         outside = character_log_odds(i.plate for i in train if not in_fold(i.plate, fold))
-        held.append((outside, _outputs(fold_reader(reader, folder), items)))
-        print(f"fold {fold[0]}/{fold[1]}: {len(items)} train images read by the models of {folder}", flush=True)
+        held.append((outside, _outputs(fold_reader(reader, folder), items, look)))
+        if not quiet:
+            print(f"fold {fold[0]}/{fold[1]}: {len(items)} train images read by the models of {folder}", flush=True)
     return held
 
 
@@ -197,6 +205,59 @@ def _fit_on_folds(reader, name: str, field: str, values, held: list, validation)
     return value
 
 
+def fit_streaks(reader, train: list, fold_models: list, validation: list) -> dict:
+    """STREAK_TALLEST, STREAK_DEPTH, STREAK_CONTRAST and STREAK_NOISE (`crops`): each value of each in turn
+    (`STREAK_GRIDS`) read over the folds by the models that never saw them, seen as taken and streaked
+    (`STREAK_LOOKS`, as taken first); the values with the most plates and states right as taken (most plates
+    are not streaked: undoing streaks must not cost them), then the most streaked, then the most in the top
+    three, then the likeliest true plates. The validation part (`validation`, labelled items), read by the
+    committed models with streaks left as they are and undone at the chosen values, is printed beside and
+    plays no part."""
+    from edge_agent.recognise import crops
+    from training.data import in_fold
+
+    chosen = {name: getattr(crops, name) for name, _ in STREAK_GRIDS}
+
+    def use(values: dict) -> None:  # the rules are the module's: the readers' windows are cut there
+        for name, value in values.items():
+            setattr(crops, name, value)
+
+    def over_folds(look: str) -> tuple[int, int, int, float]:
+        return _score_folds(reader, read_folds(reader, train, fold_models, look, quiet=True))
+
+    def key(scores: list) -> tuple:
+        (taken_exact, _, taken_state, _), streaked = scores[0], scores[1:]
+        return (taken_exact + taken_state, sum(e + s for e, _, s, _ in streaked), sum(t for _, t, _, _ in scores),
+                sum(ll for *_, ll in scores))
+
+    looks = " | ".join(STREAK_LOOKS)
+    held = sum(any(in_fold(i.plate, fold) for fold, _ in fold_models) for i in train)
+    for name, values in STREAK_GRIDS:
+        rows = []
+        for value in values:
+            use({**chosen, name: value})
+            rows.append((value, [over_folds(look) for look in STREAK_LOOKS]))
+        print(f"{name:>16} | folds unseen (of {held}), exact / top3 / state, as {looks}")
+        for value, scores in rows:
+            print(f"{value:>16} | " + " | ".join(f"{e} / {t} / {st}" for e, t, st, _ in scores))
+        chosen[name] = max(rows, key=lambda row: key(row[1]))[0]
+        print(f"{name}: {chosen[name]}", flush=True)
+    use(chosen)
+    base = reader.settings
+    reader.settings = dataclasses.replace(base, undo_streaks=False)
+    left = [over_folds(look) for look in STREAK_LOOKS]
+    left_v = [_score(reader, _outputs(reader, validation, look)) for look in STREAK_LOOKS]
+    reader.settings = base
+    undone = [over_folds(look) for look in STREAK_LOOKS]
+    undone_v = [_score(reader, _outputs(reader, validation, look)) for look in STREAK_LOOKS]
+    print(f"{'streaks':>16} | folds unseen: exact / top3 / state, as {looks} | validation ({len(validation)}), "
+          f"committed models, the same")
+    for label, folds, val in (("left", left, left_v), ("undone", undone, undone_v)):
+        print(f"{label:>16} | " + " | ".join(f"{e} / {t} / {st}" for e, t, st, _ in folds) + " | "
+              + " | ".join(f"{e} / {t} / {st}" for e, t, st, _ in val))
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/train rules")
     parser.add_argument("--data", required=True, help="the shared plate photographs (../shared/data/us-plates)")
@@ -228,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CHARACTER_LOG_ODDS (the train part's {len(labelled['train'])} plates): {log_odds}")
     reader.settings = base = dataclasses.replace(base, character_log_odds=log_odds)
     weight, prior_weight, held = reader.settings.plate_reader_weight, reader.settings.character_prior_weight, []
+    streaks: dict = {}
     if args.fold_models:
         held = read_folds(reader, labelled["train"], args.fold_models)
         validation = parts["validation"]
@@ -236,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         prior_weight = _fit_on_folds(reader, "CHARACTER_PRIOR_WEIGHT", "character_prior_weight", PRIOR_WEIGHTS,
                                      held, validation)
         reader.settings = base = dataclasses.replace(base, character_prior_weight=prior_weight)
+        streaks = fit_streaks(reader, labelled["train"], args.fold_models, labelled["validation"])
     rows = []
     for threshold, o_as_zero in itertools.product(THRESHOLDS, (True, False)):
         reader.settings = dataclasses.replace(base, state_for_format=threshold, o_as_zero=o_as_zero)
@@ -252,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     (threshold, o_as_zero), train, val, _ = max(rows, key=lambda r: (r[1][0], r[1][1]))
     print(f"chosen on the train part: STATE_NAME_SHARPNESS = {sharpness}, STATE_NAME_MIN_HEIGHT = {min_height}, "
           f"PLATE_READER_WEIGHT = {weight}, CHARACTER_PRIOR_WEIGHT = {prior_weight}, "
-          f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero} "
+          f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero}"
+          + "".join(f", {name} = {value}" for name, value in streaks.items()) + " "
           f"(train {train[0]}/{n_train} exact; validation {val[0]}/{n_val} exact, {val[1]} top 3)")
     return 0
 

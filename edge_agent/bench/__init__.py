@@ -70,10 +70,17 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_UNCHANGED)
 
 
+def _noisy(image: np.ndarray, sigma: float) -> np.ndarray:
+    """The picture with a sensor's noise, the same for the same picture size."""
+    rng = np.random.default_rng(image.shape[0] * 7919 + image.shape[1])
+    return (image + rng.normal(0.0, sigma, image.shape)).clip(0, 255).astype(np.uint8)
+
+
 # How `bench accuracy` can see a labelled set otherwise, to tell how the reader does away from the light, size
 # and focus its photographs were taken at: a night camera's infrared grey, a camera of half or twice the
 # resolution, heavy compression, dusk, soft focus, a plate tilted 8 degrees, a side camera's view of parked cars,
-# a plate streaked 9 px as it passes (a side camera at 25 mph with a 1/170 s shutter, 1280 px over 9 m).
+# a plate streaked 9 px as it passes (a side camera at 25 mph with a 1/170 s shutter, 1280 px over 9 m), and
+# the same through a sensor's noise and a camera's JPEG encoder.
 LOOKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "as-is": lambda image: image,
     "grey": lambda image: cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image,
@@ -85,6 +92,7 @@ LOOKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tilt8": lambda image: _tilted(image, 8.0),
     "side30": lambda image: seen_from_the_side(image, 30.0, 8.0)[0],
     "motion9": lambda image: streaked(image, 9),
+    "motion9-noisy": lambda image: _jpeg(_noisy(streaked(image, 9), 4.0), 60),
 }
 
 

@@ -26,6 +26,19 @@ DETECTOR_STRIDE = 8
 # Training reads its samples as they are (tilt 0): its synthetic plates are drawn sheared and turned a little.
 TILT_RANGE = 15
 TILT_HEIGHT = 64
+# A plate that passes while the shutter is open is streaked along the road. Streaks of 3 to STREAK_LONGEST
+# pixels are found in the window's rows (`streak_length`: a trough at least STREAK_DEPTH deep in the rows'
+# cepstrum, or where noise hides it, rows more unlike themselves than the columns by STREAK_CONTRAST) and
+# undone before the readers see the window (a Wiener filter for the streak, STREAK_NOISE the noise it allows
+# for), in plates at most STREAK_TALLEST pixels high: a camera frame's (1280x720: 20-50). A plate seen bigger
+# has strokes as wide as streaks, and found streaks there cost plates as taken. All four are fitted by
+# `scripts/train rules` on plates that the readers trained without never saw, as taken and streaked.
+# Training sees its samples as they are.
+STREAK_LONGEST = 24
+STREAK_NOISE = 0.01
+STREAK_DEPTH = 0.4
+STREAK_CONTRAST = 0.15
+STREAK_TALLEST = 60
 
 
 def reader_window(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -39,7 +52,7 @@ def plate_tilt(image: np.ndarray, box: tuple[float, float, float, float]) -> flo
     """The degrees (counter-clockwise as seen, OpenCV's sense) by which the plate in `box` is turned: the
     turn that lines up the window's strongest edges (the characters' tops and feet, the plate's own edges)
     into the fewest rows. 0 for a level plate and where the window misses the image."""
-    view = _window_view(image, reader_window(box))
+    view = window_view(image, reader_window(box))
     if view is None:
         return 0.0
     if view.ndim == 3:
@@ -68,9 +81,70 @@ def plate_tilt(image: np.ndarray, box: tuple[float, float, float, float]) -> flo
     return float(turns[int(sharpness.argmax())])
 
 
-def _window_view(image: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray | None:
-    """The pixels of a window (x, y, width, height), parts outside the image repeating its edge; None where
-    the window misses the image."""
+def streak_length(image: np.ndarray, box: tuple[float, float, float, float]) -> int:
+    """How many pixels (3 to STREAK_LONGEST) the plate in `box` is streaked along the road, as it passed
+    while the shutter was open; 0 where it is not, or the window is too small to tell, or the plate is more
+    than STREAK_TALLEST pixels high."""
+    if box[3] > STREAK_TALLEST:
+        return 0
+    view = window_view(image, reader_window(box))
+    if view is None or view.shape[1] < 2 * STREAK_LONGEST or view.shape[0] < 8:
+        return 0
+    if view.ndim == 3:
+        view = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY)
+    view = view.astype(np.float32)
+    # A streak of L pixels multiplies the rows' spectrum by a sinc with zeros every 1/L cycles a pixel: in the
+    # log of their power those zeros are a comb whose spacing the cepstrum shows as one deep trough at L (the
+    # strokes' widths vary, and their troughs blur; the rows' gradients, not their levels, keep the plate's
+    # overall shading out of it). Noise fills the zeros; then the streak shows in the rows' gradients, whose
+    # steps repeat L pixels on with the sign turned, more than the columns' do (a stroke is as wide up and down
+    # as across).
+    steps = np.diff(view, axis=1)
+    n = cv2.getOptimalDFTSize(2 * steps.shape[1])
+    power = (np.abs(np.fft.rfft(steps * np.hanning(steps.shape[1]).astype(np.float32), n, axis=1)) ** 2).mean(axis=0)
+    cepstrum = np.fft.irfft(np.log(power + 1e-3 * power.mean() + 1e-12), n)
+    length = 3 + int(cepstrum[3:STREAK_LONGEST + 1].argmin())
+    if cepstrum[length] <= -STREAK_DEPTH:
+        return length
+    across = _alike(steps, axis=1)
+    length = 2 + int(across[2:].argmin())
+    if length < 3:
+        return 0
+    down = _alike(np.diff(view, axis=0), axis=0)
+    return length if across[length] - down[length] <= -STREAK_CONTRAST else 0
+
+
+def _alike(steps: np.ndarray, axis: int) -> np.ndarray:
+    """How alike `steps` (a window's differences along `axis`) are with themselves 0 to STREAK_LONGEST pixels
+    on along that axis, as a share of their power (the autocorrelation, from the power spectra, padded)."""
+    steps = steps - steps.mean(axis=axis, keepdims=True)
+    n = cv2.getOptimalDFTSize(steps.shape[axis] + STREAK_LONGEST)
+    power = (np.abs(np.fft.rfft(steps, n, axis=axis)) ** 2).sum(axis=1 - axis)
+    alike = np.fft.irfft(power, n)[:STREAK_LONGEST + 1]
+    return alike / max(float(alike[0]), 1e-6)
+
+
+def unstreaked(view: np.ndarray, streak: int) -> np.ndarray:
+    """`view` with a streak of `streak` pixels along its rows undone (a Wiener filter allowing for noise of
+    STREAK_NOISE the signal's power). The rows are taken as repeating: keep what is read at least
+    2 * STREAK_LONGEST pixels from the sides."""
+    kernel = np.zeros(view.shape[1], np.float32)
+    kernel[:streak] = 1.0 / streak
+    spectrum = np.fft.rfft(np.roll(kernel, -(streak // 2)))
+    inverse = np.conj(spectrum) / (np.abs(spectrum) ** 2 + STREAK_NOISE)
+    inverse = inverse[:, np.newaxis] if view.ndim == 3 else inverse
+    out = np.fft.irfft(np.fft.rfft(view.astype(np.float32), axis=1) * inverse, view.shape[1], axis=1)
+    return out.clip(0, 255).astype(view.dtype)
+
+
+def window_view(image: np.ndarray, window: tuple[float, float, float, float], streak: int = 0) -> np.ndarray | None:
+    """The pixels of a window (x, y, width, height), parts outside the image repeating its edge, a streak of
+    `streak` pixels along the road undone; None where the window misses the image."""
+    if streak:
+        x, y, w, h = window
+        pad = 2 * STREAK_LONGEST
+        view = window_view(image, (x - pad, y, w + 2 * pad, h))
+        return None if view is None else unstreaked(view, streak)[:, pad:view.shape[1] - pad]
     x, y, w, h = window
     height, width = image.shape[:2]
     x0, y0 = int(np.floor(x)), int(np.floor(y))
@@ -97,13 +171,13 @@ def level_box(box: tuple[float, float, float, float], tilt: float) -> tuple[floa
 
 
 def _window_strip(image: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int],
-                  tilt: float = 0.0) -> np.ndarray | None:
+                  tilt: float = 0.0, streak: int = 0) -> np.ndarray | None:
     """The reader's window of the box scaled to `size` (height, width), BGR (or grey) float32, turned back
-    level where the plate is turned `tilt` degrees; parts of the window outside the image repeat its edge.
-    None where the window misses the image."""
+    level where the plate is turned `tilt` degrees, its streak of `streak` pixels undone; parts of the window
+    outside the image repeat its edge. None where the window misses the image."""
     if tilt:
-        return turned_strip(image, reader_window(level_box(box, tilt)), tilt, size)
-    view = _window_view(image, reader_window(box))
+        return turned_strip(image, reader_window(level_box(box, tilt)), tilt, size, streak)
+    view = window_view(image, reader_window(box), streak)
     if view is None:
         return None
     out_h, out_w = size
@@ -113,9 +187,10 @@ def _window_strip(image: np.ndarray, box: tuple[float, float, float, float], siz
 
 
 def turned_strip(image: np.ndarray, box: tuple[float, float, float, float], tilt: float,
-                 size: tuple[int, int]) -> np.ndarray | None:
+                 size: tuple[int, int], streak: int = 0) -> np.ndarray | None:
     """The rectangle of `box`'s centre and size, turned `tilt` degrees in the image, sampled level into `size`
-    (height, width), float32; parts outside the image repeat its edge. None where it misses the image."""
+    (height, width), float32, a streak of `streak` pixels along the road (the image's rows) undone first;
+    parts outside the image repeat its edge. None where it misses the image."""
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
     out_h, out_w = size
@@ -123,7 +198,7 @@ def turned_strip(image: np.ndarray, box: tuple[float, float, float, float], tilt
     # where the rectangle is bigger than the strip, so that the turn samples no finer than the strip
     c, s = np.cos(np.deg2rad(tilt)), np.sin(np.deg2rad(tilt))
     half_w, half_h = (abs(c) * w + abs(s) * h) / 2 + 1, (abs(s) * w + abs(c) * h) / 2 + 1
-    view = _window_view(image, (cx - half_w, cy - half_h, 2 * half_w, 2 * half_h))
+    view = window_view(image, (cx - half_w, cy - half_h, 2 * half_w, 2 * half_h), streak)
     if view is None:
         return None
     scale = min(1.0, out_h / h)
@@ -142,11 +217,12 @@ def turned_strip(image: np.ndarray, box: tuple[float, float, float, float], tilt
     return strip.astype(np.float32)
 
 
-def reader_input(image: np.ndarray, box: tuple[float, float, float, float], tilt: float = 0.0) -> np.ndarray:
-    """(3, H, W) float32 RGB strip of the plate box (turned `tilt` degrees: read level), every channel
-    normalised by the strip's grey mean and spread (night infrared and daylight alike; a grey image gives
-    three equal channels)."""
-    strip = _window_strip(image, box, READER_SIZE, tilt)
+def reader_input(image: np.ndarray, box: tuple[float, float, float, float], tilt: float = 0.0,
+                 streak: int = 0) -> np.ndarray:
+    """(3, H, W) float32 RGB strip of the plate box (turned `tilt` degrees: read level; streaked `streak`
+    pixels: undone), every channel normalised by the strip's grey mean and spread (night infrared and
+    daylight alike; a grey image gives three equal channels)."""
+    strip = _window_strip(image, box, READER_SIZE, tilt, streak)
     if strip is None:
         return np.zeros((READER_CHANNELS, *READER_SIZE), np.float32)
     if strip.ndim == 2:
@@ -157,11 +233,12 @@ def reader_input(image: np.ndarray, box: tuple[float, float, float, float], tilt
     return ((strip - grey.mean()) * (1.0 / (grey.std() + 8.0))).transpose(2, 0, 1)
 
 
-def text_reader_input(image: np.ndarray, box: tuple[float, float, float, float], tilt: float = 0.0) -> np.ndarray:
-    """(3, 48, 160) float32 of the plate box (turned `tilt` degrees: read level) as the PP-OCR recogniser
-    family takes text: BGR scaled to -1..1. The window is stretched to the input (a plate is about 2:1) so
-    that its characters get 20 CTC steps."""
-    strip = _window_strip(image, box, TEXT_READER_SIZE, tilt)
+def text_reader_input(image: np.ndarray, box: tuple[float, float, float, float], tilt: float = 0.0,
+                      streak: int = 0) -> np.ndarray:
+    """(3, 48, 160) float32 of the plate box (turned `tilt` degrees: read level; streaked `streak` pixels:
+    undone) as the PP-OCR recogniser family takes text: BGR scaled to -1..1. The window is stretched to the
+    input (a plate is about 2:1) so that its characters get 20 CTC steps."""
+    strip = _window_strip(image, box, TEXT_READER_SIZE, tilt, streak)
     if strip is None:
         return np.zeros((3, *TEXT_READER_SIZE), np.float32)
     if strip.ndim == 2:

@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple
 import numpy as np
 
 from edge_agent.imaging import as_bgr8
-from edge_agent.recognise.crops import plate_tilt
+from edge_agent.recognise.crops import plate_tilt, streak_length
 from edge_agent.recognise.detector import PlateDetector, same_plate, with_side_boxes
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
@@ -45,7 +45,7 @@ CROP_ASPECT = (1.0, 3.5)
 #   have learned the train part by heart, and on it every weight reads alike;
 # - how common each character is on the train part's plates (`plate.character_log_odds`), and how much that
 #   counts in ranking the candidates (`plate.joint_candidates`), fitted as the weight above.
-STATE_FOR_FORMAT = 0.9
+STATE_FOR_FORMAT = 0.5
 O_AS_ZERO = False
 STATE_NAME_SHARPNESS = 21.5
 STATE_NAME_MIN_HEIGHT = 28
@@ -61,12 +61,14 @@ CHARACTER_LOG_ODDS = {
 
 
 class FoundBox(NamedTuple):
-    """A box to read: where (x, y, width, height), how sure the detector is (1 for a whole picture), and by how
-    many degrees the plate in it is turned (`crops.plate_tilt`; it is read level)."""
+    """A box to read: where (x, y, width, height), how sure the detector is (1 for a whole picture), by how
+    many degrees the plate in it is turned (`crops.plate_tilt`; it is read level) and how many pixels it is
+    streaked as it passed (`crops.streak_length`; undone before it is read)."""
 
     box: tuple[float, float, float, float]
     score: float
     tilt: float = 0.0
+    streak: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class ReaderSettings:
     character_prior_weight: float = CHARACTER_PRIOR_WEIGHT
     character_log_odds: Mapping[str, float] = field(default_factory=lambda: dict(CHARACTER_LOG_ODDS))
     level_tilted: bool = True  # read a plate turned in the picture level (`crops.plate_tilt`)
+    undo_streaks: bool = True  # undo a passing plate's motion blur before it is read (`crops.streak_length`)
 
 
 class PlateReader:
@@ -163,10 +166,10 @@ class PlateReader:
         return (boxes, outputs, found) if found[0] is not None else None
 
     def levelled(self, image: np.ndarray, boxes: list) -> list[FoundBox]:
-        """The boxes (box, score) with the turn of the plate in each, found once for all the models that read it."""
-        if not self.settings.level_tilted:
-            return [FoundBox(box, score) for box, score in boxes]
-        return [FoundBox(box, score, plate_tilt(image, box)) for box, score in boxes]
+        """The boxes (box, score) with the turn of the plate in each and its streak, found once for all the
+        models that read it."""
+        return [FoundBox(box, score, plate_tilt(image, box) if self.settings.level_tilted else 0.0,
+                         streak_length(image, box) if self.settings.undo_streaks else 0) for box, score in boxes]
 
     @staticmethod
     def whole_picture(image: np.ndarray) -> tuple | None:
@@ -191,14 +194,15 @@ class PlateReader:
 
     def outputs(self, image: np.ndarray, boxes: list[FoundBox]) -> list:
         """For each box: (each reader's character probabilities, state probabilities)."""
-        plain, tilts = [b.box for b in boxes], [b.tilt for b in boxes]
-        outputs = self.recogniser.read(image, plain, tilts)
+        plain, tilts, streaks = [b.box for b in boxes], [b.tilt for b in boxes], [b.streak for b in boxes]
+        outputs = self.recogniser.read(image, plain, tilts, streaks)
         if self.text is None or not outputs:
             return [((chars,), states) for chars, states in outputs]
         # the plate reader is the first look: where it reads no plate at all (a badge, a grille, a sign) the
         # text reader, eight times its multiply-adds, is not asked
         worth = [i for i, (chars, _) in enumerate(outputs) if self._reads_a_plate(chars)]
-        texts = dict(zip(worth, self.text.read(image, [plain[i] for i in worth], [tilts[i] for i in worth])))
+        texts = dict(zip(worth, self.text.read(image, [plain[i] for i in worth], [tilts[i] for i in worth],
+                                               [streaks[i] for i in worth])))
         return [((chars, texts[i]) if i in texts else (chars,), states) for i, (chars, states) in enumerate(outputs)]
 
     def _reads_a_plate(self, chars: np.ndarray) -> bool:
@@ -222,7 +226,8 @@ class PlateReader:
         unread = [i for i in wanted if names[i] is None]
         # the name bands are read upright: read level, the name recogniser's readings of nearly level plates
         # moved (two validation states) and it read plates turned 8 degrees worse (docs/reading.md)
-        for i, texts in zip(unread, self.names.read(image, [boxes[i].box for i in unread])):
+        for i, texts in zip(unread, self.names.read(image, [boxes[i].box for i in unread],
+                                                    [boxes[i].streak for i in unread])):
             names[i] = texts
             if seen is not None and name_decides(name_scores(texts), self.settings.state_name_sharpness):
                 seen.put(found[i][0].text, texts)
@@ -248,7 +253,8 @@ class PlateReader:
         (`candidates`, worked out here if not given), most likely first. Pure: the rules can be tried on
         stored outputs."""
         readings = []
-        for i, ((box, score, _), (probs, states)) in enumerate(zip(boxes, outputs)):
+        for i, (found_box, (probs, states)) in enumerate(zip(boxes, outputs)):
+            box, score = found_box.box, found_box.score
             candidates = self.candidates(probs) if found is None else found[i]
             if candidates is None:
                 continue

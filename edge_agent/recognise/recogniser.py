@@ -38,12 +38,14 @@ class PlateRecogniser:
             raise ModelError(f"{model}: its state classes are not the agent's ({meta.get('states')})")
         self.input_name = inputs[0].name
 
-    def read(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]], tilts: list[float] | None = None):
-        """For each box (its plate turned by `tilts` degrees, where given): (per-step probabilities (32, 37),
-        column 0 the blank; state probabilities (51,))."""
+    def read(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]], tilts: list[float] | None = None,
+             streaks: list[int] | None = None):
+        """For each box (its plate turned by `tilts` degrees and streaked by `streaks` pixels, where given):
+        (per-step probabilities (32, 37), column 0 the blank; state probabilities (51,))."""
         if not boxes:
             return []
-        strips = np.stack([reader_input(image, box, tilt) for box, tilt in zip(boxes, tilts or [0.0] * len(boxes))])
+        strips = np.stack([reader_input(image, box, tilt, streak)
+                           for box, tilt, streak in zip(boxes, tilts or [0.0] * len(boxes), streaks or [0] * len(boxes))])
         chars, states = self.session.run(None, {self.input_name: strips})
         return list(zip(_softmax(chars), _softmax(states)))
 
@@ -70,11 +72,12 @@ class PlateTextReader:
         self.input_name = inputs[0].name
 
     def read(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]],
-             tilts: list[float] | None = None) -> list[np.ndarray]:
-        """For each box (its plate turned by `tilts` degrees, where given): per-step probabilities (T, 37),
-        column 0 the blank."""
+             tilts: list[float] | None = None, streaks: list[int] | None = None) -> list[np.ndarray]:
+        """For each box (its plate turned by `tilts` degrees and streaked by `streaks` pixels, where given):
+        per-step probabilities (T, 37), column 0 the blank."""
         if not boxes:
             return []
-        strips = np.stack([text_reader_input(image, box, tilt) for box, tilt in zip(boxes, tilts or [0.0] * len(boxes))])
+        strips = np.stack([text_reader_input(image, box, tilt, streak)
+                           for box, tilt, streak in zip(boxes, tilts or [0.0] * len(boxes), streaks or [0] * len(boxes))])
         (chars,) = self.session.run(None, {self.input_name: strips})
         return list(_softmax(chars))

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edge_agent.errors import ModelError
+from edge_agent.recognise.crops import window_view
 from edge_agent.recognise.plate import US_STATES
 from edge_agent.recognise.recogniser import STATE_CODES
 from edge_agent.recognise.runtime import RuntimeOptions, make_session
@@ -171,10 +172,10 @@ def band_boxes(box: tuple[float, float, float, float]) -> list[tuple[float, floa
     return [(x, y, w, h * BAND), (x, y + h * (1 - BAND), w, h * BAND)]
 
 
-def text_input(image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+def text_input(image: np.ndarray, boxes: list[tuple[float, float, float, float]], streak: int = 0) -> np.ndarray:
     """(N, 3, TEXT_HEIGHT, W) float32 of the boxes as the PP-OCR recogniser expects them: BGR scaled to
     -1..1, each box TEXT_HEIGHT high at its aspect (at most TEXT_MAX_WIDTH wide), padded right with zeros
-    to TEXT_MAX_WIDTH."""
+    to TEXT_MAX_WIDTH; a streak of `streak` pixels along the road undone (`crops.unstreaked`)."""
     height, width = image.shape[:2]
     strips = []
     for x, y, w, h in boxes:
@@ -183,7 +184,7 @@ def text_input(image: np.ndarray, boxes: list[tuple[float, float, float, float]]
         if x1 - x0 < 2 or y1 - y0 < 2:
             strips.append(np.zeros((TEXT_HEIGHT, 16, 3), np.float32))
             continue
-        view = image[y0:y1, x0:x1]
+        view = window_view(image, (x0, y0, x1 - x0, y1 - y0), streak) if streak else image[y0:y1, x0:x1]
         out_w = int(min(TEXT_MAX_WIDTH, max(16, round(TEXT_HEIGHT * (x1 - x0) / (y1 - y0)))))
         strip = cv2.resize(view, (out_w, TEXT_HEIGHT), interpolation=cv2.INTER_LINEAR)
         if strip.ndim == 2:
@@ -218,12 +219,13 @@ class StateNameReader:
             raise ModelError(f"{model}: text recogniser carries no character list in its metadata")
         self.input_name = inputs[0].name
 
-    def read(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[list[str]]:
-        """For each plate box, the texts of its top and bottom bands."""
+    def read(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]],
+             streaks: list[int] | None = None) -> list[list[str]]:
+        """For each plate box (streaked `streaks` pixels, where given), the texts of its top and bottom bands."""
         if not boxes:
             return []
         out = []
-        for box in boxes:
-            (probs,) = self.session.run(None, {self.input_name: text_input(image, band_boxes(box))})
+        for box, streak in zip(boxes, streaks or [0] * len(boxes)):
+            (probs,) = self.session.run(None, {self.input_name: text_input(image, band_boxes(box), streak)})
             out.append([greedy_text(p, self.charset) for p in probs])
         return out
