@@ -176,7 +176,8 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert len(pairs) == 14  # every pair tried, the fold's readings beside
     # how streaks are found and undone: each value read over the fold as taken, streaked, streaked and noisy
     streaks = re.findall(r"^\s+([\d.]+) \| \d+ / \d+ / \d+ \| \d+ / \d+ / \d+ \| \d+ / \d+ / \d+$", done.stdout, re.M)
-    assert [float(v) for v in streaks] == [40, 60, 80, 120, 10000, 0.3, 0.4, 0.5, 0.15, 0.2, 0.25, 0.3, 0.003, 0.01, 0.03]
+    assert [float(v) for v in streaks] == [40, 60, 80, 120, 10000, 0.3, 0.4, 0.5, 0.15, 0.2, 0.25, 0.3,
+                                           0.003, 0.01, 0.03]
     assert re.search(r"^\s+left \|.*\|.*\|.*\|.*\|.*\|", done.stdout, re.M)
     assert re.search(r"^\s+undone \|.*\|.*\|.*\|.*\|.*\|", done.stdout, re.M)
     heights = re.findall(r"^\s+(\d+) \| ([+-][\d.]+)$", done.stdout, re.M)

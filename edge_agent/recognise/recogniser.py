@@ -22,6 +22,11 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _views(boxes: list, tilts: list[float] | None, streaks: list[int] | None):
+    """Each box with its plate's turn and streak, none where not given."""
+    return zip(boxes, tilts or [0.0] * len(boxes), streaks or [0] * len(boxes))
+
+
 class PlateRecogniser:
     def __init__(self, model: Path, options: RuntimeOptions = RuntimeOptions()):
         self.session = make_session(Path(model), options)
@@ -44,8 +49,7 @@ class PlateRecogniser:
         (per-step probabilities (32, 37), column 0 the blank; state probabilities (51,))."""
         if not boxes:
             return []
-        strips = np.stack([reader_input(image, box, tilt, streak)
-                           for box, tilt, streak in zip(boxes, tilts or [0.0] * len(boxes), streaks or [0] * len(boxes))])
+        strips = np.stack([reader_input(image, *view) for view in _views(boxes, tilts, streaks)])
         chars, states = self.session.run(None, {self.input_name: strips})
         return list(zip(_softmax(chars), _softmax(states)))
 
@@ -77,7 +81,6 @@ class PlateTextReader:
         per-step probabilities (T, 37), column 0 the blank."""
         if not boxes:
             return []
-        strips = np.stack([text_reader_input(image, box, tilt, streak)
-                           for box, tilt, streak in zip(boxes, tilts or [0.0] * len(boxes), streaks or [0] * len(boxes))])
+        strips = np.stack([text_reader_input(image, *view) for view in _views(boxes, tilts, streaks)])
         (chars,) = self.session.run(None, {self.input_name: strips})
         return list(_softmax(chars))
