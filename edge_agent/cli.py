@@ -154,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--part", choices=("all", "train", "validation"), default="all",
                      help="the part of the committed train/validation split of the shared photographs")
     acc.add_argument("--look", default="as-is",
-                     help="see each image otherwise first: grey (a night camera), half or double (the resolution), "
-                          "jpeg20, dark, blur, tilt8, side30 (a side camera) or motion9 (streaked as it passes); "
-                          "as-is by default")
+                     help="see each image otherwise first (as a night camera, at another resolution, compressed, "
+                          "at dusk, blurred, turned, from the side, streaked as it passes: an unknown look lists "
+                          "them all); as-is by default")
     acc.set_defaults(func=cmd_bench_accuracy)
     fr = bsub.add_parser("false-reads", parents=[common],
                          help="reads left on labelled frames once their plate is painted out (badges, signs, stamps)")

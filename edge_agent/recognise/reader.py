@@ -149,7 +149,7 @@ class PlateReader:
             read = self._read_whole(image, whole)
             if read is not None:
                 return read
-        boxes = self.levelled(image, self.boxes(image, side_view=picture or side_view))
+        boxes = self.found_boxes(image, self.boxes(image, side_view=picture or side_view))
         outputs = self.outputs(image, boxes) if boxes else []
         found = [self.candidates(probs) for probs, _ in outputs]
         if whole is not None and not first and not any(found):
@@ -160,12 +160,12 @@ class PlateReader:
 
     def _read_whole(self, image: np.ndarray, whole: tuple) -> tuple[list[FoundBox], list, list] | None:
         """The whole picture read as one plate box, or None where it gives no plate."""
-        boxes = self.levelled(image, [whole])
+        boxes = self.found_boxes(image, [whole])
         outputs = self.outputs(image, boxes)
         found = [self.candidates(probs) for probs, _ in outputs]
         return (boxes, outputs, found) if found[0] is not None else None
 
-    def levelled(self, image: np.ndarray, boxes: list) -> list[FoundBox]:
+    def found_boxes(self, image: np.ndarray, boxes: list) -> list[FoundBox]:
         """The boxes (box, score) with the turn of the plate in each and its streak, found once for all the
         models that read it."""
         return [FoundBox(box, score, plate_tilt(image, box) if self.settings.level_tilted else 0.0,
