@@ -358,27 +358,42 @@ def test_a_side_camera_reads_photographs_seen_steeply_from_the_side(reader):
                                                                    side_view=side_view)[:1])
                    for plate, image in frames)
 
-    # 2026-12-07: at 60 degrees 20 of 34 with the side-view detector (24 before streaks were undone: a plate seen
-    # this steeply reads as streaked now and then), 13 without; as taken 32 either way
+    # 2026-12-07: at 60 degrees 24 of 34 with the side-view detector, 13 without (20 while a narrowed plate's
+    # strokes could pass for a short streak, before STREAK_SHORTEST); as taken 32 either way
     steep = read(60, 6, True)
-    assert steep >= 18 and steep > read(60, 6, False) + 4
+    assert steep >= 21 and steep > read(60, 6, False) + 4
     assert read(0, 0, True) >= read(0, 0, False)
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(4, 16), st.sampled_from(["7ABC123", "5TRK442", "8KLM456", "4GHT271"]), st.integers(80, 400))
 def test_how_far_a_passing_plate_is_streaked_is_found_to_a_pixel(length, text, width):
-    from edge_agent.recognise.crops import STREAK_TALLEST, streak_length
+    from edge_agent.recognise.crops import STREAK_SHORTEST, STREAK_TALLEST, streak_length
 
     plate, box = _turned(render_plate(text, width=width), 0, pad=60)
     found = streak_length(streaked(plate, length), box)
-    if box[3] <= STREAK_TALLEST:
-        assert abs(found - length) <= 1
-    else:  # a plate seen big: its strokes are as wide as streaks, which its readers see shrunk with it
+    if box[3] > STREAK_TALLEST:  # a plate seen big: its strokes are as wide as streaks, which its readers see shrunk
         assert found == 0
+    elif length > STREAK_SHORTEST:
+        assert abs(found - length) <= 1
+    else:  # as short as a small plate's strokes: left as it is, or found to a pixel
+        assert found == 0 or abs(found - length) <= 1
 
 
-@pytest.mark.parametrize("length", [5, 9, 13])
+def test_a_sharp_plate_is_not_taken_for_a_streaked_one_at_any_size():
+    from edge_agent.recognise.crops import streak_length
+
+    rng = np.random.default_rng(1)
+    found = 0
+    for i in range(60):
+        width = int(rng.integers(40, 160))  # far to near: strokes 2-8 px wide
+        plate, box = _turned(render_plate(["7ABC123", "5TRK442", "8KLM456", "4GHT271"][i % 4], width=width), 0, pad=60)
+        found += streak_length(plate, box) > 0
+    # 2026-12-07: none (16 when streaks of 3-5 px were undone too: a small plate's strokes pass for them)
+    assert found <= 2
+
+
+@pytest.mark.parametrize("length", [7, 9, 13])
 def test_the_readers_see_a_streaked_plate_as_it_was_before_it_was_streaked(length):
     from edge_agent.recognise.crops import reader_input, streak_length, text_reader_input
 
@@ -418,8 +433,8 @@ def test_validation_frames_streaked_as_they_pass_are_read(reader):
     def read(by, images) -> int:
         return sum(any(r.text == item.plate for r in by.read_frame(image)[:1]) for item, image in zip(items, images))
 
-    # 2026-12-07: streaked 9 px, 27 of 34 with streaks undone, 9 left as they are (streaked and noisy: 16, 10);
-    # as taken 32 either way, a streak found in 4
+    # 2026-12-07: streaked 9 px, 28 of 34 with streaks undone, 9 left as they are (streaked and noisy: 14, 10);
+    # as taken 32 either way, a streak found in none
     passing = [LOOKS["motion9"](image) for image in taken]
     undone = read(reader, passing)
     assert undone >= 20 and undone > read(left, passing) + 10

@@ -162,8 +162,8 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     chosen = done.stdout.strip().splitlines()[-1]
     assert chosen.startswith("chosen on the train part: ") and "validation" in chosen
     for rule in ("STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT", "CHARACTER_PRIOR_WEIGHT",
-                 "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_TALLEST", "STREAK_DEPTH", "STREAK_CONTRAST",
-                 "STREAK_NOISE"):
+                 "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST", "STREAK_DEPTH",
+                 "STREAK_CONTRAST", "STREAK_NOISE"):
         assert f"{rule} = " in chosen
     fold = re.search(r"^fold 0/2: (\d+) train images read", done.stdout, re.M)
     assert fold and 0 < int(fold.group(1)) < counts["train"]
@@ -174,12 +174,13 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert odds and set(ast.literal_eval(odds.group(1))) == set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
     pairs = re.findall(r"^\s+[\d.]+\s+(?:True|False) \|[^|]*\|[^|]*\| +\d+ / \d+ / \d+$", done.stdout, re.M)
     assert len(pairs) == 14  # every pair tried, the fold's readings beside
-    # how streaks are found and undone: each value read over the fold as taken, streaked, streaked and noisy
-    streaks = re.findall(r"^\s+([\d.]+) \| \d+ / \d+ / \d+ \| \d+ / \d+ / \d+ \| \d+ / \d+ / \d+$", done.stdout, re.M)
-    assert [float(v) for v in streaks] == [40, 60, 80, 120, 10000, 0.3, 0.4, 0.5, 0.15, 0.2, 0.25, 0.3,
-                                           0.003, 0.01, 0.03]
-    assert re.search(r"^\s+left \|.*\|.*\|.*\|.*\|.*\|", done.stdout, re.M)
-    assert re.search(r"^\s+undone \|.*\|.*\|.*\|.*\|.*\|", done.stdout, re.M)
+    # how streaks are found and undone: each value read over the fold as taken, at half the resolution,
+    # streaked, streaked and noisy
+    streaks = re.findall(r"^\s+([\d.]+)" + r" \| \d+ / \d+ / \d+" * 4 + "$", done.stdout, re.M)
+    assert [float(v) for v in streaks] == [3, 5, 6, 7, 30, 40, 60, 80, 10000, 0.3, 0.4, 0.5, 0.05, 0.1, 0.15, 0.2,
+                                           0.3, 0.003, 0.01, 0.03]
+    assert re.search(r"^\s+left" + r" \|.*" * 8, done.stdout, re.M)
+    assert re.search(r"^\s+undone" + r" \|.*" * 8, done.stdout, re.M)
     heights = re.findall(r"^\s+(\d+) \| ([+-][\d.]+)$", done.stdout, re.M)
     assert [int(h) for h, _ in heights] == [16, 20, 24, 28, 32, 40, 48]
 

@@ -35,10 +35,15 @@ HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE
 WEIGHTS = (0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)  # tried for PLATE_READER_WEIGHT
 PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WEIGHT
 # how a passing plate's streak is found and undone (`crops.streak_length`, `crops.unstreaked`): each tried in
-# turn, the others at their best so far, on the folds seen as taken and streaked (`bench.LOOKS`)
-STREAK_GRIDS = (("STREAK_TALLEST", (40, 60, 80, 120, 10000)), ("STREAK_DEPTH", (0.3, 0.4, 0.5)),
-                ("STREAK_CONTRAST", (0.15, 0.2, 0.25, 0.3)), ("STREAK_NOISE", (0.003, 0.01, 0.03)))
-STREAK_LOOKS = ("as-is", "motion9", "motion9-noisy")
+# turn, the others at their best so far, on the folds seen as taken, at half the resolution and streaked
+# (`bench.LOOKS`)
+STREAK_GRIDS = (("STREAK_SHORTEST", (3, 5, 6, 7)), ("STREAK_TALLEST", (30, 40, 60, 80, 10000)),
+                ("STREAK_DEPTH", (0.3, 0.4, 0.5)), ("STREAK_CONTRAST", (0.05, 0.1, 0.15, 0.2, 0.3)),
+                ("STREAK_NOISE", (0.003, 0.01, 0.03)))
+# the first STREAK_GUARDED looks are plates that were not streaked: as taken, and at half the resolution (a far
+# or small plate, whose thin strokes can pass for a short streak): undoing streaks must not cost them
+STREAK_LOOKS = ("as-is", "half", "motion9", "motion9-noisy")
+STREAK_GUARDED = 2
 
 
 def _crops(items):
@@ -207,13 +212,13 @@ def _fit_on_folds(reader, name: str, field: str, values, held: list, validation)
 
 
 def fit_streaks(reader, train: list, fold_models: list, validation: list) -> dict:
-    """STREAK_TALLEST, STREAK_DEPTH, STREAK_CONTRAST and STREAK_NOISE (`crops`): each value of each in turn
-    (`STREAK_GRIDS`) read over the folds by the models that never saw them, seen as taken and streaked
-    (`STREAK_LOOKS`, as taken first); the values with the most plates and states right as taken (most plates
-    are not streaked: undoing streaks must not cost them), then the most streaked, then the most in the top
-    three, then the likeliest true plates. The validation part (`validation`, labelled items), read by the
-    committed models with streaks left as they are and undone at the chosen values, is printed beside and
-    plays no part."""
+    """STREAK_SHORTEST, STREAK_TALLEST, STREAK_DEPTH, STREAK_CONTRAST and STREAK_NOISE (`crops`): each value of
+    each in turn (`STREAK_GRIDS`) read over the folds by the models that never saw them, seen as taken, at half
+    the resolution and streaked (`STREAK_LOOKS`); the values with the most plates and states right as taken
+    and at half the resolution (most plates are not streaked: undoing streaks must not cost them), then the
+    most streaked, then the most in the top three, then the likeliest true plates. The validation part
+    (`validation`, labelled items), read by the committed models with streaks left as they are and undone at
+    the chosen values, is printed beside and plays no part."""
     from edge_agent.recognise import crops
     from training.data import in_fold
 
@@ -227,9 +232,9 @@ def fit_streaks(reader, train: list, fold_models: list, validation: list) -> dic
         return _score_folds(reader, read_folds(reader, train, fold_models, look, quiet=True))
 
     def key(scores: list) -> tuple:
-        (taken_exact, _, taken_state, _), streaked = scores[0], scores[1:]
-        return (taken_exact + taken_state, sum(e + s for e, _, s, _ in streaked), sum(t for _, t, _, _ in scores),
-                sum(ll for *_, ll in scores))
+        guarded, streaked = scores[:STREAK_GUARDED], scores[STREAK_GUARDED:]
+        return (sum(e + s for e, _, s, _ in guarded), sum(e + s for e, _, s, _ in streaked),
+                sum(t for _, t, _, _ in scores), sum(ll for *_, ll in scores))
 
     looks = " | ".join(STREAK_LOOKS)
     held = sum(any(in_fold(i.plate, fold) for fold, _ in fold_models) for i in train)

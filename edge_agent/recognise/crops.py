@@ -26,19 +26,22 @@ DETECTOR_STRIDE = 8
 # Training reads its samples as they are (tilt 0): its synthetic plates are drawn sheared and turned a little.
 TILT_RANGE = 15
 TILT_HEIGHT = 64
-# A plate that passes while the shutter is open is streaked along the road. Streaks of 3 to STREAK_LONGEST
-# pixels are found in the window's rows (`streak_length`: a trough at least STREAK_DEPTH deep in the rows'
-# cepstrum, or where noise hides it, rows more unlike themselves than the columns by STREAK_CONTRAST) and
+# A plate that passes while the shutter is open is streaked along the road. Streaks of STREAK_SHORTEST to
+# STREAK_LONGEST pixels are found in the window's rows (`streak_length`: a trough at least STREAK_DEPTH deep in
+# the rows' cepstrum, or where noise hides it, rows more unlike themselves than the columns by STREAK_CONTRAST) and
 # undone before the readers see the window (a Wiener filter for the streak, STREAK_NOISE the noise it allows
 # for), in plates at most STREAK_TALLEST pixels high: a camera frame's (1280x720: 20-50). A plate seen bigger
-# has strokes as wide as streaks, and found streaks there cost plates as taken. All four are fitted by
-# `scripts/train rules` on plates that the readers trained without never saw, as taken and streaked.
+# has strokes as wide as streaks, and found streaks there cost plates as taken; so do shorter streaks than
+# STREAK_SHORTEST, which a small or far plate's strokes, 3-5 px wide, pass for. All five are fitted by
+# `scripts/train rules` on plates that the readers trained without never saw, as taken, at half the
+# resolution and streaked.
 # Training sees its samples as they are.
 STREAK_LONGEST = 24
-STREAK_NOISE = 0.01
+STREAK_SHORTEST = 6
+STREAK_NOISE = 0.003
 STREAK_DEPTH = 0.4
-STREAK_CONTRAST = 0.15
-STREAK_TALLEST = 60
+STREAK_CONTRAST = 0.3
+STREAK_TALLEST = 80
 
 
 def reader_window(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -82,9 +85,9 @@ def plate_tilt(image: np.ndarray, box: tuple[float, float, float, float]) -> flo
 
 
 def streak_length(image: np.ndarray, box: tuple[float, float, float, float]) -> int:
-    """How many pixels (3 to STREAK_LONGEST) the plate in `box` is streaked along the road, as it passed
-    while the shutter was open; 0 where it is not, or the window is too small to tell, or the plate is more
-    than STREAK_TALLEST pixels high."""
+    """How many pixels (STREAK_SHORTEST to STREAK_LONGEST) the plate in `box` is streaked along the road, as it
+    passed while the shutter was open; 0 where it is not, or the window is too small to tell, or the plate is
+    more than STREAK_TALLEST pixels high."""
     if box[3] > STREAK_TALLEST:
         return 0
     view = window_view(image, reader_window(box))
@@ -105,10 +108,10 @@ def streak_length(image: np.ndarray, box: tuple[float, float, float, float]) -> 
     cepstrum = np.fft.irfft(np.log(power + 1e-3 * power.mean() + 1e-12), n)
     length = 3 + int(cepstrum[3:STREAK_LONGEST + 1].argmin())
     if cepstrum[length] <= -STREAK_DEPTH:
-        return length
+        return length if length >= STREAK_SHORTEST else 0
     across = _alike(steps, axis=1)
     length = 2 + int(across[2:].argmin())
-    if length < 3:
+    if length < max(3, STREAK_SHORTEST):
         return 0
     down = _alike(np.diff(view, axis=0), axis=0)
     return length if across[length] - down[length] <= -STREAK_CONTRAST else 0
