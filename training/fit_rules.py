@@ -14,11 +14,11 @@ top three, then the likeliest true plates); the committed readers have learned t
 read it alike at every weight. CHARACTER_LOG_ODDS counts each character on the train part's plates, and
 CHARACTER_PRIOR_WEIGHT, how much those odds count in ranking candidates, is fitted on the folds as the weight
 is (each fold ranked with the odds of the train plates outside it); so are the rules that find and undo a
-passing plate's streak (`crops.STREAK_*`), on the folds seen as taken and streaked (`fit_streaks`). Then
-STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each image once, the rules are tried on their
-stored outputs, and the choice is the one with the most exact first readings on the train part (then the
-most in the top three, then the first tried: the lowest threshold); the folds' readings, where given, are
-printed beside as a check. The validation figures are printed beside each choice and play no part in it.
+passing plate's streak (`crops.STREAK_*`), on the folds seen as taken, at half the resolution and streaked
+(`fit_streaks`). Then STATE_FOR_FORMAT and O_AS_ZERO: the committed models read each image once, the rules
+are tried on their stored outputs, and the choice is the one with the most exact first readings on the train
+part (then the most in the top three, then the first tried: the lowest threshold); the folds' readings, where
+given, are printed beside as a check. The validation figures are printed beside each choice and play no part in it.
 Put the chosen values into reader.py (the streaks' into crops.py).
 """
 

@@ -184,7 +184,7 @@ def text_input(image: np.ndarray, boxes: list[tuple[float, float, float, float]]
         if x1 - x0 < 2 or y1 - y0 < 2:
             strips.append(np.zeros((TEXT_HEIGHT, 16, 3), np.float32))
             continue
-        view = window_view(image, (x0, y0, x1 - x0, y1 - y0), streak) if streak else image[y0:y1, x0:x1]
+        view = window_view(image, (x0, y0, x1 - x0, y1 - y0), streak)
         out_w = int(min(TEXT_MAX_WIDTH, max(16, round(TEXT_HEIGHT * (x1 - x0) / (y1 - y0)))))
         strip = cv2.resize(view, (out_w, TEXT_HEIGHT), interpolation=cv2.INTER_LINEAR)
         if strip.ndim == 2:
