@@ -149,6 +149,40 @@ def test_a_text_recogniser_without_its_character_list_stops_start_up_naming_the_
     assert "plate-reader.onnx" in str(info.value) and "character list" in str(info.value)
 
 
+def test_the_name_recogniser_cut_to_ascii_reads_the_same_letters_as_the_wheel_s_full_one(reader):
+    from edge_agent.recognise.models import load_manifest, verify_model
+    from edge_agent.recognise.runtime import RuntimeOptions, make_session
+    from edge_agent.recognise.statename import band_boxes, greedy_text, letters, text_input
+
+    full = make_session(verify_model(load_manifest()["state-name-reader"]), RuntimeOptions())
+    charset = full.get_modelmeta().custom_metadata_map["character"].splitlines()
+    cut = reader.names
+    assert len(charset) > 18000 and len(cut.charset) == 94 and all(" " < c <= "~" for c in cut.charset)
+    read = {}
+    for state, text in [("California", "7ABC123"), ("Texas", "KXV4821"), ("New York", "HJK5512"),
+                        ("Florida", "QWE R12"), ("Arizona", "ABC1234"), ("Washington", "BZY7788")]:
+        plate = render_plate(text, state=state, width=300)
+        height, width = plate.shape[:2]
+        bands = text_input(plate, band_boxes((0, 0, width, height)))
+        (wide,) = full.run(None, {full.get_inputs()[0].name: bands})
+        (narrow,) = cut.session.run(None, {cut.input_name: bands})
+        assert narrow.shape[2] == 96  # the blank, 94 printable characters, the space
+        read[state] = [letters(greedy_text(p, cut.charset)) for p in narrow]
+        assert read[state] == [letters(greedy_text(p, charset)) for p in wide]
+    assert any(state.upper().replace(" ", "") in "".join(texts) for state, texts in read.items())
+
+
+def test_a_name_recogniser_that_is_no_onnx_model_stops_start_up_naming_the_file(tmp_path):
+    from edge_agent.errors import ModelError
+    from edge_agent.recognise.statename import StateNameReader
+
+    broken = tmp_path / "rec.onnx"
+    broken.write_bytes(b"not a model at all")
+    with pytest.raises(ModelError) as info:
+        StateNameReader(broken)
+    assert str(broken) in str(info.value)
+
+
 def test_a_unit_configured_without_the_name_reading_gives_the_head_s_state():
     from edge_agent.config import parse_config
     from edge_agent.pipeline import reader_settings
