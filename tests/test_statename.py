@@ -183,6 +183,27 @@ def test_a_name_recogniser_that_is_no_onnx_model_stops_start_up_naming_the_file(
     assert str(broken) in str(info.value)
 
 
+def test_a_name_recogniser_whose_output_layer_does_not_match_its_character_list_stops_start_up(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_agent.errors import ModelError
+    from edge_agent.recognise.statename import StateNameReader
+
+    # a real ONNX file: (N, 3, 48, W) in, a product with 5 columns out, but a list of 7 characters (9 columns)
+    weights = numpy_helper.from_array(np.zeros((48, 5), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "rec",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 48, "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.metadata_props.add(key="character", value="\n".join("ABCDEFG"))
+    path = tmp_path / "rec.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError) as info:
+        StateNameReader(path)
+    assert str(path) in str(info.value) and "output layer" in str(info.value)
+
+
 def test_a_unit_configured_without_the_name_reading_gives_the_head_s_state():
     from edge_agent.config import parse_config
     from edge_agent.pipeline import reader_settings
