@@ -176,11 +176,14 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert len(pairs) == 14  # every pair tried, the fold's readings beside
     # how streaks are found and undone: each value read over the fold as taken, at half the resolution,
     # streaked, streaked and noisy
-    streaks = re.findall(r"^\s+([\d.]+)" + r" \| \d+ / \d+ / \d+" * 4 + "$", done.stdout, re.M)
-    assert [float(v) for v in streaks] == [3, 5, 6, 7, 30, 40, 60, 80, 10000, 0.3, 0.4, 0.5, 0.05, 0.1, 0.15, 0.2,
-                                           0.3, 0.003, 0.01, 0.03]
-    assert re.search(r"^\s+left" + r" \|.*" * 8, done.stdout, re.M)
-    assert re.search(r"^\s+undone" + r" \|.*" * 8, done.stdout, re.M)
+    from training.fit_rules import STREAK_GRIDS, STREAK_LOOKS
+
+    assert STREAK_LOOKS == ("as-is", "half", "motion9", "motion9-noisy")
+    looks = len(STREAK_LOOKS)
+    streaks = re.findall(r"^\s+([\d.]+)" + r" \| \d+ / \d+ / \d+" * looks + "$", done.stdout, re.M)
+    assert [float(v) for v in streaks] == [v for _, grid in STREAK_GRIDS for v in grid]
+    assert re.search(r"^\s+left" + r" \|.*" * 2 * looks, done.stdout, re.M)
+    assert re.search(r"^\s+undone" + r" \|.*" * 2 * looks, done.stdout, re.M)
     heights = re.findall(r"^\s+(\d+) \| ([+-][\d.]+)$", done.stdout, re.M)
     assert [int(h) for h, _ in heights] == [16, 20, 24, 28, 32, 40, 48]
 

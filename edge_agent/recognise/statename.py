@@ -220,13 +220,14 @@ def printable_output(model: onnx.ModelProto, source: Path) -> tuple[bytes, list[
     columns = len(charset) + 2  # the blank first, the space last
     kept = [0] + [k + 1 for k, c in enumerate(charset) if len(c) == 1 and " " < c <= "~"] + [columns - 1]
     weights = {i.name: i for i in model.graph.initializer}
-    out = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights
-           and tuple(weights[n.input[1]].dims[-1:]) == (columns,)]
-    bias = [n for n in model.graph.node if n.op_type == "Add" and out and n.input[0] == out[-1].output[0]
-            and n.input[1] in weights and tuple(weights[n.input[1]].dims) == (columns,)]
-    if len(out) != 1 or len(bias) != 1:
+    products = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights
+                and tuple(weights[n.input[1]].dims[-1:]) == (columns,)]
+    product = products[0].output[0] if len(products) == 1 else None
+    biases = [n for n in model.graph.node if n.op_type == "Add" and n.input[0] == product
+              and n.input[1] in weights and tuple(weights[n.input[1]].dims) == (columns,)]
+    if len(biases) != 1:
         raise ModelError(f"{source}: text recogniser's output layer (a {columns}-column product and bias) not found")
-    for name in (out[0].input[1], bias[0].input[1]):
+    for name in (products[0].input[1], biases[0].input[1]):
         cut = numpy_helper.to_array(weights[name])[..., kept]
         weights[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(cut), name))
     # the shapes recorded for the old width would contradict the new one
@@ -248,7 +249,7 @@ class StateNameReader:
         except Exception as exc:  # onnx raises DecodeError and others for a file that is no model
             raise ModelError(f"{model}: not an ONNX model: {exc}") from None
         serialized, self.charset = printable_output(graph, Path(model))
-        del graph
+        del graph  # the parsed model (21 MB) need not stay while ONNX Runtime builds its own
         self.session = make_session(serialized, options)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].shape[1:3] != [3, TEXT_HEIGHT]:
