@@ -820,6 +820,22 @@ def _measured_on(config) -> dict:
             "intra_op_threads": config.recognition.intra_op_threads}
 
 
+def _serial_formats_note(label: str, first, labelled_state: str | None) -> str:
+    """Whether a miss's label and first reading fit the state's serial formats: a label that fits none of
+    them where the reading fits one is worth a second look at the image (labels are made by hand)."""
+    from edge_agent.recognise.formats import SERIAL_FORMATS, fits_state
+
+    state = labelled_state or (first.state if first else None)
+    if SERIAL_FORMATS.get(state or "") is None:
+        return ""
+    def fit(text: str) -> str:
+        return "fits" if fits_state(text, state) else "fits none"
+
+    whose = "" if labelled_state else " (the state read)"
+    read = f", the reading {fit(first.text)}" if first else ""
+    return f"; {state}{whose} serial formats {' '.join(SERIAL_FORMATS[state])}: the label {fit(label)}{read}"
+
+
 def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
     from edge_agent.bench import bench_accuracy, load_dataset
 
@@ -837,7 +853,8 @@ def cmd_bench_accuracy(args: argparse.Namespace, console: Console) -> int:
             return
         first = plates[0] if plates else None
         if (first.text if first else "") != item.plate:
-            console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}")
+            console.error(f"miss {item.path.name}: label {item.plate}, read {[p.text for p in plates]}"
+                          f"{_serial_formats_note(item.plate, first, item.state)}")
         if item.state and (first.state if first else None) != item.state:
             console.error(f"state miss {item.path.name}: label {item.state}, read {(first and first.state) or 'none'}")
 

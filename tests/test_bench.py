@@ -94,13 +94,18 @@ def test_the_side_look_narrows_the_picture_and_slants_its_level_lines_keeping_ve
 
 
 def test_show_misses_names_each_image_whose_plate_or_state_is_wrong(tmp_path: Path):
-    # a California plate labelled with another plate and another state
+    # a California plate labelled with another plate and another state, and one labelled with a character
+    # left out: a label that fits none of its state's serial formats, where the reading fits one
     cv2.imwrite(str(tmp_path / "a.png"), render_plate("7ABC123", "California", width=320))
-    (tmp_path / "groundtruth.csv").write_text("file,state,plate\na.png,tx,7ABC124\n")
+    cv2.imwrite(str(tmp_path / "b.png"), render_plate("5TRK442", "California", width=320))
+    (tmp_path / "groundtruth.csv").write_text("file,state,plate\na.png,tx,7ABC124\nb.png,ca,5TRK44\n")
     result = run_cli("bench", "accuracy", "--dataset", tmp_path, "--show-misses", "--json")
     assert result.code == 0, result.err
-    assert "miss a.png: label 7ABC124, read ['7ABC123']" in result.err
+    assert "miss a.png: label 7ABC124, read ['7ABC123']; TX serial formats AAA9999 AA9A999 999AAA AAA999: " \
+           "the label fits none, the reading fits none" in result.err
     assert "state miss a.png: label TX, read CA" in result.err
+    assert "miss b.png: label 5TRK44, read ['5TRK442']; CA serial formats 9AAA999 9A99999 AAA999 999AAA: " \
+           "the label fits none, the reading fits" in result.err
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path: Path):
