@@ -37,7 +37,7 @@ PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WE
 # how a passing plate's streak is found and undone (`crops.streak_length`, `crops.unstreaked`): each tried in
 # turn, the others at their best so far, on the folds seen as taken, at half the resolution and streaked
 # (`bench.LOOKS`)
-STREAK_GRIDS = (("STREAK_SHORTEST", (3, 5, 6, 7)), ("STREAK_TALLEST", (30, 40, 60, 80, 10000)),
+STREAK_GRIDS = (("STREAK_ROWS", (1, 2, 3)), ("STREAK_SHORTEST", (3, 5, 6, 7)), ("STREAK_TALLEST", (30, 40, 60, 80, 10000)),
                 ("STREAK_DEPTH", (0.3, 0.4, 0.5)), ("STREAK_CONTRAST", (0.05, 0.1, 0.15, 0.2, 0.3)),
                 ("STREAK_NOISE", (0.003, 0.01, 0.03)))
 # the first STREAK_GUARDED looks are plates that were not streaked: as taken, and at half the resolution (a far
@@ -212,7 +212,7 @@ def _fit_on_folds(reader, name: str, field: str, values, held: list, validation)
 
 
 def fit_streaks(reader, train: list, fold_models: list, validation: list) -> dict:
-    """STREAK_SHORTEST, STREAK_TALLEST, STREAK_DEPTH, STREAK_CONTRAST and STREAK_NOISE (`crops`): each value of
+    """STREAK_ROWS, STREAK_SHORTEST, STREAK_TALLEST, STREAK_DEPTH, STREAK_CONTRAST and STREAK_NOISE (`crops`): each value of
     each in turn (`STREAK_GRIDS`) read over the folds by the models that never saw them, seen as taken, at half
     the resolution and streaked (`STREAK_LOOKS`); the values with the most plates and states right as taken
     and at half the resolution (most plates are not streaked: undoing streaks must not cost them), then the

@@ -70,6 +70,11 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_UNCHANGED)
 
 
+def through_a_sensor(image: np.ndarray) -> np.ndarray:
+    """The picture as a camera's sensor and encoder give it: noise of sigma 4 and JPEG at 60."""
+    return _jpeg(_noisy(image, 4.0), 60)
+
+
 def _noisy(image: np.ndarray, sigma: float) -> np.ndarray:
     """The picture with a sensor's noise, the same for the same picture size."""
     rng = np.random.default_rng(image.shape[0] * 7919 + image.shape[1])
@@ -92,7 +97,7 @@ LOOKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tilt8": lambda image: _tilted(image, 8.0),
     "side30": lambda image: seen_from_the_side(image, 30.0, 8.0)[0],
     "motion9": lambda image: streaked(image, 9),
-    "motion9-noisy": lambda image: _jpeg(_noisy(streaked(image, 9), 4.0), 60),
+    "motion9-noisy": lambda image: through_a_sensor(streaked(image, 9)),
 }
 
 

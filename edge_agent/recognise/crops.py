@@ -34,7 +34,8 @@ TILT_HEIGHT = 64
 # has strokes as wide as streaks, and found streaks there cost plates as taken; so do shorter streaks than
 # STREAK_SHORTEST, which a small or far plate's strokes, 3-5 px wide, pass for. All five are fitted by
 # `scripts/train rules` on plates that the readers trained without never saw, as taken, at half the
-# resolution and streaked.
+# resolution and streaked, as is STREAK_ROWS: the streak is looked for in the window's rows averaged that many
+# at a time (a streak runs along the rows and stays, a sensor's noise is averaged down).
 # Training sees its samples as they are.
 STREAK_LONGEST = 24
 STREAK_SHORTEST = 6
@@ -42,6 +43,7 @@ STREAK_NOISE = 0.003
 STREAK_DEPTH = 0.4
 STREAK_CONTRAST = 0.3
 STREAK_TALLEST = 80
+STREAK_ROWS = 1
 
 
 def reader_window(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -96,6 +98,8 @@ def streak_length(image: np.ndarray, box: tuple[float, float, float, float]) -> 
     if view.ndim == 3:
         view = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY)
     view = view.astype(np.float32)
+    if STREAK_ROWS > 1:
+        view = cv2.blur(view, (1, STREAK_ROWS))
     # A streak of L pixels multiplies the rows' spectrum by a sinc with zeros every 1/L cycles a pixel: in the
     # log of their power those zeros are a comb whose spacing the cepstrum shows as one deep trough at L (the
     # strokes' widths vary, and their troughs blur; the rows' gradients, not their levels, keep the plate's
