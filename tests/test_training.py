@@ -161,9 +161,9 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert counts["train"] > 0 and counts["validation"] > 0 and sum(counts.values()) == 18
     chosen = done.stdout.strip().splitlines()[-1]
     assert chosen.startswith("chosen on the train part: ") and "validation" in chosen
-    for rule in ("STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT", "CHARACTER_PRIOR_WEIGHT",
+    for rule in ("BAND", "STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT", "CHARACTER_PRIOR_WEIGHT",
                  "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST", "STREAK_DEPTH",
-                 "STREAK_CONTRAST", "STREAK_NOISE"):
+                 "STREAK_CONTRAST", "STREAK_NOISE", "STREAK_ROWS"):
         assert f"{rule} = " in chosen
     fold = re.search(r"^fold 0/2: (\d+) train images read", done.stdout, re.M)
     assert fold and 0 < int(fold.group(1)) < counts["train"]
@@ -184,6 +184,11 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert [float(v) for v in streaks] == [v for _, grid in STREAK_GRIDS for v in grid]
     assert re.search(r"^\s+left" + r" \|.*" * 2 * looks, done.stdout, re.M)
     assert re.search(r"^\s+undone" + r" \|.*" * 2 * looks, done.stdout, re.M)
+    # the name's bands: each share of the plate's height tried on the train crops, the validation's beside
+    from training.fit_rules import BANDS
+
+    bands = re.findall(r"^\s+([\d.]+) \|\s+[\d.]+ [+-][\d.]+\s+\d+ \| [+-][\d.]+\s+\d+$", done.stdout, re.M)
+    assert [float(b) for b in bands] == list(BANDS)
     heights = re.findall(r"^\s+(\d+) \| ([+-][\d.]+)$", done.stdout, re.M)
     assert [int(h) for h, _ in heights] == [16, 20, 24, 28, 32, 40, 48]
 

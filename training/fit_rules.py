@@ -4,8 +4,9 @@ shared photographs, and reports every choice on the validation part.
     scripts/train rules --data ../shared/data/us-plates [--fold-models K/N=DIR ...]
 
 First the state's printed name (`statename.py`), from the text recogniser's readings of the train crops
-alone (the state head plays no part: it has learned the train part by heart): STATE_NAME_SHARPNESS, the
-likeliest sharpness of the name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
+alone (the state head plays no part: it has learned the train part by heart): the share of the plate's
+height read at its top and bottom (`statename.BAND`) and STATE_NAME_SHARPNESS, the likeliest pair for the
+name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
 name, read off the train crops scaled down to it, tells the state better than chance (a mean
 log-likelihood above the uniform's). Then, given models trained without a fold of the train part
 (`scripts/train reader|text --leave-out K/N --out DIR`), PLATE_READER_WEIGHT: those models read the fold
@@ -19,7 +20,7 @@ passing plate's streak (`crops.STREAK_*`), on the folds seen as taken, at half t
 are tried on their stored outputs, and the choice is the one with the most exact first readings on the train
 part (then the most in the top three, then the first tried: the lowest threshold); the folds' readings, where
 given, are printed beside as a check. The validation figures are printed beside each choice and play no part in it.
-Put the chosen values into reader.py (the streaks' into crops.py).
+Put the chosen values into reader.py (BAND into statename.py, the streaks' into crops.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 1.01: the formats never re-rank
 HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE_NAME_MIN_HEIGHT
+BANDS = (0.22, 0.26, 0.28, 0.30, 0.32, 0.34, 0.38, 0.42)  # shares of the plate's height tried for statename.BAND
 WEIGHTS = (0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)  # tried for PLATE_READER_WEIGHT
 PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WEIGHT
 # how a passing plate's streak is found and undone (`crops.streak_length`, `crops.unstreaked`): each tried in
@@ -81,18 +83,28 @@ def _name_scores(names, crops, height=None):
     return np.array(rows)
 
 
-def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
+def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, float, int]:
+    """statename.BAND (left set to the choice), STATE_NAME_SHARPNESS and STATE_NAME_MIN_HEIGHT."""
     import numpy as np
 
+    from edge_agent.recognise import statename
     from edge_agent.recognise.statename import fit_sharpness, name_log_likelihood
 
     truth = np.array([t for _, t in train_crops])
-    sharpness = fit_sharpness(_name_scores(reader.names, train_crops), truth)
-    print(f"STATE_NAME_SHARPNESS: {sharpness} (maximum likelihood of the name alone over {len(truth)} train crops)")
     vtruth = np.array([t for _, t in validation_crops])
-    vscores = _name_scores(reader.names, validation_crops)
-    name_right = int((vscores.argmax(axis=1) == vtruth).sum())
-    print(f"  validation crops: the name alone gives the state of {name_right}/{len(vtruth)}")
+    rows = []
+    print(f"{'band':>12} | train crops ({len(truth)}): sharpness, mean log-likelihood, name's state right | "
+          f"validation crops ({len(vtruth)}): the same at that sharpness")
+    for band in BANDS:
+        statename.BAND = band
+        scores, vscores = _name_scores(reader.names, train_crops), _name_scores(reader.names, validation_crops)
+        sharpness = fit_sharpness(scores, truth)
+        rows.append((name_log_likelihood(scores, truth, sharpness), band, sharpness))
+        print(f"{band:>12} | {sharpness:>5} {rows[-1][0]:+.3f} {int((scores.argmax(axis=1) == truth).sum()):>4} | "
+              f"{name_log_likelihood(vscores, vtruth, sharpness):+.3f} {int((vscores.argmax(axis=1) == vtruth).sum()):>4}")
+    _, statename.BAND, sharpness = max(rows)
+    print(f"BAND: {statename.BAND}, STATE_NAME_SHARPNESS: {sharpness} (maximum likelihood of the name alone over "
+          f"{len(truth)} train crops)")
     min_height = None
     print(f"{'plate height':>12} | train: mean log-likelihood ratio against chance")
     for height in HEIGHTS:
@@ -103,7 +115,7 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, int]:
             min_height = height
     min_height = min_height if min_height is not None else 10**6
     print(f"STATE_NAME_MIN_HEIGHT: {min_height}")
-    return sharpness, min_height
+    return statename.BAND, sharpness, min_height
 
 
 def _outputs(reader, items, look: str = "as-is"):
@@ -279,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     check_folder(Path(args.data))
     reader = PlateReader()
     crops = {part: _crops(load_dataset(Path(args.data) / "crops", part=part)) for part in ("train", "validation")}
-    sharpness, min_height = fit_state_name(reader, crops["train"], crops["validation"])
+    band, sharpness, min_height = fit_state_name(reader, crops["train"], crops["validation"])
     reader.settings = dataclasses.replace(reader.settings, state_name_sharpness=sharpness,
                                           state_name_min_height=min_height)
     base = reader.settings
@@ -319,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{threshold:>16} {str(o_as_zero):>9} | {train[0]:>5} / {train[1]:<5} / {train[2]:<5} | "
               f"{val[0]:>5} / {val[1]} / {val[2]}" + (f" | {folds[0]:>5} / {folds[1]} / {folds[2]}" if held else ""))
     (threshold, o_as_zero), train, val, _ = max(rows, key=lambda r: (r[1][0], r[1][1]))
-    print(f"chosen on the train part: STATE_NAME_SHARPNESS = {sharpness}, STATE_NAME_MIN_HEIGHT = {min_height}, "
+    print(f"chosen on the train part: BAND = {band}, STATE_NAME_SHARPNESS = {sharpness}, "
+          f"STATE_NAME_MIN_HEIGHT = {min_height}, "
           f"PLATE_READER_WEIGHT = {weight}, CHARACTER_PRIOR_WEIGHT = {prior_weight}, "
           f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero}"
           + "".join(f", {name} = {value}" for name, value in streaks.items()) + " "

@@ -47,7 +47,7 @@ CROP_ASPECT = (1.0, 3.5)
 #   counts in ranking the candidates (`plate.joint_candidates`), fitted as the weight above.
 STATE_FOR_FORMAT = 0.5
 O_AS_ZERO = False
-STATE_NAME_SHARPNESS = 21.5
+STATE_NAME_SHARPNESS = 25.5
 STATE_NAME_MIN_HEIGHT = 28
 PLATE_READER_WEIGHT = 0.1
 CHARACTER_PRIOR_WEIGHT = 0.75

@@ -33,11 +33,12 @@ PRINTED_NAMES: dict[str, tuple[str, ...]] = {
     code: (name.replace(" ", ""),) for code, name in US_STATES.items()
 } | {"DC": ("DISTRICTOFCOLUMBIA", "WASHINGTONDC", "TAXATIONWITHOUTREPRESENTATION")}
 
-# What the text recogniser sees: a band of the plate (the top or bottom BAND of its height) scaled to
-# TEXT_HEIGHT pixels high, at most TEXT_MAX_WIDTH wide (a band of a 2:1 plate is about 250). The recogniser's
+# What the text recogniser sees: a band of the plate (the top or bottom BAND of its height: fitted by
+# `scripts/train rules`, where the name is likeliest read on the train crops) scaled to TEXT_HEIGHT pixels
+# high, at most TEXT_MAX_WIDTH wide (a band of a 2:1 plate is about 340, squeezed to 320). The recogniser's
 # memory grows with its batch's size and width (16 bands 640 wide: 450 MB), so a plate's two bands go
 # through at a time.
-BAND = 0.38
+BAND = 0.28
 TEXT_HEIGHT = 48
 TEXT_MAX_WIDTH = 320
 
