@@ -828,6 +828,7 @@ def _serial_formats_note(label: str, first, labelled_state: str | None) -> str:
     state = labelled_state or (first.state if first else None)
     if SERIAL_FORMATS.get(state or "") is None:
         return ""
+
     def fit(text: str) -> str:
         return "fits" if fits_state(text, state) else "fits none"
 

@@ -161,8 +161,8 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert counts["train"] > 0 and counts["validation"] > 0 and sum(counts.values()) == 18
     chosen = done.stdout.strip().splitlines()[-1]
     assert chosen.startswith("chosen on the train part: ") and "validation" in chosen
-    for rule in ("BAND", "STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT", "CHARACTER_PRIOR_WEIGHT",
-                 "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST", "STREAK_DEPTH",
+    for rule in ("BAND", "STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT",
+                 "CHARACTER_PRIOR_WEIGHT", "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST", "STREAK_DEPTH",
                  "STREAK_CONTRAST", "STREAK_NOISE", "STREAK_ROWS"):
         assert f"{rule} = " in chosen
     fold = re.search(r"^fold 0/2: (\d+) train images read", done.stdout, re.M)

@@ -39,8 +39,8 @@ PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WE
 # how a passing plate's streak is found and undone (`crops.streak_length`, `crops.unstreaked`): each tried in
 # turn, the others at their best so far, on the folds seen as taken, at half the resolution and streaked
 # (`bench.LOOKS`)
-STREAK_GRIDS = (("STREAK_ROWS", (1, 2, 3)), ("STREAK_SHORTEST", (3, 5, 6, 7)), ("STREAK_TALLEST", (30, 40, 60, 80, 10000)),
-                ("STREAK_DEPTH", (0.3, 0.4, 0.5)), ("STREAK_CONTRAST", (0.05, 0.1, 0.15, 0.2, 0.3)),
+STREAK_GRIDS = (("STREAK_ROWS", (1, 2, 3)), ("STREAK_SHORTEST", (3, 5, 6, 7)),
+                ("STREAK_TALLEST", (30, 40, 60, 80, 10000)), ("STREAK_DEPTH", (0.3, 0.4, 0.5)), ("STREAK_CONTRAST", (0.05, 0.1, 0.15, 0.2, 0.3)),
                 ("STREAK_NOISE", (0.003, 0.01, 0.03)))
 # the first STREAK_GUARDED looks are plates that were not streaked: as taken, and at half the resolution (a far
 # or small plate, whose thin strokes can pass for a short streak): undoing streaks must not cost them
