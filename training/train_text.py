@@ -33,33 +33,21 @@ BASE = "state-name-reader"  # the manifest's PP-OCR recogniser, the starting poi
 def base_model():
     """The pretrained recogniser's ONNX model with its output cut to blank + PLATE_ALPHABET logits."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     from edge_agent.recognise.models import load_manifest, verify_model
+    from edge_agent.recognise.statename import character_list, cut_output_layer
 
     path = verify_model(load_manifest()[BASE])
     model = onnx.load(str(path))
-    chars = next(p.value for p in model.metadata_props if p.key == "character").splitlines()
-    columns = [0] + [1 + chars.index(c) for c in PLATE_ALPHABET]
+    chars = character_list(model, path)
+    add = cut_output_layer(model, [0] + [1 + chars.index(c) for c in PLATE_ALPHABET], path)
     graph = model.graph
     softmax = next(n for n in graph.node if n.op_type == "Softmax" and n.output[0] == graph.output[0].name)
-    producer = {o: n for n in graph.node for o in n.output}
-    # the logits: Softmax <- (Identity) <- Add(MatMul(features, W), b)
-    node = producer[softmax.input[0]]
-    while node.op_type == "Identity":
-        node = producer[node.input[0]]
-    add = node
-    matmul = producer[add.input[0]]
-    while matmul.op_type == "Identity":
-        matmul = producer[matmul.input[0]]
-    inits = {i.name: i for i in graph.initializer}
-    weight, bias = inits[matmul.input[1]], inits[add.input[1]]
-    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight)[:, columns].copy(), weight.name))
-    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias)[columns].copy(), bias.name))
     graph.node.remove(softmax)
-    del graph.value_info[:]  # shapes recorded for the 18710-column output no longer hold
     graph.output.pop()
-    graph.output.append(helper.make_tensor_value_info(add.output[0], onnx.TensorProto.FLOAT, ["N", "T", len(columns)]))
+    graph.output.append(helper.make_tensor_value_info(add.output[0], onnx.TensorProto.FLOAT,
+                                                      ["N", "T", 1 + len(PLATE_ALPHABET)]))
     del model.metadata_props[:]
     for key, value in {"alphabet": PLATE_ALPHABET, "blank": "0", "base": path.name}.items():
         entry = model.metadata_props.add()

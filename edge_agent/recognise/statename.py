@@ -207,6 +207,38 @@ def greedy_text(probs: np.ndarray, charset: Sequence[str]) -> str:
     return "".join(charset[k - 1] if k - 1 < len(charset) else " " for k in best[keep])
 
 
+def character_list(model: onnx.ModelProto, source: Path) -> list[str]:
+    """The PP-OCR recogniser's characters, from its metadata (its output's column k is character k - 1)."""
+    charset = next((p.value for p in model.metadata_props if p.key == "character"), "").splitlines()
+    if not charset:
+        raise ModelError(f"{source}: text recogniser carries no character list in its metadata")
+    return charset
+
+
+def cut_output_layer(model: onnx.ModelProto, columns: Sequence[int], source: Path):
+    """Cuts the PP-OCR recogniser's output layer (the product and bias whose width is its character list's
+    plus the blank and the space) to `columns`, in place; returns the bias's Add node, the logits."""
+    width = len(character_list(model, source)) + 2  # the blank first, the space last
+    weights = {i.name: i for i in model.graph.initializer}
+    products = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights
+                and tuple(weights[n.input[1]].dims[-1:]) == (width,)]
+    product = products[0].output[0] if len(products) == 1 else None
+    biases = [n for n in model.graph.node if n.op_type == "Add" and n.input[0] == product
+              and n.input[1] in weights and tuple(weights[n.input[1]].dims) == (width,)]
+    if len(biases) != 1:
+        raise ModelError(f"{source}: text recogniser's output layer (a {width}-column product and bias) not found")
+    for name in (products[0].input[1], biases[0].input[1]):
+        cut = numpy_helper.to_array(weights[name])[..., list(columns)]
+        weights[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(cut), name))
+    # the shapes recorded for the old width would contradict the new one
+    del model.graph.value_info[:]
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if dims and dims[-1].dim_value == width:
+            dims[-1].dim_value = len(columns)
+    return biases[0]
+
+
 def printable_output(model: onnx.ModelProto, source: Path) -> tuple[bytes, list[str]]:
     """The recogniser with its output layer cut to the blank, printable ASCII and the space, and its
     character list to match (column k of the cut output is the list's k - 1, the last column the space).
@@ -215,28 +247,9 @@ def printable_output(model: onnx.ModelProto, source: Path) -> tuple[bytes, list[
     time (a 120 x 18710 product and a softmax over it, 40 steps a band); a US plate prints ASCII, and
     `name_scores` keeps its letters alone. Where the full recogniser's best at a step lies outside ASCII,
     the cut one takes the best inside it, blank included."""
-    charset = next((p.value for p in model.metadata_props if p.key == "character"), "").splitlines()
-    if not charset:
-        raise ModelError(f"{source}: text recogniser carries no character list in its metadata")
-    columns = len(charset) + 2  # the blank first, the space last
-    kept = [0] + [k + 1 for k, c in enumerate(charset) if len(c) == 1 and " " < c <= "~"] + [columns - 1]
-    weights = {i.name: i for i in model.graph.initializer}
-    products = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights
-                and tuple(weights[n.input[1]].dims[-1:]) == (columns,)]
-    product = products[0].output[0] if len(products) == 1 else None
-    biases = [n for n in model.graph.node if n.op_type == "Add" and n.input[0] == product
-              and n.input[1] in weights and tuple(weights[n.input[1]].dims) == (columns,)]
-    if len(biases) != 1:
-        raise ModelError(f"{source}: text recogniser's output layer (a {columns}-column product and bias) not found")
-    for name in (products[0].input[1], biases[0].input[1]):
-        cut = numpy_helper.to_array(weights[name])[..., kept]
-        weights[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(cut), name))
-    # the shapes recorded for the old width would contradict the new one
-    del model.graph.value_info[:]
-    for output in model.graph.output:
-        dims = output.type.tensor_type.shape.dim
-        if dims and dims[-1].dim_value == columns:
-            dims[-1].dim_value = len(kept)
+    charset = character_list(model, source)
+    kept = [0] + [k + 1 for k, c in enumerate(charset) if len(c) == 1 and " " < c <= "~"] + [len(charset) + 1]
+    cut_output_layer(model, kept, source)
     return model.SerializeToString(), [charset[k - 1] for k in kept[1:-1]]
 
 
