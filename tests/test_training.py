@@ -163,8 +163,12 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert chosen.startswith("chosen on the train part: ") and "validation" in chosen
     for rule in ("BAND", "STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT",
                  "CHARACTER_PRIOR_WEIGHT", "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST", "STREAK_DEPTH",
-                 "STREAK_CONTRAST", "STREAK_NOISE", "STREAK_ROWS"):
+                 "STREAK_CONTRAST", "STREAK_NOISE", "STREAK_ROWS", "SECOND_LOOK_SCORE"):
         assert f"{rule} = " in chosen
+    # the second look's least detector score: boxes of the train frames counted by score, the validation's beside
+    scores = re.findall(r"^\s+([\d.]+) \|\s+\d+ / \d+\s+\|\s+\d+ / \d+$", done.stdout, re.M)
+    assert [float(s) for s in scores] == [round(0.3 + 0.05 * i, 2) for i in range(14)]
+    assert re.search(r"^SECOND_LOOK_SCORE: [\d.]+$", done.stdout, re.M)
     fold = re.search(r"^fold 0/2: (\d+) train images read", done.stdout, re.M)
     assert fold and 0 < int(fold.group(1)) < counts["train"]
     weights = re.findall(r"^\s+([\d.]+) \|\s+\d+ / \d+\s+[+-][\d.]+ \|", done.stdout, re.M)

@@ -8,7 +8,9 @@ alone (the state head plays no part: it has learned the train part by heart): th
 height read at its top and bottom (`statename.BAND`) and STATE_NAME_SHARPNESS, the likeliest pair for the
 name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
 name, read off the train crops scaled down to it, tells the state better than chance (a mean
-log-likelihood above the uniform's). Then, given models trained without a fold of the train part
+log-likelihood above the uniform's). SECOND_LOOK_SCORE, the least detector score at which a box that read as
+nothing is read again for a faint streak, from the detector's boxes in the train frames
+(`fit_second_look_score`). Then, given models trained without a fold of the train part
 (`scripts/train reader|text --leave-out K/N --out DIR`), PLATE_READER_WEIGHT: those models read the fold
 they never saw, and the weight is the one with the most exact first readings there (then the most in the
 top three, then the likeliest true plates); the committed readers have learned the train part by heart and
@@ -46,6 +48,7 @@ STREAK_GRIDS = (("STREAK_ROWS", (1, 2, 3)), ("STREAK_SHORTEST", (3, 5, 6, 7)),
 # or small plate, whose thin strokes can pass for a short streak): undoing streaks must not cost them
 STREAK_LOOKS = ("as-is", "half", "motion9", "motion9-noisy")
 STREAK_GUARDED = 2
+SCORE_STEP = 0.05  # the width of the detector score bins of `fit_second_look_score`
 
 
 def _crops(items):
@@ -116,6 +119,43 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, float,
     min_height = min_height if min_height is not None else 10**6
     print(f"STATE_NAME_MIN_HEIGHT: {min_height}")
     return statename.BAND, sharpness, min_height
+
+
+def fit_second_look_score(reader, frames: list, validation: list) -> float:
+    """SECOND_LOOK_SCORE (`reader.read_unsure_streaks`): the detector's boxes in the train part's frames as
+    taken (`frames`, labelled with their plate's box), in bins SCORE_STEP wide from the detector's least
+    score; the least score from which every bin holds the labelled plate at least as often as other boxes.
+    The validation frames' counts are printed beside and play no part."""
+    from edge_agent.capture import decode_image
+    from edge_agent.errors import ImageError
+    from edge_agent.recognise.detector import box_iou
+
+    def scores(items) -> tuple[list, list]:
+        plates, others = [], []
+        for item in items:
+            try:
+                image = decode_image(item.path)
+            except ImageError:
+                continue
+            for box in reader.detector.detect(image):
+                (plates if box_iou(box.box, item.box) > 0.3 else others).append(box.score)
+        return plates, others
+
+    least = reader.settings.detector_min_score
+    edges = [round(least + SCORE_STEP * i, 4) for i in range(int(round((1 - least) / SCORE_STEP)))]
+    (plates, others), (v_plates, v_others) = scores(frames), scores(validation)
+
+    def count(values: list, low: float) -> int:
+        return sum(low <= v < low + SCORE_STEP for v in values)
+
+    print(f"{'detector score':>14} | train frames: plates / other boxes | validation frames")
+    for low in edges:
+        print(f"{low:>14} | {count(plates, low):>5} / {count(others, low):<5} | "
+              f"{count(v_plates, low):>5} / {count(v_others, low)}")
+    chosen = next((low for i, low in enumerate(edges)
+                   if all(count(plates, e) >= count(others, e) for e in edges[i:])), 1.0)
+    print(f"SECOND_LOOK_SCORE: {chosen}")
+    return chosen
 
 
 def _outputs(reader, items, look: str = "as-is"):
@@ -297,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     base = reader.settings
     labelled = {part: [i for kind in ("crops", "endtoend") for i in load_dataset(Path(args.data) / kind, part=part)]
                 for part in ("train", "validation")}
+    second_look = fit_second_look_score(reader, *[[i for i in labelled[part] if i.box is not None]
+                                                   for part in ("train", "validation")])
+    reader.settings = base = dataclasses.replace(base, second_look_score=second_look)
     parts = {}
     for part, items in labelled.items():
         parts[part] = _outputs(reader, items)
@@ -334,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chosen on the train part: BAND = {band}, STATE_NAME_SHARPNESS = {sharpness}, "
           f"STATE_NAME_MIN_HEIGHT = {min_height}, "
           f"PLATE_READER_WEIGHT = {weight}, CHARACTER_PRIOR_WEIGHT = {prior_weight}, "
-          f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero}"
+          f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero}, SECOND_LOOK_SCORE = {second_look}"
           + "".join(f", {name} = {value}" for name, value in streaks.items()) + " "
           f"(train {train[0]}/{n_train} exact; validation {val[0]}/{n_val} exact, {val[1]} top 3)")
     return 0

@@ -90,11 +90,40 @@ def streak_length(image: np.ndarray, box: tuple[float, float, float, float]) -> 
     """How many pixels (STREAK_SHORTEST to STREAK_LONGEST) the plate in `box` is streaked along the road, as it
     passed while the shutter was open; 0 where it is not, or the window is too small to tell, or the plate is
     more than STREAK_TALLEST pixels high."""
-    if box[3] > STREAK_TALLEST:
+    seen = _streak_cepstrum(image, box)
+    if seen is None:
         return 0
+    view, steps, cepstrum = seen
+    length = 3 + int(cepstrum[3:STREAK_LONGEST + 1].argmin())
+    if cepstrum[length] <= -STREAK_DEPTH:
+        return length if length >= STREAK_SHORTEST else 0
+    across = _alike(steps, axis=1)
+    length = 2 + int(across[2:].argmin())
+    if length < max(3, STREAK_SHORTEST):
+        return 0
+    down = _alike(np.diff(view, axis=0), axis=0)
+    return length if across[length] - down[length] <= -STREAK_CONTRAST else 0
+
+
+def likeliest_streak(image: np.ndarray, box: tuple[float, float, float, float]) -> int:
+    """The streak (STREAK_SHORTEST to STREAK_LONGEST pixels) that the rows' cepstrum points to most, however
+    faint: for a plate that read as nothing where `streak_length` was not sure enough to say (a sensor's noise
+    fills the streak's zeros). 0 where the window is too small, or the plate more than STREAK_TALLEST high."""
+    seen = _streak_cepstrum(image, box)
+    if seen is None:
+        return 0
+    cepstrum = seen[2]
+    return STREAK_SHORTEST + int(cepstrum[STREAK_SHORTEST:STREAK_LONGEST + 1].argmin())
+
+
+def _streak_cepstrum(image: np.ndarray, box: tuple[float, float, float, float]) -> tuple | None:
+    """The window's grey view, its rows' gradients and their cepstrum (`streak_length`), or None where the
+    window cannot show a streak."""
+    if box[3] > STREAK_TALLEST:
+        return None
     view = window_view(image, reader_window(box))
     if view is None or view.shape[1] < 2 * STREAK_LONGEST or view.shape[0] < 8:
-        return 0
+        return None
     if view.ndim == 3:
         view = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY)
     view = view.astype(np.float32)
@@ -109,16 +138,7 @@ def streak_length(image: np.ndarray, box: tuple[float, float, float, float]) -> 
     steps = np.diff(view, axis=1)
     n = cv2.getOptimalDFTSize(2 * steps.shape[1])
     power = (np.abs(np.fft.rfft(steps * np.hanning(steps.shape[1]).astype(np.float32), n, axis=1)) ** 2).mean(axis=0)
-    cepstrum = np.fft.irfft(np.log(power + 1e-3 * power.mean() + 1e-12), n)
-    length = 3 + int(cepstrum[3:STREAK_LONGEST + 1].argmin())
-    if cepstrum[length] <= -STREAK_DEPTH:
-        return length if length >= STREAK_SHORTEST else 0
-    across = _alike(steps, axis=1)
-    length = 2 + int(across[2:].argmin())
-    if length < max(3, STREAK_SHORTEST):
-        return 0
-    down = _alike(np.diff(view, axis=0), axis=0)
-    return length if across[length] - down[length] <= -STREAK_CONTRAST else 0
+    return view, steps, np.fft.irfft(np.log(power + 1e-3 * power.mean() + 1e-12), n)
 
 
 def _alike(steps: np.ndarray, axis: int) -> np.ndarray:

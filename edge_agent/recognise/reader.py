@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple
 import numpy as np
 
 from edge_agent.imaging import as_bgr8
-from edge_agent.recognise.crops import plate_tilt, streak_length
+from edge_agent.recognise.crops import likeliest_streak, plate_tilt, streak_length
 from edge_agent.recognise.detector import PlateDetector, same_plate, with_side_boxes
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
@@ -44,13 +44,17 @@ CROP_ASPECT = (1.0, 3.5)
 #   (`plate.joint_candidates`), fitted on train plates read by readers trained without them: both readers
 #   have learned the train part by heart, and on it every weight reads alike;
 # - how common each character is on the train part's plates (`plate.character_log_odds`), and how much that
-#   counts in ranking the candidates (`plate.joint_candidates`), fitted as the weight above.
+#   counts in ranking the candidates (`plate.joint_candidates`), fitted as the weight above;
+# - the least detector score at which a box that read as nothing is given a second look for a faint streak
+#   (`read_unsure_streaks`): where, on the train part's frames as taken, boxes of every score above it are
+#   the labelled plate at least as often as not (`fit_rules.fit_second_look_score`).
 STATE_FOR_FORMAT = 0.5
 O_AS_ZERO = False
 STATE_NAME_SHARPNESS = 25.5
 STATE_NAME_MIN_HEIGHT = 28
 PLATE_READER_WEIGHT = 0.1
 CHARACTER_PRIOR_WEIGHT = 0.75
+SECOND_LOOK_SCORE = 0.55
 CHARACTER_LOG_ODDS = {
     "0": 0.891, "1": 0.764, "2": 0.706, "3": 0.669, "4": 0.631, "5": 0.605, "6": 0.651, "7": 0.486, "8": 0.456,
     "9": 0.508, "A": 0.441, "B": -0.118, "C": -0.027, "D": -0.399, "E": -0.28, "F": -0.381, "G": -0.313,
@@ -89,6 +93,7 @@ class ReaderSettings:
     character_log_odds: Mapping[str, float] = field(default_factory=lambda: dict(CHARACTER_LOG_ODDS))
     level_tilted: bool = True  # read a plate turned in the picture level (`crops.plate_tilt`)
     undo_streaks: bool = True  # undo a passing plate's motion blur before it is read (`crops.streak_length`)
+    second_look_score: float = SECOND_LOOK_SCORE  # `read_unsure_streaks`
 
 
 class PlateReader:
@@ -152,6 +157,7 @@ class PlateReader:
         boxes = self.found_boxes(image, self.boxes(image, side_view=picture or side_view))
         outputs = self.outputs(image, boxes) if boxes else []
         found = [self.candidates(probs) for probs, _ in outputs]
+        self.read_unsure_streaks(image, boxes, outputs, found)
         if whole is not None and not first and not any(found):
             read = self._read_whole(image, whole)
             if read is not None:
@@ -163,6 +169,7 @@ class PlateReader:
         boxes = self.found_boxes(image, [whole])
         outputs = self.outputs(image, boxes)
         found = [self.candidates(probs) for probs, _ in outputs]
+        self.read_unsure_streaks(image, boxes, outputs, found)
         return (boxes, outputs, found) if found[0] is not None else None
 
     def found_boxes(self, image: np.ndarray, boxes: list) -> list[FoundBox]:
@@ -170,6 +177,26 @@ class PlateReader:
         models that read it."""
         return [FoundBox(box, score, plate_tilt(image, box) if self.settings.level_tilted else 0.0,
                          streak_length(image, box) if self.settings.undo_streaks else 0) for box, score in boxes]
+
+    def read_unsure_streaks(self, image: np.ndarray, boxes: list[FoundBox], outputs: list, found: list) -> None:
+        """Boxes that gave no plate, in which no streak was found, and of which the detector is at least
+        `second_look_score` sure (few boxes that are not plates are), read again with their likeliest streak
+        undone (`crops.likeliest_streak`) and one pixel either side of it, the surest plate read kept in place:
+        under a sensor's noise a passing plate's streak is often too faint for `streak_length` to be sure of,
+        and the cepstrum's trough then falls a pixel off as often as not. Only boxes that gave nothing pay
+        for the second look."""
+        if not self.settings.undo_streaks:
+            return
+        for i, (box, candidates) in enumerate(zip(boxes, found)):
+            unsure = candidates is None and not box.streak and box.score >= self.settings.second_look_score
+            likeliest = likeliest_streak(image, box.box) if unsure else 0
+            if not likeliest:
+                continue
+            tries = [box._replace(streak=streak) for streak in (likeliest - 1, likeliest, likeliest + 1) if streak >= 3]
+            for tried, output in zip(tries, self.outputs(image, tries)):
+                read = self.candidates(output[0])
+                if read is not None and (found[i] is None or read[0].confidence > found[i][0].confidence):
+                    boxes[i], outputs[i], found[i] = tried, output, read
 
     @staticmethod
     def whole_picture(image: np.ndarray) -> tuple | None:
