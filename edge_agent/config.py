@@ -18,6 +18,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from edge_agent.errors import ConfigError
+from edge_agent.recognise.detector import MIN_SCORE
+from edge_agent.recognise.plate import MIN_CONFIDENCE
+from edge_agent.recognise.runtime import RuntimeOptions
+from edge_agent.recognise.tracker import TrackerSettings
 from edge_agent.tomlcompat import tomllib
 
 log = logging.getLogger(__name__)
@@ -54,19 +58,20 @@ class AgentConfig:
 
 @dataclass(frozen=True)
 class RecognitionConfig:
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    intra_op_threads: int = 0
-    inter_op_threads: int = 1
-    memory_arena: bool = True
-    spin_wait: bool = False
+    # the library's defaults (recognise/), named once there
+    providers: tuple[str, ...] = RuntimeOptions.providers
+    intra_op_threads: int = RuntimeOptions.intra_op_threads
+    inter_op_threads: int = RuntimeOptions.inter_op_threads
+    memory_arena: bool = RuntimeOptions.memory_arena
+    spin_wait: bool = RuntimeOptions.spin_wait
     trt_cache_dir: Path | None = None  # TensorRT engine cache; default DATA_DIR/trt-cache
-    trt_fp16: bool = True
-    min_confidence: float = 0.25
+    trt_fp16: bool = RuntimeOptions.trt_fp16
+    min_confidence: float = MIN_CONFIDENCE
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
-    track_max_wait_s: float = 0.7  # a pass's read is given at most this long after the plate first shows
-    track_max_gap_s: float = 0.5  # a plate unseen this long has left the picture
-    track_settle_frames: int = 3  # this many frames agreeing settle a pass early
-    plate_min_score: float = 0.3  # the plate detector's boxes scoring below this are not plates
+    track_max_wait_s: float = TrackerSettings.max_wait_s  # a pass's read is given at most this long after the plate first shows
+    track_max_gap_s: float = TrackerSettings.max_gap_s  # a plate unseen this long has left the picture
+    track_settle_frames: int = TrackerSettings.settle_frames  # this many frames agreeing settle a pass early
+    plate_min_score: float = MIN_SCORE  # the plate detector's boxes scoring below this are not plates
     read_state_names: bool = True  # read the state's printed name beside the state head (about 10 ms a plate)
     motion_gate: bool = False  # skip frames in which nothing moved (parked); off while patrolling
     motion_min_changed: float = 0.002  # share of a 160x90 picture that must change

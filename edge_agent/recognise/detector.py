@@ -76,8 +76,12 @@ def decode(output: np.ndarray, scale: float, frame_shape: tuple[int, int], min_s
     return boxes
 
 
+# A box scoring below this is not a plate (`recognition.plate_min_score`).
+MIN_SCORE = 0.3
+
+
 class PlateDetector:
-    def __init__(self, model: Path, options, min_score: float = 0.3, max_boxes: int = 8):
+    def __init__(self, model: Path, options, min_score: float = MIN_SCORE, max_boxes: int = 8):
         from edge_agent.recognise.runtime import make_session
 
         self.session = make_session(Path(model), options)

@@ -221,6 +221,10 @@ def joint_candidates(prob_sets: list[np.ndarray], limit: int = 5, o_as_zero: boo
     return [Candidate(texts[i], round(float(confidence[i]), 4)) for i in order]
 
 
+# A reading less sure than this is not reported as a plate (`is_a_plate`; `recognition.min_confidence`).
+MIN_CONFIDENCE = 0.25
+
+
 def is_a_plate(prob_sets: list[np.ndarray], first: Candidate, min_confidence: float, o_as_zero: bool = True) -> bool:
     """Whether a box whose first joint candidate is `first` holds a plate: that candidate is at least
     `min_confidence` sure, or every reader on its own reads a plate (not a sticker's year) that sure, the

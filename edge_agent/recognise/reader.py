@@ -18,10 +18,10 @@ import numpy as np
 
 from edge_agent.imaging import as_bgr8
 from edge_agent.recognise.crops import likeliest_streak, plate_tilt, streak_length
-from edge_agent.recognise.detector import PlateDetector, same_plate, with_side_boxes
+from edge_agent.recognise.detector import MIN_SCORE, PlateDetector, same_plate, with_side_boxes
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
-from edge_agent.recognise.plate import (is_a_plate, is_valid_plate, joint_candidates, looks_like_year,
+from edge_agent.recognise.plate import (MIN_CONFIDENCE, is_a_plate, is_valid_plate, joint_candidates, looks_like_year,
                                        plate_candidates)
 from edge_agent.recognise.recogniser import STATE_CODES, PlateRecogniser, PlateTextReader
 from edge_agent.recognise.statename import NamesSeen, StateNameReader, fuse_states, name_decides, name_scores
@@ -78,8 +78,8 @@ class FoundBox(NamedTuple):
 @dataclass(frozen=True)
 class ReaderSettings:
     runtime: RuntimeOptions = RuntimeOptions()
-    min_confidence: float = 0.25  # below this a reading is not reported as a plate
-    detector_min_score: float = 0.3  # a box scoring below this is not a plate
+    min_confidence: float = MIN_CONFIDENCE
+    detector_min_score: float = MIN_SCORE
     candidates: int = 5
     max_plates: int = 4
     manifest: Path = DEFAULT_MANIFEST

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 
 from edge_agent.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ def provider_list(options: RuntimeOptions, available: set[str]) -> list[tuple[st
 
 
 def make_session(path: Path | bytes, options: RuntimeOptions) -> ort.InferenceSession:
+    # imported here: the configuration takes RuntimeOptions' defaults, and a station needs no runtime
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = options.intra_op_threads
     so.inter_op_num_threads = options.inter_op_threads
