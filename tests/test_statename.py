@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from edge_agent.recognise.statename import (STATE_CODES, fit_sharpness, fuse_states, name_scores,
-                                            substring_distances, _NAMES)
+from edge_agent.recognise.statename import (CHANCE_MOST, STATE_CODES, chance_levels, fit_sharpness, found_names,
+                                            fuse_states, name_scores, state_scores, substring_distances, _NAMES)
 from edge_agent.synthetic import render_plate
 
 LETTERS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", max_size=24)
@@ -59,6 +59,31 @@ def test_printed_names_as_the_recogniser_gives_them():
     assert _best(["Arkansas", "The Natural State"]) == "AR"
     assert _best(["WASHINGTON, D.C.", "TAXATION WITHOUT REPRESENTATION"]) == "DC"
     assert _best(["Washington", "Evergreen State"]) == "WA"
+
+
+def test_a_short_name_found_by_chance_in_a_misread_line_is_no_evidence():
+    iowa = STATE_CODES.index("IA")
+    # a streaked "Louisiana" read as garbage finds three quarters of "IOWA"; so do lines read off other plates
+    misread = found_names(["Lriioma"])
+    others = np.array([found_names([text]) for text in ("Lriioma", "kmisiana", "HORIDACON AL", "JAN California")])
+    truth = [STATE_CODES.index(code) for code in ("LA", "LA", "FL", "CA")]
+    chance = chance_levels(others, truth, 0.9)
+    assert state_scores(misread, np.zeros(len(_NAMES)))[iowa] == 0.75
+    assert state_scores(misread, chance)[iowa] < 0.3
+    # a long name is rarely found by chance: one letter dropped still says the state
+    assert STATE_CODES[int(name_scores(["CALIFORNA"], chance).argmax())] == "CA"
+    # a row of the name's own state is not chance
+    own = chance_levels(np.array([found_names(["Iowa"])]), [iowa], 0.9)
+    assert own[[k for k, (code, _) in enumerate(_NAMES) if code == "IA"]].max() == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(LETTERS, max_size=3), st.lists(st.floats(0.0, CHANCE_MOST), min_size=len(_NAMES), max_size=len(_NAMES)))
+def test_a_names_score_beyond_chance_stays_between_0_and_1_and_a_whole_name_is_1(texts, levels):
+    chance = np.array(levels)
+    scores = state_scores(found_names(texts), chance)
+    assert ((0 <= scores) & (scores <= 1)).all()
+    assert state_scores(found_names(["XXCALIFORNIAXX"]), chance)[STATE_CODES.index("CA")] == 1.0
 
 
 def test_nothing_legible_is_no_evidence():
@@ -126,7 +151,8 @@ def test_a_plate_too_small_to_show_its_name_is_not_given_to_the_text_recogniser(
 
     plate = render_plate("7ABC123", state="California", width=220)
     scene = np.full((720, 1280, 3), 90, np.uint8)
-    small = cv2.resize(plate, (40, 20), interpolation=cv2.INTER_AREA)  # boxed under the least height that tells
+    height = STATE_NAME_MIN_HEIGHT - 4  # boxed under the least height that tells
+    small = cv2.resize(plate, (2 * height, height), interpolation=cv2.INTER_AREA)
     assert small.shape[0] < STATE_NAME_MIN_HEIGHT
     scene[400:400 + small.shape[0], 600:600 + small.shape[1]] = small
     calls = []

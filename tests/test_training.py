@@ -161,7 +161,7 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     assert counts["train"] > 0 and counts["validation"] > 0 and sum(counts.values()) == 18
     chosen = done.stdout.strip().splitlines()[-1]
     assert chosen.startswith("chosen on the train part: ") and "validation" in chosen
-    for rule in ("BAND", "STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT",
+    for rule in ("BAND", "NAME_CHANCE_QUANTILE", "STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT",
                  "CHARACTER_PRIOR_WEIGHT", "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST", "STREAK_DEPTH",
                  "STREAK_CONTRAST", "STREAK_NOISE", "STREAK_ROWS", "SECOND_LOOK_SCORE"):
         assert f"{rule} = " in chosen
@@ -191,8 +191,12 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     # the name's bands: each share of the plate's height tried on the train crops, the validation's beside
     from training.fit_rules import BANDS
 
-    bands = re.findall(r"^\s+([\d.]+) \|\s+[\d.]+ [+-][\d.]+\s+\d+ \| [+-][\d.]+\s+\d+$", done.stdout, re.M)
-    assert [float(b) for b in bands] == list(BANDS)
+    from training.fit_rules import CHANCE_QUANTILES
+
+    bands = re.findall(r"^\s+([\d.]+) \|\s+([\d.]+)\s+[\d.]+ [+-][\d.]+\s+\d+ \| [+-][\d.]+\s+\d+$", done.stdout, re.M)
+    assert [float(b) for b, _ in bands] == list(BANDS)
+    assert all(float(q) in CHANCE_QUANTILES for _, q in bands)  # each band at its likeliest chance quantile
+    assert re.search(r"^NAME_CHANCE: \{.*\}$", done.stdout, re.M)
     heights = re.findall(r"^\s+(\d+) \| ([+-][\d.]+)$", done.stdout, re.M)
     assert [int(h) for h, _ in heights] == [16, 20, 24, 28, 32, 40, 48]
 

@@ -5,8 +5,9 @@ shared photographs, and reports every choice on the validation part.
 
 First the state's printed name (`statename.py`), from the text recogniser's readings of the train crops
 alone (the state head plays no part: it has learned the train part by heart): the share of the plate's
-height read at its top and bottom (`statename.BAND`) and STATE_NAME_SHARPNESS, the likeliest pair for the
-name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
+height read at its top and bottom (`statename.BAND`), how far each name is found by chance on plates of
+other states (`statename.NAME_CHANCE`, the NAME_CHANCE_QUANTILE quantile) and STATE_NAME_SHARPNESS, the
+likeliest for the name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
 name, read off the train crops scaled down to it, tells the state better than chance (a mean
 log-likelihood above the uniform's). SECOND_LOOK_SCORE, the least detector score at which a box that read as
 nothing is read again for a faint streak, from the detector's boxes in the train frames
@@ -36,6 +37,8 @@ from pathlib import Path
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 1.01: the formats never re-rank
 HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE_NAME_MIN_HEIGHT
 BANDS = (0.22, 0.26, 0.28, 0.30, 0.32, 0.34, 0.38, 0.42)  # shares of the plate's height tried for statename.BAND
+# tried for statename.NAME_CHANCE_QUANTILE with each band: how far a name is found by chance
+CHANCE_QUANTILES = (0.0, 0.5, 0.75, 0.85, 0.9, 0.93, 0.95)
 WEIGHTS = (0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)  # tried for PLATE_READER_WEIGHT
 PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WEIGHT
 # how a passing plate's streak is found and undone (`crops.streak_length`, `crops.unstreaked`): each tried in
@@ -69,12 +72,12 @@ def _crops(items):
     return out
 
 
-def _name_scores(names, crops, height=None):
-    """(N, 51) name scores of the crops, each first scaled down to `height` pixels if taller."""
+def _found_names(names, crops, height=None):
+    """(N, names) `statename.found_names` rows of the crops, each first scaled down to `height` pixels if taller."""
     import cv2
     import numpy as np
 
-    from edge_agent.recognise.statename import name_scores
+    from edge_agent.recognise.statename import found_names
 
     rows = []
     for image, _ in crops:
@@ -82,36 +85,53 @@ def _name_scores(names, crops, height=None):
         if height is not None and h > height:
             image = cv2.resize(image, (max(2, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
         h, w = image.shape[:2]
-        rows.append(name_scores(names.read(image, [(0.0, 0.0, float(w), float(h))])[0]))
+        rows.append(found_names(names.read(image, [(0.0, 0.0, float(w), float(h))])[0]))
     return np.array(rows)
 
 
 def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, float, int]:
-    """statename.BAND (left set to the choice), STATE_NAME_SHARPNESS and STATE_NAME_MIN_HEIGHT."""
+    """statename.BAND and the names' chance levels (statename.NAME_CHANCE, NAME_CHANCE_QUANTILE; left set to
+    the choice), STATE_NAME_SHARPNESS and STATE_NAME_MIN_HEIGHT."""
     import numpy as np
 
     from edge_agent.recognise import statename
-    from edge_agent.recognise.statename import fit_sharpness, name_log_likelihood
+    from edge_agent.recognise.statename import chance_levels, fit_sharpness, name_log_likelihood, state_scores
 
     truth = np.array([t for _, t in train_crops])
     vtruth = np.array([t for _, t in validation_crops])
+
+    def scored(found_rows, chance):
+        return np.array([state_scores(row, chance) for row in found_rows])
+
     rows = []
-    print(f"{'band':>12} | train crops ({len(truth)}): sharpness, mean log-likelihood, name's state right | "
-          f"validation crops ({len(vtruth)}): the same at that sharpness")
+    print(f"{'band':>12} | train crops ({len(truth)}): chance quantile, sharpness, mean log-likelihood, name's state "
+          f"right | validation crops ({len(vtruth)}): the same at those")
     for band in BANDS:
         statename.BAND = band
-        scores, vscores = _name_scores(reader.names, train_crops), _name_scores(reader.names, validation_crops)
-        sharpness = fit_sharpness(scores, truth)
-        rows.append((name_log_likelihood(scores, truth, sharpness), band, sharpness))
-        print(f"{band:>12} | {sharpness:>5} {rows[-1][0]:+.3f} {int((scores.argmax(axis=1) == truth).sum()):>4} | "
+        found, vfound = _found_names(reader.names, train_crops), _found_names(reader.names, validation_crops)
+        tried = []
+        for quantile in CHANCE_QUANTILES:
+            chance = chance_levels(found, truth, quantile)
+            scores = scored(found, chance)
+            sharpness = fit_sharpness(scores, truth)
+            tried.append((name_log_likelihood(scores, truth, sharpness), band, quantile, sharpness, chance, scores,
+                          scored(vfound, chance)))
+        best = max(tried, key=lambda r: r[0])
+        rows.append(best)
+        ll, _, quantile, sharpness, _, scores, vscores = best
+        print(f"{band:>12} | {quantile:>5} {sharpness:>5} {ll:+.3f} {int((scores.argmax(axis=1) == truth).sum()):>4} | "
               f"{name_log_likelihood(vscores, vtruth, sharpness):+.3f} {int((vscores.argmax(axis=1) == vtruth).sum()):>4}")
-    _, statename.BAND, sharpness = max(rows)
-    print(f"BAND: {statename.BAND}, STATE_NAME_SHARPNESS: {sharpness} (maximum likelihood of the name alone over "
-          f"{len(truth)} train crops)")
+    _, statename.BAND, quantile, sharpness, chance, _, _ = max(rows, key=lambda r: r[0])
+    statename.NAME_CHANCE_QUANTILE = quantile
+    statename.NAME_CHANCE = {name: float(level) for (_, name), level in zip(statename._NAMES, chance) if level > 0}
+    statename._CHANCE = chance
+    print(f"BAND: {statename.BAND}, NAME_CHANCE_QUANTILE: {quantile}, STATE_NAME_SHARPNESS: {sharpness} (maximum "
+          f"likelihood of the name alone over {len(truth)} train crops)")
+    print(f"NAME_CHANCE: {statename.NAME_CHANCE}")
     min_height = None
     print(f"{'plate height':>12} | train: mean log-likelihood ratio against chance")
     for height in HEIGHTS:
-        scores = _name_scores(reader.names, train_crops, height)
+        scores = scored(_found_names(reader.names, train_crops, height), chance)
         llr = name_log_likelihood(scores, truth, sharpness) + np.log(scores.shape[1])  # against chance
         print(f"{height:>12} | {llr:+.3f}")
         if min_height is None and llr > 0:
@@ -374,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{threshold:>16} {str(o_as_zero):>9} | {train[0]:>5} / {train[1]:<5} / {train[2]:<5} | "
               f"{val[0]:>5} / {val[1]} / {val[2]}" + (f" | {folds[0]:>5} / {folds[1]} / {folds[2]}" if held else ""))
     (threshold, o_as_zero), train, val, _ = max(rows, key=lambda r: (r[1][0], r[1][1]))
-    print(f"chosen on the train part: BAND = {band}, STATE_NAME_SHARPNESS = {sharpness}, "
+    from edge_agent.recognise import statename
+
+    print(f"chosen on the train part: BAND = {band}, NAME_CHANCE_QUANTILE = {statename.NAME_CHANCE_QUANTILE}, "
+          f"STATE_NAME_SHARPNESS = {sharpness}, "
           f"STATE_NAME_MIN_HEIGHT = {min_height}, "
           f"PLATE_READER_WEIGHT = {weight}, CHARACTER_PRIOR_WEIGHT = {prior_weight}, "
           f"STATE_FOR_FORMAT = {threshold}, O_AS_ZERO = {o_as_zero}, SECOND_LOOK_SCORE = {second_look}"

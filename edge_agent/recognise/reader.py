@@ -48,10 +48,10 @@ CROP_ASPECT = (1.0, 3.5)
 # - the least detector score at which a box that read as nothing is given a second look for a faint streak
 #   (`read_unsure_streaks`): where, on the train part's frames as taken, boxes of every score above it are
 #   the labelled plate at least as often as not (`fit_rules.fit_second_look_score`).
-STATE_FOR_FORMAT = 0.5
+STATE_FOR_FORMAT = 0.95
 O_AS_ZERO = False
-STATE_NAME_SHARPNESS = 25.5
-STATE_NAME_MIN_HEIGHT = 28
+STATE_NAME_SHARPNESS = 22.0
+STATE_NAME_MIN_HEIGHT = 20
 PLATE_READER_WEIGHT = 0.1
 CHARACTER_PRIOR_WEIGHT = 0.75
 SECOND_LOOK_SCORE = 0.55

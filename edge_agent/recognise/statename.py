@@ -4,9 +4,10 @@ The state head learned each state's design from a few real crops a state and is 
 a design it saw little of; the name printed above or below the number ("California", "TEXAS", "Washington,
 D.C.") says it outright where it is legible. A general-purpose text recogniser from a pinned wheel (the
 PP-OCR recogniser that ships in `rapidocr`, listed in the model manifest with its sha256) reads the plate's
-top and bottom bands; `name_scores` says how well each state's printed name is found in what it read, and
-`fuse_states` weighs that against the head. Only the sharpness of that weighing is learned, by
-`scripts/train rules` on the train part; the names are general knowledge.
+top and bottom bands; `name_scores` says how well each state's printed name is found in what it read beyond
+chance, and `fuse_states` weighs that against the head. The bands' share of the plate, how far each name is
+found by chance and the sharpness of that weighing are learned, by `scripts/train rules` on the train part;
+the names are general knowledge.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ _NAME_LENGTHS = np.array([len(name) for _, name in _NAMES])
 _NAME_MATRIX = np.zeros((len(_NAMES), int(_NAME_LENGTHS.max())), np.uint8)
 for _row, (_, _name) in enumerate(_NAMES):
     _NAME_MATRIX[_row, :len(_name)] = np.frombuffer(_name.encode(), np.uint8)
+# How much of each printed name is found, by chance, in what is read off plates of other states: a short name
+# ("IOWA", "OHIO") is three-quarters found in many a misread line, a long one ("CALIFORNIA") hardly ever. A
+# name counts only as far as it is found beyond that (`state_scores`). Fitted by `scripts/train rules`: the
+# NAME_CHANCE_QUANTILE quantile over the train crops of other states (`chance_levels`).
+NAME_CHANCE_QUANTILE = 0.9
+NAME_CHANCE: dict[str, float] = {
+    "ALASKA": 0.5, "ALABAMA": 0.429, "ARKANSAS": 0.375, "ARIZONA": 0.571, "CALIFORNIA": 0.4, "COLORADO": 0.375,
+    "CONNECTICUT": 0.364, "DISTRICTOFCOLUMBIA": 0.278, "WASHINGTONDC": 0.333,
+    "TAXATIONWITHOUTREPRESENTATION": 0.276, "DELAWARE": 0.375, "FLORIDA": 0.429, "GEORGIA": 0.429, "HAWAII": 0.333,
+    "IOWA": 0.5, "IDAHO": 0.58, "ILLINOIS": 0.375, "INDIANA": 0.571, "KANSAS": 0.5, "KENTUCKY": 0.375,
+    "LOUISIANA": 0.444, "MASSACHUSETTS": 0.308, "MARYLAND": 0.5, "MAINE": 0.6, "MICHIGAN": 0.375,
+    "MINNESOTA": 0.444, "MISSOURI": 0.375, "MISSISSIPPI": 0.273, "MONTANA": 0.429, "NORTHCAROLINA": 0.385,
+    "NORTHDAKOTA": 0.455, "NEBRASKA": 0.375, "NEWHAMPSHIRE": 0.417, "NEWJERSEY": 0.422, "NEWMEXICO": 0.444,
+    "NEVADA": 0.5, "NEWYORK": 0.429, "OHIO": 0.5, "OKLAHOMA": 0.375, "OREGON": 0.5, "PENNSYLVANIA": 0.333,
+    "RHODEISLAND": 0.455, "SOUTHCAROLINA": 0.385, "SOUTHDAKOTA": 0.455, "TENNESSEE": 0.444, "TEXAS": 0.4,
+    "UTAH": 0.5, "VIRGINIA": 0.375, "VERMONT": 0.429, "WASHINGTON": 0.4, "WISCONSIN": 0.444, "WESTVIRGINIA": 0.417,
+    "WYOMING": 0.429,
+}
+CHANCE_MOST = 0.95  # a name found this far by chance would tell nothing
+_CHANCE = np.array([NAME_CHANCE.get(name, 0.0) for _, name in _NAMES])
 # (short, long): a name found inside a longer one ("VIRGINIA" in "WESTVIRGINIA", "KANSAS" in "ARKANSAS")
 _INSIDE = [(i, j) for i, (_, a) in enumerate(_NAMES) for j, (_, b) in enumerate(_NAMES) if i != j and a in b]
 
@@ -76,18 +97,41 @@ def substring_distances(text: str) -> np.ndarray:
     return out
 
 
-def name_scores(texts: Sequence[str]) -> np.ndarray:
-    """(51,) in STATE_CODES order: for each state, how much of its printed name is in the texts read off
-    the plate (1 - edit distance / name length, the best of its names and the texts; 0 where none).
+def name_scores(texts: Sequence[str], chance: np.ndarray | None = None) -> np.ndarray:
+    """(51,) in STATE_CODES order: for each state, how far its printed name is found in the texts read off
+    the plate beyond chance (`state_scores` of `found_names`; `chance`: per name in `_NAMES` order, else
+    NAME_CHANCE)."""
+    return state_scores(found_names(texts), chance)
 
-    A name inside a longer one that is found at least as well counts only for its share of the longer
-    ("West Virginia" is not evidence for Virginia)."""
+
+def found_names(texts: Sequence[str]) -> np.ndarray:
+    """For each printed name (`_NAMES` order), how much of it is in the texts read off the plate (1 - edit
+    distance / name length, the best of the texts; 0 where none)."""
     best = np.zeros(len(_NAMES))
     for text in texts:
         text = letters(text)
         if len(text) >= 3:
             best = np.maximum(best, 1.0 - substring_distances(text) / _NAME_LENGTHS)
-    best = best.clip(0.0, 1.0)
+    return best.clip(0.0, 1.0)
+
+
+def chance_levels(found_rows: np.ndarray, truth: Sequence[int], quantile: float) -> np.ndarray:
+    """Per printed name, the `quantile` of how much of it is found (`found_names` rows) on plates of
+    other states (`truth`: each row's state index): how far a name is found by chance."""
+    found_rows, truth = np.asarray(found_rows), np.asarray(truth)
+    levels = np.zeros(len(_NAMES))
+    for k in range(len(_NAMES)):
+        others = found_rows[truth != _NAME_CODES[k], k]
+        levels[k] = float(np.quantile(others, quantile)) if len(others) else 0.0
+    return levels.clip(0.0, CHANCE_MOST).round(3)
+
+
+def state_scores(found: np.ndarray, chance: np.ndarray | None = None) -> np.ndarray:
+    """(51,) in STATE_CODES order from `found_names`: each name found beyond its chance level, scaled to
+    0-1, the best of a state's names. A name inside a longer one that is found at least as well counts only
+    for its share of the longer ("West Virginia" is not evidence for Virginia)."""
+    chance = _CHANCE if chance is None else chance
+    best = ((found - chance) / (1.0 - chance)).clip(0.0, 1.0)
     adjusted = best.copy()
     for short, long in _INSIDE:
         if best[long] >= best[short]:
