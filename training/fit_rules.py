@@ -23,7 +23,7 @@ passing plate's streak (`crops.STREAK_*`), on the folds seen as taken, at half t
 are tried on their stored outputs, and the choice is the one with the most exact first readings on the train
 part (then the most in the top three, then the first tried: the lowest threshold); the folds' readings, where
 given, are printed beside as a check. The validation figures are printed beside each choice and play no part in it.
-Put the chosen values into reader.py (BAND into statename.py, the streaks' into crops.py).
+Put the chosen values into reader.py (BAND and NAME_CHANCE into statename.py, the streaks' into crops.py).
 """
 
 from __future__ import annotations
