@@ -105,6 +105,15 @@ def streak_length(image: np.ndarray, box: tuple[float, float, float, float]) -> 
     return length if across[length] - down[length] <= -STREAK_CONTRAST else 0
 
 
+def streak_in_bands(image: np.ndarray, bands: list[tuple[float, float, float, float]]) -> int:
+    """The streak of a plate seen more than STREAK_TALLEST high, found in its top and bottom bands (`bands`),
+    where its name and slogan are printed small: its characters' strokes are as wide as a streak, the small
+    print's are not. Both bands must find it, within a pixel: a blurred plate's small print can pass for a
+    short streak in one."""
+    found = [streak_length(image, band) for band in bands]
+    return max(found) if min(found) and max(found) - min(found) <= 1 else 0
+
+
 def likeliest_streak(image: np.ndarray, box: tuple[float, float, float, float]) -> int:
     """The streak (STREAK_SHORTEST to STREAK_LONGEST pixels) that the rows' cepstrum points to most, however
     faint: for a plate that read as nothing where `streak_length` was not sure enough to say (a sensor's noise

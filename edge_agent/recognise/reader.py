@@ -17,14 +17,16 @@ from typing import Mapping, NamedTuple
 import numpy as np
 
 from edge_agent.imaging import as_bgr8
-from edge_agent.recognise.crops import likeliest_streak, plate_tilt, streak_length
+from edge_agent.recognise import crops
+from edge_agent.recognise.crops import likeliest_streak, plate_tilt, streak_in_bands, streak_length
 from edge_agent.recognise.detector import MIN_SCORE, PlateDetector, same_plate, with_side_boxes
 from edge_agent.recognise.formats import rank_by_state_format
 from edge_agent.recognise.models import DEFAULT_MANIFEST, load_manifest, require, verify_model
 from edge_agent.recognise.plate import (MIN_CONFIDENCE, is_a_plate, is_valid_plate, joint_candidates, looks_like_year,
                                        plate_candidates)
 from edge_agent.recognise.recogniser import STATE_CODES, PlateRecogniser, PlateTextReader
-from edge_agent.recognise.statename import NamesSeen, StateNameReader, fuse_states, name_decides, name_scores
+from edge_agent.recognise.statename import (NamesSeen, StateNameReader, band_boxes, fuse_states, name_decides,
+                                            name_scores)
 from edge_agent.recognise.runtime import RuntimeOptions
 from edge_agent.records import PlateReading
 
@@ -176,7 +178,13 @@ class PlateReader:
         """The boxes (box, score) with the turn of the plate in each and its streak, found once for all the
         models that read it."""
         return [FoundBox(box, score, plate_tilt(image, box) if self.settings.level_tilted else 0.0,
-                         streak_length(image, box) if self.settings.undo_streaks else 0) for box, score in boxes]
+                         self._streak(image, box) if self.settings.undo_streaks else 0) for box, score in boxes]
+
+    @staticmethod
+    def _streak(image: np.ndarray, box: tuple[float, float, float, float]) -> int:
+        if box[3] <= crops.STREAK_TALLEST:  # fitted: read where it is (`fit_rules.fit_streaks`)
+            return streak_length(image, box)
+        return streak_in_bands(image, band_boxes(box))
 
     def read_unsure_streaks(self, image: np.ndarray, boxes: list[FoundBox], outputs: list, found: list) -> None:
         """Boxes that gave no plate, in which no streak was found, and of which the detector is at least
