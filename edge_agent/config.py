@@ -68,7 +68,7 @@ class RecognitionConfig:
     trt_fp16: bool = RuntimeOptions.trt_fp16
     min_confidence: float = MIN_CONFIDENCE
     repeat_window_s: float = 10.0  # the same plate on the same camera within this is one pass
-    track_max_wait_s: float = TrackerSettings.max_wait_s  # a pass's read is given at most this long after the plate first shows
+    track_max_wait_s: float = TrackerSettings.max_wait_s  # a pass's read is given at most this long after it shows
     track_max_gap_s: float = TrackerSettings.max_gap_s  # a plate unseen this long has left the picture
     track_settle_frames: int = TrackerSettings.settle_frames  # this many frames agreeing settle a pass early
     plate_min_score: float = MIN_SCORE  # the plate detector's boxes scoring below this are not plates

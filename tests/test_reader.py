@@ -402,7 +402,8 @@ def test_a_plate_seen_big_has_its_streak_found_in_its_small_print(reader):
     found = {"streaked": 0, "sharp": 0, "blurred": 0}
     for i, state in enumerate(["California", "Texas", "New York", "Florida", "Ohio", "Arizona"]):
         plate, box = _turned(render_plate(["7ABC123", "5TRK442", "8KLM456"][i % 3], state=state, width=360), 0, pad=60)
-        assert box[3] > STREAK_TALLEST and streak_length(streaked(plate, 9), box) == 0  # the window's strokes say nothing
+        # the window's strokes say nothing
+        assert box[3] > STREAK_TALLEST and streak_length(streaked(plate, 9), box) == 0
         for look, image in (("streaked", streaked(plate, 9)), ("sharp", plate), ("blurred", LOOKS["blur"](plate))):
             (boxed,) = reader.found_boxes(image, [(box, 1.0)])
             found[look] += abs(boxed.streak - 9) <= 1 if look == "streaked" else boxed.streak > 0

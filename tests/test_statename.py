@@ -71,7 +71,7 @@ def test_a_short_name_found_by_chance_in_a_misread_line_is_no_evidence():
     assert state_scores(misread, np.zeros(len(_NAMES)))[iowa] == 0.75
     assert state_scores(misread, chance)[iowa] < 0.3
     # a long name is rarely found by chance: one letter dropped still says the state
-    assert STATE_CODES[int(name_scores(["CALIFORNA"], chance).argmax())] == "CA"
+    assert STATE_CODES[int(state_scores(found_names(["CALIFORNA"]), chance).argmax())] == "CA"
     # a row of the name's own state is not chance
     own = chance_levels(np.array([found_names(["Iowa"])]), [iowa], 0.9)
     assert own[[k for k, (code, _) in enumerate(_NAMES) if code == "IA"]].max() == 0.0

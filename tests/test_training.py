@@ -162,8 +162,8 @@ def test_the_rules_beside_the_models_are_fitted_on_the_train_part_and_reported_o
     chosen = done.stdout.strip().splitlines()[-1]
     assert chosen.startswith("chosen on the train part: ") and "validation" in chosen
     for rule in ("BAND", "NAME_CHANCE_QUANTILE", "STATE_NAME_SHARPNESS", "STATE_NAME_MIN_HEIGHT", "PLATE_READER_WEIGHT",
-                 "CHARACTER_PRIOR_WEIGHT", "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST", "STREAK_DEPTH",
-                 "STREAK_CONTRAST", "STREAK_NOISE", "STREAK_ROWS", "SECOND_LOOK_SCORE"):
+                 "CHARACTER_PRIOR_WEIGHT", "STATE_FOR_FORMAT", "O_AS_ZERO", "STREAK_SHORTEST", "STREAK_TALLEST",
+                 "STREAK_DEPTH", "STREAK_CONTRAST", "STREAK_NOISE", "STREAK_ROWS", "SECOND_LOOK_SCORE"):
         assert f"{rule} = " in chosen
     # the second look's least detector score: boxes of the train frames counted by score, the validation's beside
     scores = re.findall(r"^\s+([\d.]+) \|\s+\d+ / \d+\s+\|\s+\d+ / \d+$", done.stdout, re.M)

@@ -6,7 +6,7 @@ shared photographs, and reports every choice on the validation part.
 First the state's printed name (`statename.py`), from the text recogniser's readings of the train crops
 alone (the state head plays no part: it has learned the train part by heart): the share of the plate's
 height read at its top and bottom (`statename.BAND`), how far each name is found by chance on plates of
-other states (`statename.NAME_CHANCE`, the NAME_CHANCE_QUANTILE quantile) and STATE_NAME_SHARPNESS, the
+other states (`statename.NAME_CHANCE`, a quantile of `CHANCE_QUANTILES`) and STATE_NAME_SHARPNESS, the
 likeliest for the name's evidence, and STATE_NAME_MIN_HEIGHT, the least plate height at which the
 name, read off the train crops scaled down to it, tells the state better than chance (a mean
 log-likelihood above the uniform's). SECOND_LOOK_SCORE, the least detector score at which a box that read as
@@ -37,7 +37,7 @@ from pathlib import Path
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 1.01: the formats never re-rank
 HEIGHTS = (16, 20, 24, 28, 32, 40, 48)  # plate heights (pixels) tried for STATE_NAME_MIN_HEIGHT
 BANDS = (0.22, 0.26, 0.28, 0.30, 0.32, 0.34, 0.38, 0.42)  # shares of the plate's height tried for statename.BAND
-# tried for statename.NAME_CHANCE_QUANTILE with each band: how far a name is found by chance
+# quantiles tried with each band for statename.NAME_CHANCE: how far a name is found by chance
 CHANCE_QUANTILES = (0.0, 0.5, 0.75, 0.85, 0.9, 0.93, 0.95)
 WEIGHTS = (0.0, 0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)  # tried for PLATE_READER_WEIGHT
 PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WEIGHT
@@ -45,8 +45,8 @@ PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)  # tried for CHARACTER_PRIOR_WE
 # turn, the others at their best so far, on the folds seen as taken, at half the resolution and streaked
 # (`bench.LOOKS`)
 STREAK_GRIDS = (("STREAK_ROWS", (1, 2, 3)), ("STREAK_SHORTEST", (3, 5, 6, 7)),
-                ("STREAK_TALLEST", (30, 40, 60, 80, 10000)), ("STREAK_DEPTH", (0.3, 0.4, 0.5)), ("STREAK_CONTRAST", (0.05, 0.1, 0.15, 0.2, 0.3)),
-                ("STREAK_NOISE", (0.003, 0.01, 0.03)))
+                ("STREAK_TALLEST", (30, 40, 60, 80, 10000)), ("STREAK_DEPTH", (0.3, 0.4, 0.5)),
+                ("STREAK_CONTRAST", (0.05, 0.1, 0.15, 0.2, 0.3)), ("STREAK_NOISE", (0.003, 0.01, 0.03)))
 # the first STREAK_GUARDED looks are plates that were not streaked: as taken, and at half the resolution (a far
 # or small plate, whose thin strokes can pass for a short streak): undoing streaks must not cost them
 STREAK_LOOKS = ("as-is", "half", "motion9", "motion9-noisy")
@@ -89,9 +89,9 @@ def _found_names(names, crops, height=None):
     return np.array(rows)
 
 
-def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, float, int]:
-    """statename.BAND and the names' chance levels (statename.NAME_CHANCE, NAME_CHANCE_QUANTILE; left set to
-    the choice), STATE_NAME_SHARPNESS and STATE_NAME_MIN_HEIGHT."""
+def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, float, float, int]:
+    """statename.BAND and the names' chance levels (statename.NAME_CHANCE; both left set to the choice), and
+    the chance quantile, STATE_NAME_SHARPNESS and STATE_NAME_MIN_HEIGHT."""
     import numpy as np
 
     from edge_agent.recognise import statename
@@ -122,12 +122,10 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, float,
         print(f"{band:>12} | {quantile:>5} {sharpness:>5} {ll:+.3f} {int((scores.argmax(axis=1) == truth).sum()):>4} | "
               f"{name_log_likelihood(vscores, vtruth, sharpness):+.3f} {int((vscores.argmax(axis=1) == vtruth).sum()):>4}")
     _, statename.BAND, quantile, sharpness, chance, _, _ = max(rows, key=lambda r: r[0])
-    statename.NAME_CHANCE_QUANTILE = quantile
-    statename.NAME_CHANCE = {name: float(level) for (_, name), level in zip(statename._NAMES, chance) if level > 0}
     statename._CHANCE = chance
     print(f"BAND: {statename.BAND}, NAME_CHANCE_QUANTILE: {quantile}, STATE_NAME_SHARPNESS: {sharpness} (maximum "
           f"likelihood of the name alone over {len(truth)} train crops)")
-    print(f"NAME_CHANCE: {statename.NAME_CHANCE}")
+    print(f"NAME_CHANCE: { {name: float(level) for (_, name), level in zip(statename._NAMES, chance) if level > 0} }")
     min_height = None
     print(f"{'plate height':>12} | train: mean log-likelihood ratio against chance")
     for height in HEIGHTS:
@@ -138,7 +136,7 @@ def fit_state_name(reader, train_crops, validation_crops) -> tuple[float, float,
             min_height = height
     min_height = min_height if min_height is not None else 10**6
     print(f"STATE_NAME_MIN_HEIGHT: {min_height}")
-    return statename.BAND, sharpness, min_height
+    return statename.BAND, quantile, sharpness, min_height
 
 
 def fit_second_look_score(reader, frames: list, validation: list) -> float:
@@ -351,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     check_folder(Path(args.data))
     reader = PlateReader()
     crops = {part: _crops(load_dataset(Path(args.data) / "crops", part=part)) for part in ("train", "validation")}
-    band, sharpness, min_height = fit_state_name(reader, crops["train"], crops["validation"])
+    band, quantile, sharpness, min_height = fit_state_name(reader, crops["train"], crops["validation"])
     reader.settings = dataclasses.replace(reader.settings, state_name_sharpness=sharpness,
                                           state_name_min_height=min_height)
     base = reader.settings
@@ -394,9 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{threshold:>16} {str(o_as_zero):>9} | {train[0]:>5} / {train[1]:<5} / {train[2]:<5} | "
               f"{val[0]:>5} / {val[1]} / {val[2]}" + (f" | {folds[0]:>5} / {folds[1]} / {folds[2]}" if held else ""))
     (threshold, o_as_zero), train, val, _ = max(rows, key=lambda r: (r[1][0], r[1][1]))
-    from edge_agent.recognise import statename
-
-    print(f"chosen on the train part: BAND = {band}, NAME_CHANCE_QUANTILE = {statename.NAME_CHANCE_QUANTILE}, "
+    print(f"chosen on the train part: BAND = {band}, NAME_CHANCE_QUANTILE = {quantile}, "
           f"STATE_NAME_SHARPNESS = {sharpness}, "
           f"STATE_NAME_MIN_HEIGHT = {min_height}, "
           f"PLATE_READER_WEIGHT = {weight}, CHARACTER_PRIOR_WEIGHT = {prior_weight}, "

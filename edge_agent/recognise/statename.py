@@ -52,8 +52,8 @@ for _row, (_, _name) in enumerate(_NAMES):
 # How much of each printed name is found, by chance, in what is read off plates of other states: a short name
 # ("IOWA", "OHIO") is three-quarters found in many a misread line, a long one ("CALIFORNIA") hardly ever. A
 # name counts only as far as it is found beyond that (`state_scores`). Fitted by `scripts/train rules`: the
-# NAME_CHANCE_QUANTILE quantile over the train crops of other states (`chance_levels`).
-NAME_CHANCE_QUANTILE = 0.9
+# 0.9 quantile (the likeliest of `fit_rules.CHANCE_QUANTILES`) over the train crops of other states
+# (`chance_levels`).
 NAME_CHANCE: dict[str, float] = {
     "ALASKA": 0.5, "ALABAMA": 0.429, "ARKANSAS": 0.375, "ARIZONA": 0.571, "CALIFORNIA": 0.4, "COLORADO": 0.375,
     "CONNECTICUT": 0.364, "DISTRICTOFCOLUMBIA": 0.278, "WASHINGTONDC": 0.333,
@@ -97,11 +97,10 @@ def substring_distances(text: str) -> np.ndarray:
     return out
 
 
-def name_scores(texts: Sequence[str], chance: np.ndarray | None = None) -> np.ndarray:
+def name_scores(texts: Sequence[str]) -> np.ndarray:
     """(51,) in STATE_CODES order: for each state, how far its printed name is found in the texts read off
-    the plate beyond chance (`state_scores` of `found_names`; `chance`: per name in `_NAMES` order, else
-    NAME_CHANCE)."""
-    return state_scores(found_names(texts), chance)
+    the plate beyond chance (`state_scores` of `found_names`, at NAME_CHANCE)."""
+    return state_scores(found_names(texts))
 
 
 def found_names(texts: Sequence[str]) -> np.ndarray:
